@@ -1,0 +1,73 @@
+"""Sans-I/O operations: session logic written once as generators, driven sync or async.
+
+An operation is a generator that yields the I/O it needs (``Call`` a store primitive, or
+``Sleep``) and receives each result back; it returns its value. ``run_sync`` and ``run_async``
+are the only two places that perform the I/O, so no logic exists twice for WSGI and ASGI.
+A store error is thrown back into the generator at the point of the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, Union
+
+__all__ = ["Call", "Op", "Sleep", "run_async", "run_sync"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Call store primitive ``method`` with these arguments."""
+
+    method: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+Step = Union[Call, Sleep]  # noqa: UP007 - a runtime alias, valid on Python 3.10
+Op = Generator[Step, Any, T]
+
+
+def run_sync(op: Op[T], store: Any) -> T:
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = op.throw(error) if error is not None else op.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        value, error = None, None
+        try:
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+            else:
+                value = getattr(store, step.method)(*step.args, **step.kwargs)
+        except Exception as exc:
+            error = exc
+
+
+async def run_async(op: Op[T], store: Any) -> T:
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = op.throw(error) if error is not None else op.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        value, error = None, None
+        try:
+            if isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+            else:
+                value = await getattr(store, step.method)(*step.args, **step.kwargs)
+        except Exception as exc:
+            error = exc

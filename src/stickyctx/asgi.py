@@ -1,0 +1,132 @@
+"""``StickyMiddleware``: the ASGI edge (HTTP and WebSocket; lifespan passes through).
+
+Pure ASGI, no Starlette import: it reads the request's headers, asks the engine to identify the
+session, exposes the handle in ``scope["state"]["stickyctx"]``, annotates the request headers,
+adds its headers when the response starts (``http.response.start`` / ``websocket.accept``) and
+releases what the request held when the app returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from . import stores
+from ._ops import run_async
+from ._session import SessionLogic
+from .conversation import Conversation
+from .core.flow import AFFINITY_ANNOTATION, OWNER_ANNOTATION, SESSION_HEADER
+from .engine import Engine
+from .errors import StickyctxError, http_error
+from .settings import Settings
+from .stores.base import AsyncStore
+
+__all__ = ["StickyMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger("stickyctx")
+
+_SESSION = SESSION_HEADER.encode()
+_OWNER = OWNER_ANNOTATION.encode()
+_AFFINITY = AFFINITY_ANNOTATION.encode()
+_START = frozenset({"http.response.start", "websocket.accept"})
+
+
+class StickyMiddleware:
+    """Wrap any ASGI app. ``settings=None`` reads ``Settings.from_env()``.
+
+    ``store`` and ``clock`` are for tests and embedding: an ``AsyncStore`` to use instead of
+    the one ``STICKYCTX_STORE_URL`` names, and the wall clock used for expiry.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings | None = None,
+        *,
+        store: AsyncStore | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings if settings is not None else Settings.from_env()
+        self.engine = Engine(self.settings, clock=clock or time.time)
+        self.store = store if store is not None else stores.open_async(self.settings,
+                                                                        self.engine.clock)
+        idem = self.engine.idempotency_header
+        self._idempotency = idem.encode() if idem else None
+        self._auto_lock = self.settings.turn_lock == "auto"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        cookies: list[str] = []
+        session_header: str | None = None
+        idempotency: str | None = None
+        headers: list[tuple[bytes, bytes]] = []
+        for name, value in scope.get("headers", ()):
+            if name == b"cookie":
+                cookies.append(value.decode("latin-1"))
+            elif name == _SESSION:
+                # Two session headers are ambiguous: start afresh rather than pick one.
+                session_header = "new" if session_header is not None else value.decode("latin-1")
+            elif name in (_OWNER, _AFFINITY):
+                continue  # never let a client forge our annotations
+            elif name == self._idempotency:
+                idempotency = value.decode("latin-1")[:256]
+            headers.append((name, value))
+
+        engine = self.engine
+        state = engine.identify(cookies, session_header)
+        logic = SessionLogic(engine, state, auto_lock=self._auto_lock and kind == "http",
+                             idempotency_key=idempotency)
+        headers.append((_OWNER, state.owner.encode()))
+        headers.append((_AFFINITY, state.affinity.encode()))
+        scope = dict(scope)
+        scope["headers"] = headers
+        # The per-request state dict is shared with the server and outer middleware: set our
+        # handle in it rather than in a copy, so that everyone sees the same state.
+        app_state = scope.get("state")
+        if app_state is None:
+            app_state = scope["state"] = {}
+        app_state["stickyctx"] = Conversation(logic, self.store)
+
+        started = False
+
+        async def send_with_session(message: Message) -> None:
+            nonlocal started
+            if message["type"] in _START:
+                started = True
+                extra = [(k.encode(), v.encode("latin-1")) for k, v in
+                         engine.response_headers(state)]
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_session)
+        except StickyctxError as exc:
+            answer = http_error(exc)
+            if started or answer is None or kind != "http":
+                raise
+            status, body = answer
+            await send_with_session({
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())],
+            })
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            try:
+                await run_async(logic.finish(), self.store)
+            except Exception:  # the response is already decided; never fail it here
+                logger.warning("stickyctx: releasing the turn lock failed", exc_info=True)

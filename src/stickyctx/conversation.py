@@ -1,0 +1,177 @@
+"""The handle an app uses: ``Conversation`` (ASGI, awaited) and ``SyncConversation`` (WSGI).
+
+Both have the same attributes and methods with the same meaning; each method is a one-line
+drive of an operation from ``_session``, where the logic lives once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from ._ops import run_async, run_sync
+from ._session import SessionLogic
+from .core.affinity import Affinity
+from .stores.base import AsyncStore, SyncStore
+
+__all__ = ["Conversation", "SyncConversation"]
+
+
+class _Handle:
+    __slots__ = ("_logic",)
+
+    def __init__(self, logic: SessionLogic) -> None:
+        self._logic = logic
+
+    @property
+    def session_id(self) -> str:
+        """The session id (changes after ``rotate()`` or when an expired session restarts)."""
+        return self._logic.state.session_id
+
+    @property
+    def previous_id(self) -> str | None:
+        """The id before ``rotate()`` in this request, else ``None``."""
+        return self._logic.state.previous_id
+
+    @property
+    def node_id(self) -> str:
+        """This node."""
+        return self._logic.engine.node_id
+
+    @property
+    def owner(self) -> str:
+        """The node that owns the session."""
+        return self._logic.state.owner
+
+    @property
+    def affinity(self) -> Affinity:
+        """``new``, ``hit``, ``miss`` or ``failover``."""
+        return self._logic.state.affinity
+
+    @property
+    def is_new(self) -> bool:
+        return self._logic.state.is_new
+
+    @property
+    def holds_turn(self) -> bool:
+        """Whether this request holds the session's turn lock."""
+        return self._logic.holds_turn
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} node={self.node_id!r} owner={self.owner!r} "
+                f"affinity={self.affinity!r}>")
+
+
+def _messages(items: Iterable[Mapping[str, Any]]) -> list[tuple[str, Any, dict[str, Any]]]:
+    out = []
+    for item in items:
+        fields = {k: v for k, v in item.items() if k not in ("role", "content")}
+        out.append((item.get("role", ""), item.get("content"), fields))
+    return out
+
+
+class Conversation(_Handle):
+    """The session's context in an ASGI app. Every method is awaited."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, logic: SessionLogic, store: AsyncStore) -> None:
+        super().__init__(logic)
+        self._store = store
+
+    async def append(self, role: str, content: Any, *, turn_id: str | None = None,
+                     **fields: Any) -> int:
+        """Append one message durably; return its sequence number (the stored one on a retry)."""
+        message = self._logic.build(role, content, turn_id, fields)
+        result = await run_async(self._logic.append([message]), self._store)
+        return result.seqs[0] if result.seqs else 0
+
+    async def extend(self, messages: Iterable[Mapping[str, Any]], *,
+                     turn_id: str | None = None) -> int:
+        """Append several OpenAI-style message dicts in one atomic write; return how many."""
+        built = [self._logic.build(r, c, turn_id, f) for r, c, f in _messages(messages)]
+        result = await run_async(self._logic.append(built), self._store)
+        return len(result.seqs)
+
+    async def messages(self) -> list[dict[str, Any]]:
+        """The full stored history as OpenAI-style message dicts."""
+        return await run_async(self._logic.messages(), self._store)
+
+    async def window(self, budget: int | None = None, *,
+                     system: str | None = None) -> list[dict[str, Any]]:
+        """The newest whole turns that fit ``budget`` tokens (with ``system`` first)."""
+        return await run_async(self._logic.window(budget, system), self._store)
+
+    async def token_count(self) -> int:
+        """Tokens of the stored history, counted as the chat API counts them."""
+        return await run_async(self._logic.token_count(), self._store)
+
+    async def clear(self) -> None:
+        await run_async(self._logic.clear(), self._store)
+
+    async def rotate(self) -> str:
+        """Give the session a new id (same data); the old id loads nothing afterwards."""
+        return await run_async(self._logic.rotate(), self._store)
+
+    async def destroy(self) -> None:
+        """Delete the data, expire the cookie; a replay of the old token starts afresh."""
+        await run_async(self._logic.destroy(), self._store)
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[Conversation]:
+        """Hold the session's turn lock for the block (re-entrant; see docs for the policy)."""
+        taken = await run_async(self._logic.lock(), self._store)
+        try:
+            yield self
+        finally:
+            if taken:
+                await run_async(self._logic.unlock(), self._store)
+
+
+class SyncConversation(_Handle):
+    """The session's context in a WSGI app: the same methods as ``Conversation``, not awaited."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, logic: SessionLogic, store: SyncStore) -> None:
+        super().__init__(logic)
+        self._store = store
+
+    def append(self, role: str, content: Any, *, turn_id: str | None = None,
+               **fields: Any) -> int:
+        message = self._logic.build(role, content, turn_id, fields)
+        result = run_sync(self._logic.append([message]), self._store)
+        return result.seqs[0] if result.seqs else 0
+
+    def extend(self, messages: Iterable[Mapping[str, Any]], *, turn_id: str | None = None) -> int:
+        built = [self._logic.build(r, c, turn_id, f) for r, c, f in _messages(messages)]
+        return len(run_sync(self._logic.append(built), self._store).seqs)
+
+    def messages(self) -> list[dict[str, Any]]:
+        return run_sync(self._logic.messages(), self._store)
+
+    def window(self, budget: int | None = None, *,
+               system: str | None = None) -> list[dict[str, Any]]:
+        return run_sync(self._logic.window(budget, system), self._store)
+
+    def token_count(self) -> int:
+        return run_sync(self._logic.token_count(), self._store)
+
+    def clear(self) -> None:
+        run_sync(self._logic.clear(), self._store)
+
+    def rotate(self) -> str:
+        return run_sync(self._logic.rotate(), self._store)
+
+    def destroy(self) -> None:
+        run_sync(self._logic.destroy(), self._store)
+
+    @contextmanager
+    def turn(self) -> Iterator[SyncConversation]:
+        taken = run_sync(self._logic.lock(), self._store)
+        try:
+            yield self
+        finally:
+            if taken:
+                run_sync(self._logic.unlock(), self._store)

@@ -1,0 +1,136 @@
+"""Messages as stored: validation of what the app appends, and the records the stores return."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import InvalidMessageError, MessageTooLargeError
+from .tokenizer import Tokenizer
+
+__all__ = [
+    "ROLES",
+    "AppendResult",
+    "NewMessage",
+    "Snapshot",
+    "StoredMessage",
+    "Summary",
+    "build_message",
+]
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+# Roles that open a new turn group (the pruning unit); the others join the current group.
+GROUP_OPENERS = frozenset({"user", "system", "developer"})
+_RESERVED = frozenset({"role", "content"})
+
+SessionStatus = Literal["live", "missing", "revoked"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A validated message about to be appended, with its token count computed once."""
+
+    role: str
+    content: Any
+    fields: Mapping[str, Any]
+    tokens: int
+    encoding: str
+    size: int  # bytes of its JSON form
+    dedupe: str | None = None  # idempotency key of this append, if any
+
+    def payload(self) -> dict[str, Any]:
+        return {"role": self.role, "content": self.content, **self.fields}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message in a session's history. ``seq`` grows by one per message, from 1."""
+
+    seq: int
+    group: int
+    role: str
+    content: Any
+    tokens: int
+    encoding: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The OpenAI-style message dict."""
+        return {"role": self.role, "content": self.content, **self.fields}
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    text: str
+    watermark: int  # the last message seq the summary covers
+    version: int
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A session's stored context at one version."""
+
+    status: SessionStatus
+    version: int = 0
+    messages: tuple[StoredMessage, ...] = ()
+    total_tokens: int = 0  # the sum of the messages' counts
+    summary: Summary | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.status == "live"
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    status: SessionStatus  # "missing" when create=False found no session: nothing was written
+    version: int = 0
+    seqs: tuple[int, ...] = ()
+    groups: tuple[int, ...] = ()
+    total_tokens: int = 0
+    duplicates: int = 0  # messages dropped because their dedupe key was seen before
+    written: tuple[bool, ...] = ()  # per message: stored now (False: a duplicate)
+
+
+def build_message(
+    role: str,
+    content: Any,
+    fields: Mapping[str, Any],
+    tokenizer: Tokenizer,
+    max_bytes: int,
+    dedupe: str | None = None,
+) -> NewMessage:
+    """Validate a message and count its tokens; raise a typed error on bad input."""
+    if not isinstance(role, str) or role not in ROLES:
+        raise InvalidMessageError(f"unknown role {str(role)[:40]!r}; expected one of "
+                                  + ", ".join(sorted(ROLES)))
+    if content is None:
+        if role != "assistant" or "tool_calls" not in fields:
+            raise InvalidMessageError("content may be None only for assistant tool calls")
+    elif isinstance(content, list):
+        for part in content:
+            if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+                raise InvalidMessageError("each content part must be a dict with a 'type'")
+    elif not isinstance(content, str):
+        raise InvalidMessageError(
+            f"content must be a string or a list of parts, not {type(content).__name__}"
+        )
+    for name in fields:
+        if name in _RESERVED or not isinstance(name, str):
+            raise InvalidMessageError(f"field {name!r} is reserved")
+    try:
+        encoded = json.dumps({"role": role, "content": content, **fields},
+                             separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidMessageError(f"message is not JSON-serializable: {exc}") from None
+    try:
+        size = len(encoded.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidMessageError("message contains text that is not valid Unicode") from None
+    if size > max_bytes:
+        raise MessageTooLargeError(size, max_bytes)
+    tokens = tokenizer.count_message({"role": role, "content": content, **fields})
+    return NewMessage(role, content, dict(fields), tokens, tokenizer.name, size, dedupe)

@@ -1,0 +1,115 @@
+"""Signed session tokens: ``{session id, creation time, pinned owner}`` under a key ring.
+
+Signed with itsdangerous (own salt, timestamped); the newest key signs, every key verifies, and a
+token verified by an older key is reported so that it can be re-issued under the newest one.
+Verification is pure and never raises: anything unusable is ``None`` (a fresh session follows).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+
+from .ids import is_valid_session_id
+from .nodes import is_valid_node_id
+
+__all__ = ["MAX_TOKEN_BYTES", "SessionToken", "TokenCodec"]
+
+MAX_TOKEN_BYTES = 4096
+_SALT = "stickyctx.session.v1"
+_FORMAT = 1
+_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class SessionToken:
+    """What a valid token says. ``key_index`` 0 is the newest key; above 0 means re-sign."""
+
+    session_id: str
+    owner: str
+    created: int
+    signed_at: int
+    key_index: int = 0
+
+
+class TokenCodec:
+    """Signs and verifies session tokens. ``keys`` are raw key strings, newest first."""
+
+    def __init__(self, keys: Sequence[str], *, max_age: int) -> None:
+        if not keys:
+            raise ValueError("at least one key is required")
+        # One serializer per key, newest first, so that we learn which key verified a token.
+        # (itsdangerous' own key lists want the signing key last; keeping one key per serializer
+        # avoids that convention entirely.)
+        self._serializers = [
+            URLSafeTimedSerializer(k, salt=_SALT, signer_kwargs={"digest_method": _sha256()})
+            for k in keys
+        ]
+        self.max_age = max_age
+        # Exact token string -> verified claims. Signatures are deterministic for a key ring, so
+        # a token verified once needs only its expiry re-checked. Bounded; tampering misses it.
+        self._cache: dict[str, SessionToken] = {}
+
+    def sign(self, session_id: str, owner: str, created: int) -> str:
+        payload = {"v": _FORMAT, "s": session_id, "o": owner, "c": created}
+        token = self._serializers[0].dumps(payload)
+        assert isinstance(token, str)
+        return token
+
+    def verify(self, token: str, now: float | None = None) -> SessionToken | None:
+        """Return the claims of a valid, unexpired token, or ``None`` (never raises)."""
+        now = time.time() if now is None else now
+        cached = self._cache.get(token)
+        if cached is None:
+            if not token or len(token) > MAX_TOKEN_BYTES or not token.isascii():
+                return None
+            cached = self._verify_signature(token)
+            if cached is None:
+                return None
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[token] = cached
+        if now - cached.signed_at > self.max_age or now - cached.created > self.max_age:
+            return None
+        if cached.signed_at > now + 60:  # signed in the future beyond any plausible clock skew
+            return None
+        return cached
+
+    def _verify_signature(self, token: str) -> SessionToken | None:
+        for index, serializer in enumerate(self._serializers):
+            try:
+                payload, signed_at = serializer.loads(token, return_timestamp=True)
+            except BadData:
+                continue
+            except Exception:
+                return None
+            claims = _claims(payload)
+            if claims is None:
+                return None
+            session_id, owner, created = claims
+            return SessionToken(session_id, owner, created, int(signed_at.timestamp()), index)
+        return None
+
+
+def _claims(payload: Any) -> tuple[str, str, int] | None:
+    if not isinstance(payload, dict) or payload.get("v") != _FORMAT:
+        return None
+    session_id, owner, created = payload.get("s"), payload.get("o"), payload.get("c")
+    if not is_valid_session_id(session_id):
+        return None
+    if not isinstance(owner, str) or not is_valid_node_id(owner):
+        return None
+    if not isinstance(created, int) or isinstance(created, bool) or created < 0:
+        return None
+    assert isinstance(session_id, str)
+    return session_id, owner, created
+
+
+def _sha256() -> Any:
+    import hashlib
+
+    return hashlib.sha256

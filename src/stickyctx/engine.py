@@ -1,0 +1,62 @@
+"""What one middleware derives once from ``Settings``: signer, keys, tokenizer, membership.
+
+Both edges (ASGI and WSGI) hold one ``Engine`` and call it per request; the engine never
+performs I/O itself and holds no per-request state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from .core.cookies import CookieSpec
+from .core.flow import FlowConfig, Membership, SessionState, identify, response_headers
+from .core.keys import KeyDeriver, derive_hash_key
+from .core.nodes import NodeSpec
+from .core.tokenizer import Tokenizer, encoding_for, load_tokenizer
+from .core.tokens import TokenCodec
+from .settings import Settings
+
+__all__ = ["Engine"]
+
+
+class Engine:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        keys = tuple(k.reveal() for k in settings.keys)
+        self.codec = TokenCodec(keys, max_age=settings.absolute_ttl)
+        self.flow = FlowConfig(
+            node_id=settings.node_id,
+            cookie_name=settings.cookie_name,
+            route_cookie=settings.route_cookie,
+            cookie=CookieSpec(
+                secure=settings.secure_cookies,
+                samesite=settings.cookie_samesite,
+                domain=settings.cookie_domain,
+                path=settings.cookie_path,
+            ),
+            absolute_ttl=settings.absolute_ttl,
+            balance_factor=settings.balance_factor,
+        )
+        hash_key = settings.hash_key.reveal() if settings.hash_key else None
+        self.keys = KeyDeriver(derive_hash_key(hash_key, keys), settings.namespace)
+        # Loaded at startup so that a missing encoding is a ConfigError now, not at a request.
+        self.tokenizer: Tokenizer = load_tokenizer(encoding_for(settings.encoding, settings.model))
+        nodes = settings.nodes or (NodeSpec(settings.node_id),)
+        self._membership = Membership(nodes)
+        self.idempotency_header = settings.idempotency_header.lower() or None
+
+    @property
+    def node_id(self) -> str:
+        return self.settings.node_id
+
+    def membership(self) -> Membership:
+        return self._membership
+
+    def identify(self, cookie_headers: Sequence[str], session_header: str | None) -> SessionState:
+        return identify(cookie_headers, session_header, self.codec, self.flow,
+                        self._membership, self.clock())
+
+    def response_headers(self, state: SessionState) -> list[tuple[str, str]]:
+        return response_headers(state, self.codec, self.flow, self._membership, self.clock())

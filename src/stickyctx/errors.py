@@ -1,0 +1,137 @@
+"""The typed errors of stickyctx: one rooted hierarchy, evidence carried as attributes.
+
+Nothing here shadows a builtin name. Messages never contain a secret, a token or message content.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ContextOverflowError",
+    "FencedError",
+    "InvalidMessageError",
+    "MessageTooLargeError",
+    "NoContextError",
+    "SessionBusyError",
+    "SessionGoneError",
+    "StickyctxError",
+    "StoreError",
+    "StoreUnavailableError",
+    "SummarizerError",
+    "http_error",
+]
+
+
+class StickyctxError(Exception):
+    """Root of every error raised by stickyctx."""
+
+
+class ConfigError(StickyctxError, ValueError):
+    """A configuration value is missing or invalid.
+
+    ``variable`` names it; the value itself is never echoed (it may be a secret).
+    """
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(f"{variable}: {reason}")
+        self.variable = variable
+        self.reason = reason
+
+
+class NoContextError(StickyctxError, LookupError):
+    """``get_context`` was called on a request that did not pass through a stickyctx middleware."""
+
+
+class SessionBusyError(StickyctxError):
+    """Another request of the same session holds its turn lock. Apps usually answer 409.
+
+    ``waited`` is how long this request waited (seconds) before giving up.
+    """
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(f"session is busy with another turn (waited {waited:.3f}s)")
+        self.waited = waited
+
+
+class SessionGoneError(StickyctxError):
+    """The session was destroyed earlier in this request; its context can no longer be used."""
+
+
+class StoreError(StickyctxError):
+    """Base of the errors that come from the session store."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not be reached, so the operation could not be made durable.
+
+    ``operation`` names the store primitive that failed.
+    """
+
+    def __init__(self, operation: str, reason: str = "") -> None:
+        text = f"store unavailable during {operation}"
+        super().__init__(f"{text}: {reason}" if reason else text)
+        self.operation = operation
+        self.reason = reason
+
+
+class FencedError(StoreError):
+    """A write carried a fencing token that is no longer current (a stale turn holder)."""
+
+    def __init__(self, presented: int, current: int | None) -> None:
+        super().__init__(f"stale fencing token {presented} (current: {current})")
+        self.presented = presented
+        self.current = current
+
+
+class InvalidMessageError(StickyctxError, ValueError):
+    """A message has an unknown role or content that is neither a string nor a list of parts."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MessageTooLargeError(InvalidMessageError):
+    """A message exceeds the per-message size limit, or the session its storage ceiling."""
+
+    def __init__(self, size: int, limit: int, unit: str = "bytes") -> None:
+        super().__init__(f"message of {size} {unit} exceeds the limit of {limit} {unit}")
+        self.size = size
+        self.limit = limit
+        self.unit = unit
+
+
+class ContextOverflowError(StickyctxError):
+    """The newest turn group alone does not fit the token budget of a window."""
+
+    def __init__(self, needed: int, budget: int) -> None:
+        super().__init__(f"newest turn needs {needed} tokens, the budget allows {budget}")
+        self.needed = needed
+        self.budget = budget
+
+
+class SummarizerError(StickyctxError):
+    """The configured summarizer raised or returned something that is not a string."""
+
+
+# How an error that reaches the middleware unhandled is answered (before the response started).
+# Apps may handle these themselves; the middleware and the framework helpers use this table.
+_HTTP: tuple[tuple[type[StickyctxError], int, str], ...] = (
+    (SessionBusyError, 409, "session_busy"),
+    (FencedError, 409, "stale_turn"),
+    (StoreUnavailableError, 503, "store_unavailable"),
+    (MessageTooLargeError, 413, "message_too_large"),
+    (ContextOverflowError, 413, "context_overflow"),
+    (InvalidMessageError, 422, "invalid_message"),
+    (SessionGoneError, 410, "session_gone"),
+)
+
+
+def http_error(exc: BaseException) -> tuple[int, bytes] | None:
+    """``(status, JSON body)`` for an error that has a natural HTTP answer, else ``None``."""
+    import json
+
+    for kind, status, code in _HTTP:
+        if isinstance(exc, kind):
+            return status, json.dumps({"error": code, "detail": str(exc)}).encode()
+    return None

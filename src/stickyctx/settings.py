@@ -1,0 +1,299 @@
+"""``Settings``: one frozen configuration object, built in code or from ``STICKYCTX_*`` variables.
+
+``Settings.from_env`` is a table from variable name to field and parser; a bad value raises
+``ConfigError`` naming the variable, never echoing it (it may be a secret).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
+
+from ._secret import Secret
+from .core.nodes import NodeSpec, is_valid_node_id, parse_nodes
+from .errors import ConfigError
+
+__all__ = ["MIN_KEY_BYTES", "Secret", "Settings"]
+
+MIN_KEY_BYTES = 32
+_PREFIX = "STICKYCTX_"
+
+Pruning = Literal["sliding", "summarize"]
+SameSite = Literal["lax", "strict", "none"]
+TurnLock = Literal["auto", "manual"]
+
+
+def _default_node_id() -> str:
+    host = socket.gethostname().split(".")[0] or "node"
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in host)[:63]
+    return cleaned if is_valid_node_id(cleaned) else "node"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of stickyctx. Construct directly, or with ``Settings.from_env()``.
+
+    ``secret_keys`` are newest first: the first signs, all verify.
+    """
+
+    secret_keys: Sequence[str | Secret] = field(default=(), repr=False)
+    dev: bool = False
+    node_id: str = field(default_factory=_default_node_id)
+    nodes: tuple[NodeSpec, ...] = ()
+    store_url: str = "memory://"
+    namespace: str = "stickyctx"
+    idle_ttl: int = 1800
+    absolute_ttl: int = 86400
+    token_budget: int = 8000
+    response_reserve: int = 0
+    encoding: str | None = None
+    model: str | None = None
+    pruning: Pruning = "sliding"
+    summarizer: str | None = None
+    balance_factor: float = 0.25
+    cookie_name: str = "stickyctx"
+    route_cookie: str = "stickyctx_node"
+    cookie_secure: bool | None = None
+    cookie_samesite: SameSite = "lax"
+    cookie_domain: str | None = None
+    cookie_path: str = "/"
+    encryption_key: Secret | None = field(default=None, repr=False)
+    hash_key: Secret | None = field(default=None, repr=False)
+    memory_max_sessions: int = 100_000
+    turn_lock: TurnLock = "auto"
+    turn_timeout: float = 30.0
+    turn_lease_ttl: float = 120.0
+    idempotency_header: str = "Idempotency-Key"
+    max_message_bytes: int = 1_048_576
+
+    def __post_init__(self) -> None:
+        keys = tuple(k if isinstance(k, Secret) else Secret(k) for k in self.secret_keys)
+        if isinstance(self.secret_keys, (str, Secret)):
+            # A single key given as a plain string must never be split into characters.
+            keys = (self.secret_keys if isinstance(self.secret_keys, Secret)
+                    else Secret(self.secret_keys),)
+        if not keys:
+            if not self.dev:
+                raise ConfigError(
+                    "STICKYCTX_SECRET_KEYS",
+                    "at least one signing key is required (or STICKYCTX_DEV=1 for development)",
+                )
+            warnings.warn(
+                "stickyctx: STICKYCTX_DEV=1 and no STICKYCTX_SECRET_KEYS: using a random signing "
+                "key; sessions will not survive a restart and Secure cookies are off",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            keys = (Secret(secrets.token_urlsafe(48)),)
+        for key in keys:
+            if len(key.reveal().encode()) < MIN_KEY_BYTES:
+                raise ConfigError(
+                    "STICKYCTX_SECRET_KEYS", f"every key must be at least {MIN_KEY_BYTES} bytes"
+                )
+        object.__setattr__(self, "secret_keys", keys)
+        self._validate()
+
+    def _validate(self) -> None:
+        def bad(var: str, reason: str) -> ConfigError:
+            return ConfigError(_PREFIX + var, reason)
+
+        if not is_valid_node_id(self.node_id):
+            raise bad("NODE_ID", "letters, digits, '.', '_', '-', at most 63 characters")
+        if self.idle_ttl <= 0:
+            raise bad("IDLE_TTL", "must be a positive number of seconds")
+        if self.absolute_ttl < self.idle_ttl:
+            raise bad("ABSOLUTE_TTL", "must be at least STICKYCTX_IDLE_TTL")
+        if self.token_budget <= 0:
+            raise bad("TOKEN_BUDGET", "must be positive")
+        if not 0 <= self.response_reserve < self.token_budget:
+            raise bad("RESPONSE_RESERVE", "must be between 0 and STICKYCTX_TOKEN_BUDGET")
+        if self.pruning not in ("sliding", "summarize"):
+            raise bad("PRUNING", "must be 'sliding' or 'summarize'")
+        if self.balance_factor <= 0:
+            raise bad("BALANCE_FACTOR", "must be greater than 0")
+        if not self.namespace or any(c in self.namespace for c in "{}: \t\r\n"):
+            raise bad("NAMESPACE", "must be non-empty, without '{', '}', ':' or spaces")
+        for var, name in (("COOKIE_NAME", self.cookie_name), ("ROUTE_COOKIE", self.route_cookie)):
+            if not name or any(c in name for c in ' ;,="\\\t\r\n()<>@:/[]?{}'):
+                raise bad(var, "must be a valid cookie name")
+        if self.cookie_name == self.route_cookie:
+            raise bad("ROUTE_COOKIE", "must differ from STICKYCTX_COOKIE_NAME")
+        if self.cookie_samesite not in ("lax", "strict", "none"):
+            raise bad("COOKIE_SAMESITE", "must be lax, strict or none")
+        if self.cookie_samesite == "none" and not self.secure_cookies:
+            raise bad("COOKIE_SAMESITE", "'none' requires Secure cookies")
+        if not self.cookie_path.startswith("/") or ";" in self.cookie_path:
+            raise bad("COOKIE_PATH", "must start with '/' and contain no ';'")
+        if self.cookie_domain is not None and (";" in self.cookie_domain or not self.cookie_domain):
+            raise bad("COOKIE_DOMAIN", "must be a host name")
+        for var, name in (("COOKIE_NAME", self.cookie_name), ("ROUTE_COOKIE", self.route_cookie)):
+            if name.startswith("__Host-") and (
+                not self.secure_cookies or self.cookie_domain is not None or self.cookie_path != "/"
+            ):
+                raise bad(var, "the __Host- prefix needs Secure, Path=/ and no Domain")
+            if name.startswith("__Secure-") and not self.secure_cookies:
+                raise bad(var, "the __Secure- prefix needs Secure cookies")
+        if self.memory_max_sessions <= 0:
+            raise bad("MEMORY_MAX_SESSIONS", "must be positive")
+        if self.turn_lock not in ("auto", "manual"):
+            raise bad("TURN_LOCK", "must be 'auto' or 'manual'")
+        if self.turn_timeout < 0:
+            raise bad("TURN_TIMEOUT", "must be 0 (reject at once) or a positive number of seconds")
+        if self.turn_lease_ttl <= 0:
+            raise bad("TURN_LEASE_TTL", "must be positive")
+        if self.max_message_bytes <= 0:
+            raise bad("MAX_MESSAGE_BYTES", "must be positive")
+        ids = [n.id for n in self.nodes]
+        if ids and self.node_id not in ids:
+            raise bad("NODES", f"does not list this node ({self.node_id!r}, STICKYCTX_NODE_ID)")
+
+    # Derived values -----------------------------------------------------------------------
+
+    @property
+    def keys(self) -> tuple[Secret, ...]:
+        """The signing keys, newest first."""
+        return self.secret_keys  # type: ignore[return-value]  # normalized in __post_init__
+
+    @property
+    def secure_cookies(self) -> bool:
+        return (not self.dev) if self.cookie_secure is None else self.cookie_secure
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data with every secret masked (``stickyctx config``)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "secret_keys":
+                value = [f"<{len(value)} key(s) masked>"]
+            elif isinstance(value, Secret):
+                value = "<masked>"
+            elif f.name == "nodes":
+                value = [n.id + (f"={n.address}" if n.address else "") for n in value]
+            out[f.name] = value
+        out["secure_cookies"] = self.secure_cookies
+        return out
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    # Environment --------------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``STICKYCTX_*`` variables (``os.environ`` by default)."""
+        env = os.environ if environ is None else environ
+        kwargs: dict[str, Any] = {}
+        for var, (name, parse) in _ENV.items():
+            raw = env.get(_PREFIX + var)
+            if raw is None or (raw.strip() == "" and var not in _EMPTY_OK):
+                continue
+            try:
+                kwargs[name] = parse(raw)
+            except (ValueError, TypeError) as exc:
+                # The message never includes the raw value, which may be a secret.
+                raise ConfigError(_PREFIX + var, str(exc) or "invalid value") from None
+        if "encoding" in kwargs and "model" in kwargs:
+            raise ConfigError("STICKYCTX_ENCODING",
+                              "set STICKYCTX_ENCODING or STICKYCTX_MODEL, not both")
+        return cls(**kwargs)
+
+
+# Parsers ------------------------------------------------------------------------------------
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected 1/0, true/false, yes/no or on/off")
+
+
+def _int(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
+def _float(raw: str) -> float:
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ValueError("expected a number") from None
+
+
+def _keys(raw: str) -> tuple[Secret, ...]:
+    keys = tuple(Secret(k.strip()) for k in raw.split(",") if k.strip())
+    if not keys:
+        raise ValueError("no key given")
+    return keys
+
+
+def _str(raw: str) -> str:
+    return raw.strip()
+
+
+def _optional_str(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _secret(raw: str) -> Secret | None:
+    return Secret(raw.strip()) if raw.strip() else None
+
+
+def _lower(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def _store_url(raw: str) -> str:
+    url = raw.strip()
+    scheme = url.partition("://")[0].lower()
+    if scheme not in ("memory", "redis", "rediss", "redis+sentinel", "redis+cluster"):
+        raise ValueError(
+            "scheme must be memory://, redis://, rediss://, redis+sentinel:// or redis+cluster://"
+        )
+    return url
+
+
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "SECRET_KEYS": ("secret_keys", _keys),
+    "DEV": ("dev", _bool),
+    "NODE_ID": ("node_id", _str),
+    "NODES": ("nodes", parse_nodes),
+    "STORE_URL": ("store_url", _store_url),
+    "NAMESPACE": ("namespace", _str),
+    "IDLE_TTL": ("idle_ttl", _int),
+    "ABSOLUTE_TTL": ("absolute_ttl", _int),
+    "TOKEN_BUDGET": ("token_budget", _int),
+    "RESPONSE_RESERVE": ("response_reserve", _int),
+    "ENCODING": ("encoding", _optional_str),
+    "MODEL": ("model", _optional_str),
+    "PRUNING": ("pruning", _lower),
+    "SUMMARIZER": ("summarizer", _optional_str),
+    "BALANCE_FACTOR": ("balance_factor", _float),
+    "COOKIE_NAME": ("cookie_name", _str),
+    "ROUTE_COOKIE": ("route_cookie", _str),
+    "COOKIE_SECURE": ("cookie_secure", _bool),
+    "COOKIE_SAMESITE": ("cookie_samesite", _lower),
+    "COOKIE_DOMAIN": ("cookie_domain", _optional_str),
+    "COOKIE_PATH": ("cookie_path", _str),
+    "ENCRYPTION_KEY": ("encryption_key", _secret),
+    "HASH_KEY": ("hash_key", _secret),
+    "MEMORY_MAX_SESSIONS": ("memory_max_sessions", _int),
+    "TURN_LOCK": ("turn_lock", _lower),
+    "TURN_TIMEOUT": ("turn_timeout", _float),
+    "TURN_LEASE_TTL": ("turn_lease_ttl", _float),
+    "IDEMPOTENCY_HEADER": ("idempotency_header", _str),
+    "MAX_MESSAGE_BYTES": ("max_message_bytes", _int),
+}
+
+# Variables whose empty value means something (an empty header name turns the feature off).
+_EMPTY_OK = frozenset({"IDEMPOTENCY_HEADER"})
+
+ENV_VARIABLES: tuple[str, ...] = tuple(_PREFIX + v for v in _ENV)

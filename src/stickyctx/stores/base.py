@@ -1,0 +1,100 @@
+"""The store protocol: a few primitives every backend implements, in a sync and an async form.
+
+The two forms have the same method names, arguments and meaning; the async form is awaited.
+
+Concurrency contract (what every backend guarantees, and the contract suite checks):
+
+* Requests of one session run concurrently, on one node and across nodes. Every primitive is
+  atomic on its own: an ``append`` of several messages is stored whole or not at all, and two
+  appends never interleave their messages.
+* ``version`` grows by at least one with every change of a session's history or summary, so a
+  cached snapshot with the same version is the same history.
+* ``seq`` numbers are assigned by the store, from 1, without gaps inside one ``append``.
+* A message whose ``dedupe`` key was stored before (for the same session) is dropped, not stored
+  twice: retried turns are idempotent.
+* A lease is held by at most one holder at a time; each grant carries a fencing token larger than
+  every earlier one of that session. A write presenting a fencing token that is no longer the
+  current lease's raises ``FencedError``.
+* Expiry belongs to the session as a whole: ``idle_ttl`` after its last use, never later than
+  ``absolute_ttl`` after its creation. ``rotate`` and ``destroy`` leave a tombstone on the old
+  key until the absolute lifetime is over, so the old id loads ``revoked``.
+* Keys are ``SessionKey`` values: raw session ids never reach a store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from ..core.keys import SessionKey
+from ..core.messages import AppendResult, NewMessage, Snapshot
+
+__all__ = ["AsyncStore", "SyncStore"]
+
+
+@runtime_checkable
+class SyncStore(Protocol):
+    def load(self, key: SessionKey) -> Snapshot:
+        """The session's stored context; ``status`` says live, missing or revoked."""
+        ...
+
+    def append(
+        self,
+        key: SessionKey,
+        messages: Sequence[NewMessage],
+        *,
+        created: float,
+        create: bool = True,
+        fence: int | None = None,
+    ) -> AppendResult:
+        """Append atomically. With ``create=False`` a missing session is not created."""
+        ...
+
+    def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
+        """Forget the history and summary, keep the session; return the new version."""
+        ...
+
+    def rotate(self, old: SessionKey, new: SessionKey) -> None:
+        """Move the session's data to ``new``; ``old`` becomes a tombstone."""
+        ...
+
+    def destroy(self, key: SessionKey) -> None:
+        """Delete every piece of the session and leave a tombstone."""
+        ...
+
+    def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float) -> int | None:
+        """Take the session's turn lease; the fencing token, or ``None`` when it is held."""
+        ...
+
+    def release_lease(self, key: SessionKey, token: int) -> None:
+        """Release the lease if ``token`` still holds it (otherwise do nothing)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AsyncStore(Protocol):
+    async def load(self, key: SessionKey) -> Snapshot: ...
+
+    async def append(
+        self,
+        key: SessionKey,
+        messages: Sequence[NewMessage],
+        *,
+        created: float,
+        create: bool = True,
+        fence: int | None = None,
+    ) -> AppendResult: ...
+
+    async def clear(self, key: SessionKey, *, fence: int | None = None) -> int: ...
+
+    async def rotate(self, old: SessionKey, new: SessionKey) -> None: ...
+
+    async def destroy(self, key: SessionKey) -> None: ...
+
+    async def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float) -> int | None: ...
+
+    async def release_lease(self, key: SessionKey, token: int) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,271 @@
+"""The embedded store (``memory://``): a real backend for one process.
+
+Safe under threads and asyncio: every primitive takes one short ``threading.Lock`` and never
+blocks while holding it, so the async form calls straight through without a thread hop. Bounded
+by an LRU on session count; sessions expire idle or at their absolute lifetime.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from ..core.keys import SessionKey
+from ..core.messages import GROUP_OPENERS, AppendResult, NewMessage, Snapshot, StoredMessage
+from ..errors import FencedError
+
+__all__ = ["AsyncMemoryStore", "MemoryStore"]
+
+
+@dataclass(slots=True)
+class _Session:
+    created: float
+    touched: float
+    version: int = 0
+    next_seq: int = 1
+    group: int = 0
+    total: int = 0
+    messages: list[StoredMessage] = field(default_factory=list)
+    dedupe: set[str] = field(default_factory=set)
+    summary: object = None  # Summary | None, set by the context-window work
+
+
+@dataclass(slots=True)
+class _Lease:
+    holder: str
+    token: int
+    expires: float
+
+
+class MemoryStore:
+    """An in-process store. ``clock`` is injectable so that tests can move time."""
+
+    def __init__(
+        self,
+        *,
+        max_sessions: int = 100_000,
+        idle_ttl: float = 1800,
+        absolute_ttl: float = 86400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.max_sessions = max_sessions
+        self.idle_ttl = idle_ttl
+        self.absolute_ttl = absolute_ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._tombstones: OrderedDict[str, float] = OrderedDict()
+        self._leases: dict[str, _Lease] = {}
+        self._fences = itertools.count(1)  # one counter for all sessions: monotonic for each
+
+    # Internal helpers (call with the lock held) ---------------------------------------------
+
+    def _live(self, tag: str, now: float) -> _Session | None:
+        session = self._sessions.get(tag)
+        if session is None:
+            return None
+        deadline = min(session.touched + self.idle_ttl, session.created + self.absolute_ttl)
+        if now >= deadline:
+            del self._sessions[tag]
+            return None
+        session.touched = now
+        self._sessions.move_to_end(tag)
+        return session
+
+    def _revoked(self, tag: str, now: float) -> bool:
+        until = self._tombstones.get(tag)
+        if until is None:
+            return False
+        if now >= until:
+            del self._tombstones[tag]
+            return False
+        return True
+
+    def _bury(self, tag: str, created: float) -> None:
+        self._tombstones[tag] = created + self.absolute_ttl
+        self._tombstones.move_to_end(tag)
+        while len(self._tombstones) > self.max_sessions:
+            self._tombstones.popitem(last=False)
+
+    def _check_fence(self, tag: str, fence: int | None, now: float) -> None:
+        if fence is None:
+            return
+        lease = self._leases.get(tag)
+        if lease is None or lease.token != fence or lease.expires <= now:
+            current = lease.token if lease is not None and lease.expires > now else None
+            raise FencedError(fence, current)
+
+    # The protocol ---------------------------------------------------------------------------
+
+    def load(self, key: SessionKey) -> Snapshot:
+        now = self._clock()
+        with self._lock:
+            if self._revoked(key.tag, now):
+                return Snapshot("revoked")
+            session = self._live(key.tag, now)
+            if session is None:
+                return Snapshot("missing")
+            return Snapshot(
+                "live",
+                session.version,
+                tuple(session.messages),
+                session.total,
+                session.summary,  # type: ignore[arg-type]
+            )
+
+    def append(
+        self,
+        key: SessionKey,
+        messages: Sequence[NewMessage],
+        *,
+        created: float,
+        create: bool = True,
+        fence: int | None = None,
+    ) -> AppendResult:
+        now = self._clock()
+        with self._lock:
+            if self._revoked(key.tag, now):
+                return AppendResult("revoked")
+            self._check_fence(key.tag, fence, now)
+            session = self._live(key.tag, now)
+            if session is None:
+                if not create:
+                    return AppendResult("missing")
+                if now >= created + self.absolute_ttl:
+                    return AppendResult("missing")
+                session = self._sessions[key.tag] = _Session(created=created, touched=now)
+                while len(self._sessions) > self.max_sessions:
+                    self._sessions.popitem(last=False)
+            seqs: list[int] = []
+            groups: list[int] = []
+            written: list[bool] = []
+            for message in messages:
+                if message.dedupe is not None and message.dedupe in session.dedupe:
+                    written.append(False)
+                    continue
+                seq = session.next_seq
+                session.next_seq += 1
+                if message.role in GROUP_OPENERS or session.group == 0:
+                    session.group = seq
+                session.messages.append(StoredMessage(
+                    seq, session.group, message.role, message.content, message.tokens,
+                    message.encoding, message.fields,
+                ))
+                session.total += message.tokens
+                if message.dedupe is not None:
+                    session.dedupe.add(message.dedupe)
+                seqs.append(seq)
+                groups.append(session.group)
+                written.append(True)
+            if seqs:
+                session.version += 1
+            return AppendResult(
+                "live", session.version, tuple(seqs), tuple(groups), session.total,
+                written.count(False), tuple(written),
+            )
+
+    def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
+        now = self._clock()
+        with self._lock:
+            self._check_fence(key.tag, fence, now)
+            session = self._live(key.tag, now)
+            if session is None:
+                return 0
+            session.messages.clear()  # dedupe keys stay: a late retry must not come back
+            session.total = 0
+            session.group = 0
+            session.summary = None
+            session.version += 1
+            return session.version
+
+    def rotate(self, old: SessionKey, new: SessionKey) -> None:
+        now = self._clock()
+        with self._lock:
+            session = self._live(old.tag, now)
+            if session is not None:
+                del self._sessions[old.tag]
+                self._sessions[new.tag] = replace(session, version=session.version + 1)
+                self._bury(old.tag, session.created)
+            else:
+                self._bury(old.tag, now)
+            lease = self._leases.pop(old.tag, None)
+            if lease is not None:
+                self._leases[new.tag] = lease
+
+    def destroy(self, key: SessionKey) -> None:
+        now = self._clock()
+        with self._lock:
+            session = self._sessions.pop(key.tag, None)
+            self._bury(key.tag, session.created if session is not None else now)
+            self._leases.pop(key.tag, None)
+
+    def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float) -> int | None:
+        now = self._clock()
+        with self._lock:
+            lease = self._leases.get(key.tag)
+            if lease is not None and lease.expires > now:
+                return None
+            token = next(self._fences)
+            self._leases[key.tag] = _Lease(holder, token, now + ttl)
+            if len(self._leases) > 4 * self.max_sessions:
+                for tag in [t for t, le in self._leases.items() if le.expires <= now]:
+                    del self._leases[tag]
+            return token
+
+    def release_lease(self, key: SessionKey, token: int) -> None:
+        with self._lock:
+            lease = self._leases.get(key.tag)
+            if lease is not None and lease.token == token:
+                del self._leases[key.tag]
+
+    def close(self) -> None:
+        with self._lock:
+            self._sessions.clear()
+            self._tombstones.clear()
+            self._leases.clear()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+class AsyncMemoryStore:
+    """The async form of ``MemoryStore``: the same primitives, awaited, no thread hop."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.sync = store
+
+    async def load(self, key: SessionKey) -> Snapshot:
+        return self.sync.load(key)
+
+    async def append(
+        self,
+        key: SessionKey,
+        messages: Sequence[NewMessage],
+        *,
+        created: float,
+        create: bool = True,
+        fence: int | None = None,
+    ) -> AppendResult:
+        return self.sync.append(key, messages, created=created, create=create, fence=fence)
+
+    async def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
+        return self.sync.clear(key, fence=fence)
+
+    async def rotate(self, old: SessionKey, new: SessionKey) -> None:
+        self.sync.rotate(old, new)
+
+    async def destroy(self, key: SessionKey) -> None:
+        self.sync.destroy(key)
+
+    async def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float) -> int | None:
+        return self.sync.acquire_lease(key, holder=holder, ttl=ttl)
+
+    async def release_lease(self, key: SessionKey, token: int) -> None:
+        self.sync.release_lease(key, token)
+
+    async def close(self) -> None:
+        self.sync.close()

@@ -1,0 +1,123 @@
+"""``StickyWSGIMiddleware``: the WSGI edge, the same behaviour as the ASGI one.
+
+Headers are added in a wrapped ``start_response``; what the request holds is released after the
+body iterable is exhausted and closed (``close()`` is always called).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from . import stores
+from ._ops import run_sync
+from ._session import SessionLogic
+from .conversation import SyncConversation
+from .engine import Engine
+from .errors import StickyctxError, http_error
+from .settings import Settings
+from .stores.base import SyncStore
+
+__all__ = ["StickyWSGIMiddleware"]
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+logger = logging.getLogger("stickyctx")
+
+_STATUS_TEXT = {409: "Conflict", 410: "Gone", 413: "Content Too Large",
+                422: "Unprocessable Content", 503: "Service Unavailable"}
+
+
+class StickyWSGIMiddleware:
+    """Wrap any WSGI app. ``settings=None`` reads ``Settings.from_env()``."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        settings: Settings | None = None,
+        *,
+        store: SyncStore | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings if settings is not None else Settings.from_env()
+        self.engine = Engine(self.settings, clock=clock or time.time)
+        self.store = store if store is not None else stores.open_sync(self.settings,
+                                                                       self.engine.clock)
+        idem = self.engine.idempotency_header
+        self._idempotency = "HTTP_" + idem.upper().replace("-", "_") if idem else None
+        self._auto_lock = self.settings.turn_lock == "auto"
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        engine = self.engine
+        cookie = environ.get("HTTP_COOKIE")
+        idempotency = environ.get(self._idempotency) if self._idempotency else None
+        state = engine.identify([cookie] if cookie else [], environ.get("HTTP_X_STICKYCTX_SESSION"))
+        logic = SessionLogic(engine, state, auto_lock=self._auto_lock,
+                             idempotency_key=idempotency[:256] if idempotency else None)
+        environ["stickyctx"] = SyncConversation(logic, self.store)
+        environ["HTTP_X_STICKYCTX_OWNER"] = state.owner
+        environ["HTTP_X_STICKYCTX_AFFINITY"] = state.affinity
+        started = False
+
+        def start_with_session(status: str, headers: list[tuple[str, str]],
+                               exc_info: Any = None) -> Any:
+            nonlocal started
+            started = True
+            return start_response(status, [*headers, *engine.response_headers(state)], exc_info)
+
+        def finish() -> None:
+            try:
+                run_sync(logic.finish(), self.store)
+            except Exception:  # the response is already decided; never fail it here
+                logger.warning("stickyctx: releasing the turn lock failed", exc_info=True)
+
+        try:
+            body = self.app(environ, start_with_session)
+        except StickyctxError as exc:
+            answer = http_error(exc)
+            if started or answer is None:
+                finish()
+                raise
+            status, payload = answer
+            start_with_session(f"{status} {_STATUS_TEXT[status]}", [
+                ("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+            body = [payload]
+        except BaseException:
+            finish()
+            raise
+        return _Closing(body, finish)
+
+
+class _Closing:
+    """Iterate the app's body; release the request's session resources once it is exhausted
+    (so that a server that delays ``close()`` does not delay the next turn), and always close it.
+    """
+
+    __slots__ = ("_body", "_finish", "_finished")
+
+    def __init__(self, body: Iterable[bytes], finish: Callable[[], None]) -> None:
+        self._body = body
+        self._finish = finish
+        self._finished = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._body
+        self._release()
+
+    def _release(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._finish()
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._release()
