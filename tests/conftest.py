@@ -1,0 +1,150 @@
+"""Shared fixtures: settings, a controllable clock, free ports, real server processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stickyctx import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY_A = "a" * 40  # fixed test keys (newest first in STICKYCTX_SECRET_KEYS)
+KEY_B = "b" * 40
+
+
+def require_binary(name: str) -> str:
+    """The path of a system binary; skip loudly without it, fail in CI."""
+    path = shutil.which(name)
+    if path is None:
+        reason = f"MISSING BINARY: {name!r} is not installed; this test needs it (CI installs it)"
+        if os.environ.get("STICKYCTX_REQUIRE_BINARIES") == "1" or os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+def make_settings(**changes: Any) -> Settings:
+    base: dict[str, Any] = {"secret_keys": (KEY_A,), "node_id": "n1", "cookie_secure": False}
+    base.update(changes)
+    return Settings(**base)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+class FakeClock:
+    """A wall clock that tests move by hand."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
+               proc: subprocess.Popen[Any] | None = None) -> None:
+    """Poll ``check`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: the process exited with {proc.returncode}")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+    raise TimeoutError(f"{what}: not ready after {timeout}s")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+class AppServer:
+    """A real uvicorn process serving an ASGI app (or a WSGI app through a2wsgi-free werkzeug)."""
+
+    def __init__(self, target: str, env: dict[str, str], port: int | None = None,
+                 interface: str = "asgi3") -> None:
+        self.target = target
+        self.port = port or free_port()
+        self.env = env
+        self.interface = interface
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> AppServer:
+        env = {**os.environ, **self.env}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", self.target, "--host", "127.0.0.1",
+             "--port", str(self.port), "--interface", self.interface, "--log-level", "warning",
+             "--no-access-log"],
+            env=env, cwd=str(ROOT),
+        )
+        wait_until(lambda: port_open(self.port), timeout=timeout,
+                   what=f"uvicorn {self.target}", proc=self.proc)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def app_server() -> Iterator[Callable[..., AppServer]]:
+    """Start real app servers; every one is stopped at the end of the test."""
+    started: list[AppServer] = []
+
+    def start(target: str, env: dict[str, str], **kwargs: Any) -> AppServer:
+        server = AppServer(target, env, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
