@@ -9,12 +9,13 @@ A store error is thrown back into the generator at the point of the call.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-__all__ = ["Call", "Op", "Sleep", "run_async", "run_sync"]
+__all__ = ["Call", "Compute", "Op", "Sleep", "run_async", "run_sync"]
 
 T = TypeVar("T")
 
@@ -33,7 +34,19 @@ class Sleep:
     seconds: float
 
 
-Step = Union[Call, Sleep]  # noqa: UP007 - a runtime alias, valid on Python 3.10
+@dataclass(frozen=True, slots=True)
+class Compute:
+    """Run user code (a summarizer): sync or async; off the event loop when it is sync."""
+
+    func: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+
+Step = Union[Call, Sleep, Compute]  # noqa: UP007 - a runtime alias, valid on Python 3.10
+
+
+async def _await(value: Awaitable[Any]) -> Any:
+    return await value
 Op = Generator[Step, Any, T]
 
 
@@ -49,9 +62,13 @@ def run_sync(op: Op[T], store: Any) -> T:
         try:
             if isinstance(step, Sleep):
                 time.sleep(step.seconds)
+            elif isinstance(step, Compute):
+                value = step.func(*step.args)
+                if inspect.isawaitable(value):
+                    value = asyncio.run(_await(value))
             else:
                 value = getattr(store, step.method)(*step.args, **step.kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - handed to the operation, which decides
             error = exc
 
 
@@ -67,7 +84,14 @@ async def run_async(op: Op[T], store: Any) -> T:
         try:
             if isinstance(step, Sleep):
                 await asyncio.sleep(step.seconds)
+            elif isinstance(step, Compute):
+                if inspect.iscoroutinefunction(step.func):
+                    value = await step.func(*step.args)
+                else:
+                    value = await asyncio.to_thread(step.func, *step.args)
+                    if inspect.isawaitable(value):
+                        value = await value
             else:
                 value = await getattr(store, step.method)(*step.args, **step.kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - handed to the operation, which decides
             error = exc

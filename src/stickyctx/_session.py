@@ -9,26 +9,47 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ._ops import Call, Op, Sleep
+from ._ops import Call, Compute, Op, Sleep
 from .core.flow import SessionState, new_session
 from .core.keys import SessionKey
 from .core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, build_message
-from .core.pruning import sliding_window
+from .core.pruning import WindowPlan, plan_window
+from .core.summarizer import fits
 from .core.tokenizer import REPLY_PRIMER_TOKENS
+from .core.views import Concat, Prefix
 from .engine import Engine
-from .errors import SessionBusyError, SessionGoneError
+from .errors import ContextOverflowError, SessionBusyError, SessionGoneError, SummarizerError
+
+logger = logging.getLogger("stickyctx")
 
 __all__ = ["SessionLogic"]
 
 _EMPTY = Snapshot("missing")
 _FIRST_WAIT = 0.002
 _MAX_WAIT = 0.05
+_SUMMARY_LEASE_TTL = 120.0
+# The framing of the summary's system message, counted inside the summary budget.
+_SUMMARY_FRAME = 4
+
+
+class _Fold:
+    """Messages that left the window and wait to be folded into the running summary."""
+
+    __slots__ = ("evicted", "expected", "previous", "upto")
+
+    def __init__(self, expected: int, upto: int, previous: str | None,
+                 evicted: list[dict[str, Any]]) -> None:
+        self.expected = expected  # the watermark the summary must still have
+        self.upto = upto  # the last seq the new summary covers
+        self.previous = previous
+        self.evicted = evicted
 
 
 class SessionLogic:
@@ -36,8 +57,10 @@ class SessionLogic:
 
     __slots__ = (
         "_fence",
+        "_fold",
         "_key",
         "_known_live",
+        "_loaded_len",
         "_snapshot",
         "_turn_counts",
         "auto_lock",
@@ -65,6 +88,8 @@ class SessionLogic:
         self._fence: int | None = None
         self._known_live = False
         self._turn_counts: dict[str, int] = {}
+        self._fold: _Fold | None = None
+        self._loaded_len = 0  # messages the store held when this request first loaded
 
     # Helpers --------------------------------------------------------------------------------
 
@@ -152,8 +177,29 @@ class SessionLogic:
                 yield from self._restart()
                 snapshot = _EMPTY
             self._known_live = self._known_live or snapshot.exists
+            snapshot = yield from self._recount(snapshot)
             self._snapshot = snapshot
+            self._loaded_len = len(snapshot.messages)
         return self._snapshot
+
+    def _recount(self, snapshot: Snapshot) -> Op[Snapshot]:
+        """Recount, once, the messages counted with another encoding than the current one."""
+        tokenizer = self.engine.tokenizer
+        if not snapshot.messages or set(snapshot.encodings) <= {tokenizer.name}:
+            return snapshot
+        counts = {m.seq: tokenizer.count_message(m.as_dict()) for m in snapshot.messages
+                  if m.encoding != tokenizer.name}
+        version = yield Call("recount", (self.key, tokenizer.name, counts),
+                             {"expected_version": snapshot.version})
+        cum = snapshot.messages[0].cum - snapshot.messages[0].tokens
+        rebuilt = []
+        for m in snapshot.messages:
+            tokens = counts.get(m.seq, m.tokens)
+            cum += tokens
+            rebuilt.append(replace(m, tokens=tokens, encoding=tokenizer.name, cum=cum))
+        return replace(snapshot, version=version if version is not None else snapshot.version,
+                       messages=tuple(rebuilt), total_tokens=sum(m.tokens for m in rebuilt),
+                       encodings=(tokenizer.name,))
 
     def messages(self) -> Op[list[dict[str, Any]]]:
         snapshot = yield from self.load()
@@ -172,9 +218,86 @@ class SessionLogic:
         if system is not None:
             head.append({"role": "system", "content": system})
             available -= self.engine.tokenizer.count_message(head[0])
-        if not snapshot.messages:
-            return head
-        return head + [m.as_dict() for m in sliding_window(snapshot.messages, available)]
+        summarize = settings.pruning == "summarize"
+        if summarize:
+            available -= settings.effective_summary_budget
+        if available <= 0:
+            raise ContextOverflowError(limit - available, limit)
+        plan = self._plan(snapshot, available, summarize)
+        if summarize and plan.start > plan.first:
+            previous = snapshot.summary
+            evicted = snapshot.messages[plan.first:plan.start]
+            fold = _Fold(previous.watermark if previous else 0, evicted[-1].seq,
+                         previous.text if previous else None, [m.as_dict() for m in evicted])
+            if self._stale_eviction(snapshot, available) and (yield from self._run_fold(fold)):
+                snapshot = yield from self._reload()
+                plan = self._plan(snapshot, available, summarize)
+            else:
+                self._fold = fold  # after the response (or by the next window, if sooner)
+        if summarize and snapshot.summary is not None and snapshot.summary.text:
+            head.append({"role": "system", "content": snapshot.summary.text})
+        return head + [m.as_dict() for m in snapshot.messages[plan.start:]]
+
+    def _plan(self, snapshot: Snapshot, available: int, summarize: bool) -> WindowPlan:
+        settings = self.engine.settings
+        after = snapshot.summary.watermark if summarize and snapshot.summary is not None else 0
+        return plan_window(snapshot.messages, available, eviction=settings.eviction,
+                           low_water=settings.low_water, after_seq=after)
+
+    def _stale_eviction(self, snapshot: Snapshot, available: int) -> bool:
+        """Whether the window was already evicting before this request's own appends (so an
+        earlier fold was lost or is late): then it is folded now rather than after the response.
+        """
+        if not self._loaded_len or self._loaded_len == len(snapshot.messages):
+            return True
+        before = Prefix(snapshot.messages, self._loaded_len)
+        plan = self._plan(replace(snapshot, messages=before), available, True)
+        return plan.start > plan.first
+
+    def _reload(self) -> Op[Snapshot]:
+        self._snapshot = None
+        loaded_len = self._loaded_len
+        snapshot = yield from self.load()
+        self._loaded_len = loaded_len
+        return snapshot
+
+    def _run_fold(self, fold: _Fold) -> Op[bool]:
+        """Fold evicted messages into the summary, at most once per eviction across requests
+        (a ``summary`` lease, then a compare-and-set on the watermark). True when applied."""
+        settings = self.engine.settings
+        token = yield Call("acquire_lease", (self.key,), {
+            "holder": self.holder, "ttl": _SUMMARY_LEASE_TTL, "name": "summary"})
+        if token is None:
+            return False  # another request is folding this session right now
+        try:
+            budget = settings.effective_summary_budget - _SUMMARY_FRAME
+            text = yield from self._summarize(fold, budget)
+            applied = yield Call("apply_summary", (
+                self.key, text, self.engine.tokenizer.count_text(text)), {
+                "watermark": fold.upto, "expected_watermark": fold.expected,
+                "delete_folded": settings.summary_storage == "delete"})
+            return applied is not None
+        finally:
+            yield Call("release_lease", (self.key, token), {"name": "summary"})
+
+    def _summarize(self, fold: _Fold, budget: int) -> Op[str]:
+        """The configured summarizer's text; the built-in one when it fails or overflows."""
+        engine = self.engine
+        text: Any = None
+        if engine.summarizer is not engine.builtin_summarizer:
+            try:
+                text = yield Compute(engine.summarizer, (fold.previous, fold.evicted, budget))
+                if not isinstance(text, str):
+                    raise SummarizerError(f"summarizer returned {type(text).__name__}, not str")
+            except Exception as exc:  # noqa: BLE001 - any failure falls back, never loses data
+                logger.warning("stickyctx: summarizer failed, using the built-in one: %s", exc)
+                text = None
+            if text is not None and not fits(engine.tokenizer, text, budget):
+                logger.warning("stickyctx: summary over its budget, using the built-in one")
+                text = None
+        if text is None:
+            text = engine.builtin_summarizer(fold.previous, fold.evicted, budget)
+        return str(text)
 
     def build(self, role: str, content: Any, turn_id: str | None,
               fields: Mapping[str, Any]) -> NewMessage:
@@ -206,19 +329,21 @@ class SessionLogic:
         snapshot = self._snapshot
         if snapshot is None or not any(result.written):
             return
-        if snapshot.version + 1 != result.version:
+        if snapshot.version + 1 != result.version or result.dropped:
             self._snapshot = None  # someone else wrote in between: reload when next needed
             return
         stored = []
-        fresh = iter(zip(result.seqs, result.groups, strict=True))
+        fresh = iter(zip(result.seqs, result.groups, result.cums, strict=True))
         for message, written in zip(messages, result.written, strict=True):
             if written:
-                seq, group = next(fresh)
+                seq, group, cum = next(fresh)
                 stored.append(StoredMessage(seq, group, message.role, message.content,
-                                            message.tokens, message.encoding, message.fields))
+                                            message.tokens, message.encoding, cum, message.size,
+                                            message.fields))
         self._snapshot = replace(
             snapshot, status="live", version=result.version,
-            messages=snapshot.messages + tuple(stored), total_tokens=result.total_tokens,
+            messages=Concat(snapshot.messages, stored), total_tokens=result.total_tokens,
+            encodings=tuple(sorted({*snapshot.encodings, *(m.encoding for m in stored)})),
         )
 
     def clear(self) -> Op[None]:
@@ -249,5 +374,9 @@ class SessionLogic:
         self._snapshot = _EMPTY
 
     def finish(self) -> Op[None]:
-        """End of the request: release what it holds."""
+        """End of the request: release the turn, then fold what left the window (after the
+        response, off its critical path)."""
         yield from self.unlock()
+        fold, self._fold = self._fold, None
+        if fold is not None and not self.state.destroyed:
+            yield from self._run_fold(fold)

@@ -13,6 +13,7 @@ from .core.cookies import CookieSpec
 from .core.flow import FlowConfig, Membership, SessionState, identify, response_headers
 from .core.keys import KeyDeriver, derive_hash_key
 from .core.nodes import NodeSpec
+from .core.summarizer import ExtractiveSummarizer, Summarizer, load_summarizer
 from .core.tokenizer import Tokenizer, encoding_for, load_tokenizer
 from .core.tokens import TokenCodec
 from .settings import Settings
@@ -43,6 +44,9 @@ class Engine:
         self.keys = KeyDeriver(derive_hash_key(hash_key, keys), settings.namespace)
         # Loaded at startup so that a missing encoding is a ConfigError now, not at a request.
         self.tokenizer: Tokenizer = load_tokenizer(encoding_for(settings.encoding, settings.model))
+        self.builtin_summarizer = ExtractiveSummarizer(self.tokenizer)
+        self.summarizer: Summarizer = (load_summarizer(settings.summarizer) if settings.summarizer
+                                       else self.builtin_summarizer)
         nodes = settings.nodes or (NodeSpec(settings.node_id),)
         self._membership = Membership(nodes)
         self.idempotency_header = settings.idempotency_header.lower() or None
@@ -50,6 +54,10 @@ class Engine:
     @property
     def node_id(self) -> str:
         return self.settings.node_id
+
+    def prompt_cache_key(self, session_id: str) -> str:
+        """A stable keyed hash of the session for providers' ``prompt_cache_key``."""
+        return "sc-" + self.keys.digest("prompt-cache\x00" + session_id)
 
     def membership(self) -> Membership:
         return self._membership

@@ -24,6 +24,8 @@ MIN_KEY_BYTES = 32
 _PREFIX = "STICKYCTX_"
 
 Pruning = Literal["sliding", "summarize"]
+Eviction = Literal["block", "turn"]
+SummaryStorage = Literal["archive", "delete"]
 SameSite = Literal["lax", "strict", "none"]
 TurnLock = Literal["auto", "manual"]
 
@@ -54,7 +56,13 @@ class Settings:
     encoding: str | None = None
     model: str | None = None
     pruning: Pruning = "sliding"
+    eviction: Eviction = "block"
+    low_water: float = 0.75
     summarizer: str | None = None
+    summary_budget: int | None = None  # None: an eighth of token_budget
+    summary_storage: SummaryStorage = "archive"
+    max_session_tokens: int = 4_000_000
+    max_session_bytes: int = 64 * 1024 * 1024
     balance_factor: float = 0.25
     cookie_name: str = "stickyctx"
     route_cookie: str = "stickyctx_node"
@@ -114,6 +122,21 @@ class Settings:
             raise bad("RESPONSE_RESERVE", "must be between 0 and STICKYCTX_TOKEN_BUDGET")
         if self.pruning not in ("sliding", "summarize"):
             raise bad("PRUNING", "must be 'sliding' or 'summarize'")
+        if self.eviction not in ("block", "turn"):
+            raise bad("EVICTION", "must be 'block' or 'turn'")
+        if not 0.0 < self.low_water < 1.0:
+            raise bad("LOW_WATER", "must be a fraction between 0 and 1")
+        if self.summary_budget is not None and not (
+            0 < self.summary_budget < self.token_budget - self.response_reserve
+        ):
+            raise bad("SUMMARY_BUDGET", "must be positive and below the token budget")
+        if self.summary_storage not in ("archive", "delete"):
+            raise bad("SUMMARY_STORAGE", "must be 'archive' or 'delete'")
+        if self.max_session_tokens <= 0 or self.max_session_bytes <= 0:
+            raise bad("MAX_SESSION_TOKENS" if self.max_session_tokens <= 0
+                      else "MAX_SESSION_BYTES", "must be positive")
+        if self.max_message_bytes > self.max_session_bytes:
+            raise bad("MAX_MESSAGE_BYTES", "must not exceed STICKYCTX_MAX_SESSION_BYTES")
         if self.balance_factor <= 0:
             raise bad("BALANCE_FACTOR", "must be greater than 0")
         if not self.namespace or any(c in self.namespace for c in "{}: \t\r\n"):
@@ -158,6 +181,13 @@ class Settings:
     def keys(self) -> tuple[Secret, ...]:
         """The signing keys, newest first."""
         return self.secret_keys  # type: ignore[return-value]  # normalized in __post_init__
+
+    @property
+    def effective_summary_budget(self) -> int:
+        """Tokens reserved for the running summary when pruning is ``summarize``."""
+        if self.summary_budget is not None:
+            return self.summary_budget
+        return max(1, self.token_budget // 8)
 
     @property
     def secure_cookies(self) -> bool:
@@ -275,7 +305,13 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ENCODING": ("encoding", _optional_str),
     "MODEL": ("model", _optional_str),
     "PRUNING": ("pruning", _lower),
+    "EVICTION": ("eviction", _lower),
+    "LOW_WATER": ("low_water", _float),
     "SUMMARIZER": ("summarizer", _optional_str),
+    "SUMMARY_BUDGET": ("summary_budget", _int),
+    "SUMMARY_STORAGE": ("summary_storage", _lower),
+    "MAX_SESSION_TOKENS": ("max_session_tokens", _int),
+    "MAX_SESSION_BYTES": ("max_session_bytes", _int),
     "BALANCE_FACTOR": ("balance_factor", _float),
     "COOKIE_NAME": ("cookie_name", _str),
     "ROUTE_COOKIE": ("route_cookie", _str),

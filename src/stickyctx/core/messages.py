@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -54,6 +54,8 @@ class StoredMessage:
     content: Any
     tokens: int
     encoding: str
+    cum: int  # cumulative tokens of the session through this message (never decreases)
+    size: int  # bytes of the message's JSON form
     fields: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -75,9 +77,10 @@ class Snapshot:
 
     status: SessionStatus
     version: int = 0
-    messages: tuple[StoredMessage, ...] = ()
+    messages: Sequence[StoredMessage] = ()
     total_tokens: int = 0  # the sum of the messages' counts
     summary: Summary | None = None
+    encodings: tuple[str, ...] = ()  # the encodings the stored messages were counted with
 
     @property
     def exists(self) -> bool:
@@ -93,6 +96,8 @@ class AppendResult:
     total_tokens: int = 0
     duplicates: int = 0  # messages dropped because their dedupe key was seen before
     written: tuple[bool, ...] = ()  # per message: stored now (False: a duplicate)
+    cums: tuple[int, ...] = ()  # cumulative token positions of the stored messages
+    dropped: int = 0  # oldest messages dropped to keep the session under its ceiling
 
 
 def build_message(

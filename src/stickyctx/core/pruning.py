@@ -1,40 +1,120 @@
 """Choosing what of a history fits a token budget: whole turn groups, newest first.
 
 The cost is proportional to the size of the window, not of the history: the walk starts at the
-newest message and stops at the first group that does not fit, using the counts stored with
-each message (nothing is re-tokenized).
+newest message and stops at the first group that falls outside, using the counts stored with each
+message (nothing is re-tokenized).
+
+Two eviction policies:
+
+* ``turn``: plain sliding, the newest groups that fit. The window's first message changes on
+  almost every turn, so a provider's prompt cache never sees the same prefix twice.
+* ``block`` (default): the window's start only moves in blocks. With ``A`` tokens available and
+  a low-water mark ``L``, the start is the first group boundary at or after the cumulative-token
+  position ``ceil((C - A) / B) * B`` where ``C`` is the cumulative count at the newest message
+  and ``B = (1 - L) * A``. That position changes only when ``C`` crosses a multiple of ``B``, so
+  the window keeps a byte-identical prefix for as many turns as ``B`` tokens take to arrive,
+  while always fitting ``A``. It depends only on the stored cumulative counts: stateless, the
+  same on every node.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 from ..errors import ContextOverflowError
 from .messages import StoredMessage
 
-__all__ = ["sliding_window"]
+__all__ = ["Eviction", "WindowPlan", "plan_window", "sliding_window"]
+
+Eviction = Literal["block", "turn"]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPlan:
+    """``messages[start:]`` is the window; ``messages[first:start]`` falls out of it.
+
+    ``first`` is the index of the first message after ``after_seq`` (the summary watermark).
+    """
+
+    start: int
+    first: int
+    tokens: int  # tokens of the window's messages
+
+    @property
+    def evicted(self) -> range:
+        return range(self.first, self.start)
+
+
+def _first_after(messages: Sequence[StoredMessage], after_seq: int) -> int:
+    """Index of the first message with ``seq > after_seq`` (binary search on seq)."""
+    lo, hi = 0, len(messages)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if messages[mid].seq <= after_seq:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _walk(messages: Sequence[StoredMessage], threshold: int, after_seq: int) -> int:
+    """Index where the window starts: whole groups, newest first, each starting at a cumulative
+    position of at least ``threshold``; ``len(messages)`` when not even the newest group does."""
+    start = len(messages)
+    index = start - 1
+    while index >= 0 and messages[index].seq > after_seq:
+        group = messages[index].group
+        first = index
+        while (first > 0 and messages[first - 1].group == group
+               and messages[first - 1].seq > after_seq):
+            first -= 1
+        if messages[first].cum - messages[first].tokens < threshold:
+            break
+        start = first
+        index = first - 1
+    return start
+
+
+def plan_window(
+    messages: Sequence[StoredMessage],
+    available: int,
+    *,
+    eviction: Eviction = "block",
+    low_water: float = 0.75,
+    after_seq: int = 0,
+) -> WindowPlan:
+    """Plan the window over ``messages`` (ordered by seq) that fits ``available`` tokens.
+
+    Messages with ``seq <= after_seq`` are never part of it (they are in the summary). Raises
+    ``ContextOverflowError`` when the newest group alone does not fit.
+    """
+    n = len(messages)
+    first = _first_after(messages, after_seq)
+    if first == n:
+        return WindowPlan(n, n, 0)
+    newest = messages[-1]
+    threshold = newest.cum - available  # the window must start at or after this position
+    start = n
+    if eviction == "block" and threshold > 0:
+        block = max(1, int((1.0 - low_water) * available))
+        start = _walk(messages, math.ceil(threshold / block) * block, after_seq)
+    if start == n:  # plain sliding, or a block boundary that would leave nothing
+        start = _walk(messages, threshold, after_seq)
+    if start == n:
+        group = newest.group
+        index = n - 1
+        while index > first and messages[index - 1].group == group:
+            index -= 1
+        before = messages[index].cum - messages[index].tokens
+        raise ContextOverflowError(newest.cum - before, available)
+    tokens = newest.cum - (messages[start].cum - messages[start].tokens)
+    return WindowPlan(start, min(first, start), tokens)
 
 
 def sliding_window(messages: Sequence[StoredMessage], available: int) -> Sequence[StoredMessage]:
-    """The newest whole turn groups whose tokens add up to at most ``available``.
-
-    Raises ``ContextOverflowError`` when the newest group alone does not fit.
-    """
-    used = 0
-    start = len(messages)
-    index = len(messages) - 1
-    while index >= 0:
-        group = messages[index].group
-        group_tokens = 0
-        first = index
-        while first >= 0 and messages[first].group == group:
-            group_tokens += messages[first].tokens
-            first -= 1
-        if used + group_tokens > available:
-            if start == len(messages):
-                raise ContextOverflowError(group_tokens, available)
-            break
-        used += group_tokens
-        start = first + 1
-        index = first
-    return messages[start:]
+    """The newest whole turn groups whose tokens add up to at most ``available``."""
+    plan = plan_window(messages, available, eviction="turn")
+    return messages[plan.start:]

@@ -115,11 +115,11 @@ def load_tokenizer(name: str) -> Tokenizer:
             if name.endswith("_offline"):
                 raise ConfigError("STICKYCTX_ENCODING", "unknown tiktoken encoding") from None
             first_error: Exception = ConfigError("STICKYCTX_ENCODING", "unknown tiktoken encoding")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - tiktoken raises network errors of several libraries
             first_error = exc
         try:
             encoding = tiktoken.get_encoding(name + "_offline")
-        except Exception:
+        except Exception:  # noqa: BLE001 - no offline copy, whatever the reason
             if isinstance(first_error, ConfigError):
                 raise first_error from None
             raise ConfigError(

@@ -85,7 +85,7 @@ class TokenCodec:
                 payload, signed_at = serializer.loads(token, return_timestamp=True)
             except BadData:
                 continue
-            except Exception:
+            except Exception:  # noqa: BLE001 - malformed input of any kind is just "invalid"
                 return None
             claims = _claims(payload)
             if claims is None:

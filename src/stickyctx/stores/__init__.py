@@ -24,6 +24,8 @@ def open_sync(settings: Settings, clock: Callable[[], float] = time.time) -> Syn
             max_sessions=settings.memory_max_sessions,
             idle_ttl=settings.idle_ttl,
             absolute_ttl=settings.absolute_ttl,
+            max_session_tokens=settings.max_session_tokens,
+            max_session_bytes=settings.max_session_bytes,
             clock=clock,
         )
     raise ConfigError("STICKYCTX_STORE_URL", "this version of stickyctx supports memory:// only")

@@ -19,6 +19,12 @@ Concurrency contract (what every backend guarantees, and the contract suite chec
   ``absolute_ttl`` after its creation. ``rotate`` and ``destroy`` leave a tombstone on the old
   key until the absolute lifetime is over, so the old id loads ``revoked``.
 * Keys are ``SessionKey`` values: raw session ids never reach a store.
+* A session never holds more than its ceiling of tokens or bytes: an append that goes over drops
+  the oldest whole turn groups (never the newest) in the same atomic step, and says how many.
+* ``apply_summary`` is a compare-and-set on the summary's watermark, so appends made while a
+  summarizer ran survive and a summary is applied at most once per eviction.
+* Leases have names: ``turn`` (the one-turn-at-a-time lock whose fencing token writes present)
+  and ``summary`` (at most one summarizer per session at a time).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from ..core.keys import SessionKey
-from ..core.messages import AppendResult, NewMessage, Snapshot
+from ..core.messages import AppendResult, NewMessage, Snapshot, Summary
 
 __all__ = ["AsyncStore", "SyncStore"]
 
@@ -62,12 +68,32 @@ class SyncStore(Protocol):
         """Delete every piece of the session and leave a tombstone."""
         ...
 
-    def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float) -> int | None:
-        """Take the session's turn lease; the fencing token, or ``None`` when it is held."""
+    def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
+                      name: str = "turn") -> int | None:
+        """Take the session's lease ``name``; the fencing token, or ``None`` when it is held."""
         ...
 
-    def release_lease(self, key: SessionKey, token: int) -> None:
+    def release_lease(self, key: SessionKey, token: int, name: str = "turn") -> None:
         """Release the lease if ``token`` still holds it (otherwise do nothing)."""
+        ...
+
+    def apply_summary(
+        self,
+        key: SessionKey,
+        text: str,
+        tokens: int,
+        *,
+        watermark: int,
+        expected_watermark: int,
+        delete_folded: bool = False,
+    ) -> Summary | None:
+        """Set the summary if the stored watermark is ``expected_watermark``; else ``None``."""
+        ...
+
+    def recount(
+        self, key: SessionKey, encoding: str, tokens: dict[int, int], *, expected_version: int
+    ) -> int | None:
+        """Store new token counts (by seq) after an encoding change; ``None`` on a conflict."""
         ...
 
     def close(self) -> None: ...
@@ -93,8 +119,24 @@ class AsyncStore(Protocol):
 
     async def destroy(self, key: SessionKey) -> None: ...
 
-    async def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float) -> int | None: ...
+    async def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
+                            name: str = "turn") -> int | None: ...
 
-    async def release_lease(self, key: SessionKey, token: int) -> None: ...
+    async def release_lease(self, key: SessionKey, token: int, name: str = "turn") -> None: ...
+
+    async def apply_summary(
+        self,
+        key: SessionKey,
+        text: str,
+        tokens: int,
+        *,
+        watermark: int,
+        expected_watermark: int,
+        delete_folded: bool = False,
+    ) -> Summary | None: ...
+
+    async def recount(
+        self, key: SessionKey, encoding: str, tokens: dict[int, int], *, expected_version: int
+    ) -> int | None: ...
 
     async def close(self) -> None: ...

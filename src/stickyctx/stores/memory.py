@@ -15,7 +15,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from ..core.keys import SessionKey
-from ..core.messages import GROUP_OPENERS, AppendResult, NewMessage, Snapshot, StoredMessage
+from ..core.messages import (
+    GROUP_OPENERS,
+    AppendResult,
+    NewMessage,
+    Snapshot,
+    StoredMessage,
+    Summary,
+)
+from ..core.views import Prefix
 from ..errors import FencedError
 
 __all__ = ["AsyncMemoryStore", "MemoryStore"]
@@ -28,10 +36,14 @@ class _Session:
     version: int = 0
     next_seq: int = 1
     group: int = 0
-    total: int = 0
+    total: int = 0  # tokens of the stored messages
+    size: int = 0  # bytes of the stored messages
+    cum: int = 0  # cumulative tokens ever appended (positions for block eviction)
+    # Replaced, never mutated in place, when messages leave: loads hand out O(1) prefix views.
     messages: list[StoredMessage] = field(default_factory=list)
     dedupe: set[str] = field(default_factory=set)
-    summary: object = None  # Summary | None, set by the context-window work
+    summary: Summary | None = None
+    encodings: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -50,16 +62,20 @@ class MemoryStore:
         max_sessions: int = 100_000,
         idle_ttl: float = 1800,
         absolute_ttl: float = 86400,
+        max_session_tokens: int = 4_000_000,
+        max_session_bytes: int = 64 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.max_sessions = max_sessions
+        self.max_session_tokens = max_session_tokens
+        self.max_session_bytes = max_session_bytes
         self.idle_ttl = idle_ttl
         self.absolute_ttl = absolute_ttl
         self._clock = clock
         self._lock = threading.Lock()
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._tombstones: OrderedDict[str, float] = OrderedDict()
-        self._leases: dict[str, _Lease] = {}
+        self._leases: dict[tuple[str, str], _Lease] = {}
         self._fences = itertools.count(1)  # one counter for all sessions: monotonic for each
 
     # Internal helpers (call with the lock held) ---------------------------------------------
@@ -94,7 +110,7 @@ class MemoryStore:
     def _check_fence(self, tag: str, fence: int | None, now: float) -> None:
         if fence is None:
             return
-        lease = self._leases.get(tag)
+        lease = self._leases.get((tag, "turn"))
         if lease is None or lease.token != fence or lease.expires <= now:
             current = lease.token if lease is not None and lease.expires > now else None
             raise FencedError(fence, current)
@@ -109,13 +125,8 @@ class MemoryStore:
             session = self._live(key.tag, now)
             if session is None:
                 return Snapshot("missing")
-            return Snapshot(
-                "live",
-                session.version,
-                tuple(session.messages),
-                session.total,
-                session.summary,  # type: ignore[arg-type]
-            )
+            return Snapshot("live", session.version, Prefix(session.messages), session.total,
+                            session.summary, tuple(sorted(session.encodings)))
 
     def append(
         self,
@@ -142,6 +153,7 @@ class MemoryStore:
                     self._sessions.popitem(last=False)
             seqs: list[int] = []
             groups: list[int] = []
+            cums: list[int] = []
             written: list[bool] = []
             for message in messages:
                 if message.dedupe is not None and message.dedupe in session.dedupe:
@@ -151,22 +163,45 @@ class MemoryStore:
                 session.next_seq += 1
                 if message.role in GROUP_OPENERS or session.group == 0:
                     session.group = seq
+                session.cum += message.tokens
                 session.messages.append(StoredMessage(
                     seq, session.group, message.role, message.content, message.tokens,
-                    message.encoding, message.fields,
+                    message.encoding, session.cum, message.size, message.fields,
                 ))
                 session.total += message.tokens
+                session.size += message.size
+                session.encodings.add(message.encoding)
                 if message.dedupe is not None:
                     session.dedupe.add(message.dedupe)
                 seqs.append(seq)
                 groups.append(session.group)
+                cums.append(session.cum)
                 written.append(True)
+            dropped = self._enforce_ceiling(session) if seqs else 0
             if seqs:
                 session.version += 1
             return AppendResult(
                 "live", session.version, tuple(seqs), tuple(groups), session.total,
-                written.count(False), tuple(written),
+                written.count(False), tuple(written), tuple(cums), dropped,
             )
+
+    def _enforce_ceiling(self, session: _Session) -> int:
+        """Drop the oldest whole groups (never the newest) until the session fits its ceiling."""
+        if session.total <= self.max_session_tokens and session.size <= self.max_session_bytes:
+            return 0
+        messages = session.messages
+        cut = 0
+        newest_group = messages[-1].group
+        while cut < len(messages) and messages[cut].group != newest_group and (
+            session.total > self.max_session_tokens or session.size > self.max_session_bytes
+        ):
+            group = messages[cut].group
+            while cut < len(messages) and messages[cut].group == group:
+                session.total -= messages[cut].tokens
+                session.size -= messages[cut].size
+                cut += 1
+        session.messages = messages[cut:]
+        return cut
 
     def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
         now = self._clock()
@@ -175,8 +210,10 @@ class MemoryStore:
             session = self._live(key.tag, now)
             if session is None:
                 return 0
-            session.messages.clear()  # dedupe keys stay: a late retry must not come back
+            session.messages = []  # dedupe keys stay: a late retry must not come back
             session.total = 0
+            session.size = 0
+            session.encodings = set()
             session.group = 0
             session.summary = None
             session.version += 1
@@ -192,35 +229,93 @@ class MemoryStore:
                 self._bury(old.tag, session.created)
             else:
                 self._bury(old.tag, now)
-            lease = self._leases.pop(old.tag, None)
-            if lease is not None:
-                self._leases[new.tag] = lease
+            for name in ("turn", "summary"):
+                lease = self._leases.pop((old.tag, name), None)
+                if lease is not None:
+                    self._leases[(new.tag, name)] = lease
 
     def destroy(self, key: SessionKey) -> None:
         now = self._clock()
         with self._lock:
             session = self._sessions.pop(key.tag, None)
             self._bury(key.tag, session.created if session is not None else now)
-            self._leases.pop(key.tag, None)
+            self._leases.pop((key.tag, "turn"), None)
+            self._leases.pop((key.tag, "summary"), None)
 
-    def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float) -> int | None:
+    def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
+                      name: str = "turn") -> int | None:
         now = self._clock()
         with self._lock:
-            lease = self._leases.get(key.tag)
+            lease = self._leases.get((key.tag, name))
             if lease is not None and lease.expires > now:
                 return None
             token = next(self._fences)
-            self._leases[key.tag] = _Lease(holder, token, now + ttl)
+            self._leases[(key.tag, name)] = _Lease(holder, token, now + ttl)
             if len(self._leases) > 4 * self.max_sessions:
-                for tag in [t for t, le in self._leases.items() if le.expires <= now]:
-                    del self._leases[tag]
+                for slot in [s for s, le in self._leases.items() if le.expires <= now]:
+                    del self._leases[slot]
             return token
 
-    def release_lease(self, key: SessionKey, token: int) -> None:
+    def release_lease(self, key: SessionKey, token: int, name: str = "turn") -> None:
         with self._lock:
-            lease = self._leases.get(key.tag)
+            lease = self._leases.get((key.tag, name))
             if lease is not None and lease.token == token:
-                del self._leases[key.tag]
+                del self._leases[(key.tag, name)]
+
+    def apply_summary(
+        self,
+        key: SessionKey,
+        text: str,
+        tokens: int,
+        *,
+        watermark: int,
+        expected_watermark: int,
+        delete_folded: bool = False,
+    ) -> Summary | None:
+        """Compare-and-set the summary: applied only if the stored watermark is still
+        ``expected_watermark``; with ``delete_folded`` the folded messages leave in the same step.
+        """
+        now = self._clock()
+        with self._lock:
+            session = self._live(key.tag, now)
+            if session is None:
+                return None
+            current = session.summary.watermark if session.summary is not None else 0
+            if current != expected_watermark or watermark <= current:
+                return None
+            version = session.summary.version + 1 if session.summary is not None else 1
+            session.summary = Summary(text, watermark, version, tokens)
+            if delete_folded:
+                keep = [m for m in session.messages if m.seq > watermark]
+                for m in session.messages[: len(session.messages) - len(keep)]:
+                    session.total -= m.tokens
+                    session.size -= m.size
+                session.messages = keep
+            session.version += 1
+            return session.summary
+
+    def recount(
+        self, key: SessionKey, encoding: str, tokens: dict[int, int], *, expected_version: int
+    ) -> int | None:
+        """Replace the token counts of messages (by seq) after a change of encoding; the new
+        version, or ``None`` when the session changed since ``expected_version``."""
+        now = self._clock()
+        with self._lock:
+            session = self._live(key.tag, now)
+            if session is None or session.version != expected_version:
+                return None
+            cum = session.messages[0].cum - session.messages[0].tokens if session.messages else 0
+            rebuilt = []
+            for m in session.messages:
+                count = tokens.get(m.seq, m.tokens)
+                cum += count
+                rebuilt.append(replace(m, tokens=count, encoding=encoding, cum=cum))
+            session.total = sum(m.tokens for m in rebuilt)
+            session.cum = cum
+            session.messages = rebuilt
+            session.encodings = {encoding} if rebuilt else set()
+            session.version += 1
+            return session.version
 
     def close(self) -> None:
         with self._lock:
@@ -261,11 +356,31 @@ class AsyncMemoryStore:
     async def destroy(self, key: SessionKey) -> None:
         self.sync.destroy(key)
 
-    async def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float) -> int | None:
-        return self.sync.acquire_lease(key, holder=holder, ttl=ttl)
+    async def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
+                            name: str = "turn") -> int | None:
+        return self.sync.acquire_lease(key, holder=holder, ttl=ttl, name=name)
 
-    async def release_lease(self, key: SessionKey, token: int) -> None:
-        self.sync.release_lease(key, token)
+    async def release_lease(self, key: SessionKey, token: int, name: str = "turn") -> None:
+        self.sync.release_lease(key, token, name)
+
+    async def apply_summary(
+        self,
+        key: SessionKey,
+        text: str,
+        tokens: int,
+        *,
+        watermark: int,
+        expected_watermark: int,
+        delete_folded: bool = False,
+    ) -> Summary | None:
+        return self.sync.apply_summary(key, text, tokens, watermark=watermark,
+                                       expected_watermark=expected_watermark,
+                                       delete_folded=delete_folded)
+
+    async def recount(
+        self, key: SessionKey, encoding: str, tokens: dict[int, int], *, expected_version: int
+    ) -> int | None:
+        return self.sync.recount(key, encoding, tokens, expected_version=expected_version)
 
     async def close(self) -> None:
         self.sync.close()
