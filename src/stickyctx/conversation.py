@@ -54,6 +54,12 @@ class _Handle:
         return self._logic.state.is_new
 
     @property
+    def prompt_cache_key(self) -> str:
+        """A stable keyed hash of the session, for model APIs that accept ``prompt_cache_key``
+        (it never reveals the session id)."""
+        return self._logic.engine.prompt_cache_key(self._logic.state.session_id)
+
+    @property
     def holds_turn(self) -> bool:
         """Whether this request holds the session's turn lock."""
         return self._logic.holds_turn
