@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import socket
@@ -73,6 +74,8 @@ class Settings:
     encryption_key: Secret | None = field(default=None, repr=False)
     hash_key: Secret | None = field(default=None, repr=False)
     memory_max_sessions: int = 100_000
+    store_timeout: float = 1.0
+    hot_sessions: int = 10_000
     turn_lock: TurnLock = "auto"
     turn_timeout: float = 30.0
     turn_lease_ttl: float = 120.0
@@ -80,11 +83,12 @@ class Settings:
     max_message_bytes: int = 1_048_576
 
     def __post_init__(self) -> None:
-        keys = tuple(k if isinstance(k, Secret) else Secret(k) for k in self.secret_keys)
         if isinstance(self.secret_keys, (str, Secret)):
             # A single key given as a plain string must never be split into characters.
-            keys = (self.secret_keys if isinstance(self.secret_keys, Secret)
-                    else Secret(self.secret_keys),)
+            keys: tuple[Secret, ...] = (self.secret_keys if isinstance(self.secret_keys, Secret)
+                                        else Secret(self.secret_keys),)
+        else:
+            keys = tuple(k if isinstance(k, Secret) else Secret(k) for k in self.secret_keys)
         if not keys:
             if not self.dev:
                 raise ConfigError(
@@ -104,6 +108,10 @@ class Settings:
                     "STICKYCTX_SECRET_KEYS", f"every key must be at least {MIN_KEY_BYTES} bytes"
                 )
         object.__setattr__(self, "secret_keys", keys)
+        for name in ("hash_key", "encryption_key"):
+            value = getattr(self, name)
+            if isinstance(value, str):  # given as a plain string in code
+                object.__setattr__(self, name, Secret(value) if value else None)
         self._validate()
 
     def _validate(self) -> None:
@@ -163,6 +171,13 @@ class Settings:
                 raise bad(var, "the __Secure- prefix needs Secure cookies")
         if self.memory_max_sessions <= 0:
             raise bad("MEMORY_MAX_SESSIONS", "must be positive")
+        if self.store_timeout <= 0:
+            raise bad("STORE_TIMEOUT", "must be a positive number of seconds")
+        if self.hot_sessions < 0:
+            raise bad("HOT_SESSIONS", "must be 0 (no hot tier) or positive")
+        if self.uses_redis and self.hash_key is None and not self.dev:
+            raise bad("HASH_KEY", "is required with a Redis store: it names every stored session, "
+                      "and keeping it separate from the signing keys lets you rotate those freely")
         if self.turn_lock not in ("auto", "manual"):
             raise bad("TURN_LOCK", "must be 'auto' or 'manual'")
         if self.turn_timeout < 0:
@@ -188,6 +203,10 @@ class Settings:
         if self.summary_budget is not None:
             return self.summary_budget
         return max(1, self.token_budget // 8)
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.store_url.partition("://")[0].lower().startswith("redis")
 
     @property
     def secure_cookies(self) -> bool:
@@ -253,9 +272,12 @@ def _int(raw: str) -> int:
 
 def _float(raw: str) -> float:
     try:
-        return float(raw.strip())
+        value = float(raw.strip())
     except ValueError:
         raise ValueError("expected a number") from None
+    if not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
 
 
 def _keys(raw: str) -> tuple[Secret, ...]:
@@ -322,6 +344,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ENCRYPTION_KEY": ("encryption_key", _secret),
     "HASH_KEY": ("hash_key", _secret),
     "MEMORY_MAX_SESSIONS": ("memory_max_sessions", _int),
+    "STORE_TIMEOUT": ("store_timeout", _float),
+    "HOT_SESSIONS": ("hot_sessions", _int),
     "TURN_LOCK": ("turn_lock", _lower),
     "TURN_TIMEOUT": ("turn_timeout", _float),
     "TURN_LEASE_TTL": ("turn_lease_ttl", _float),

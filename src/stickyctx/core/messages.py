@@ -81,6 +81,7 @@ class Snapshot:
     total_tokens: int = 0  # the sum of the messages' counts
     summary: Summary | None = None
     encodings: tuple[str, ...] = ()  # the encodings the stored messages were counted with
+    stale: bool = False  # served from a node's hot tier while the store was unreachable
 
     @property
     def exists(self) -> bool:

@@ -5,36 +5,55 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ..errors import ConfigError
 from ..settings import Settings
+from ._redis_schema import Limits
 from .base import AsyncStore, SyncStore
 from .memory import AsyncMemoryStore, MemoryStore
 
 __all__ = ["AsyncMemoryStore", "AsyncStore", "MemoryStore", "SyncStore", "open_async", "open_sync"]
 
 
-def _scheme(settings: Settings) -> str:
-    return settings.store_url.partition("://")[0].lower()
+def _limits(settings: Settings) -> Limits:
+    refresh = min(60.0, settings.idle_ttl / 10)
+    return Limits(
+        idle_ms=settings.idle_ttl * 1000,
+        absolute_ms=settings.absolute_ttl * 1000,
+        max_tokens=settings.max_session_tokens,
+        max_bytes=settings.max_session_bytes,
+        refresh_ms=int(refresh * 1000),
+    )
+
+
+def _memory(settings: Settings, clock: Callable[[], float]) -> MemoryStore:
+    return MemoryStore(
+        max_sessions=settings.memory_max_sessions,
+        idle_ttl=settings.idle_ttl,
+        absolute_ttl=settings.absolute_ttl,
+        max_session_tokens=settings.max_session_tokens,
+        max_session_bytes=settings.max_session_bytes,
+        clock=clock,
+    )
 
 
 def open_sync(settings: Settings, clock: Callable[[], float] = time.time) -> SyncStore:
     """The store named by ``STICKYCTX_STORE_URL``, in its sync form (for WSGI)."""
-    if _scheme(settings) == "memory":
-        return MemoryStore(
-            max_sessions=settings.memory_max_sessions,
-            idle_ttl=settings.idle_ttl,
-            absolute_ttl=settings.absolute_ttl,
-            max_session_tokens=settings.max_session_tokens,
-            max_session_bytes=settings.max_session_bytes,
-            clock=clock,
-        )
-    raise ConfigError("STICKYCTX_STORE_URL", "this version of stickyctx supports memory:// only")
+    if not settings.uses_redis:
+        return _memory(settings, clock)
+    from ._redis_clients import sync_client
+    from ._redis_url import parse_redis_url
+    from .redis import RedisStore
+
+    client = sync_client(parse_redis_url(settings.store_url), settings.store_timeout)
+    return RedisStore(client, _limits(settings), settings.hot_sessions)
 
 
 def open_async(settings: Settings, clock: Callable[[], float] = time.time) -> AsyncStore:
     """The store named by ``STICKYCTX_STORE_URL``, in its async form (for ASGI)."""
-    if _scheme(settings) == "memory":
-        store = open_sync(settings, clock)
-        assert isinstance(store, MemoryStore)
-        return AsyncMemoryStore(store)
-    raise ConfigError("STICKYCTX_STORE_URL", "this version of stickyctx supports memory:// only")
+    if not settings.uses_redis:
+        return AsyncMemoryStore(_memory(settings, clock))
+    from ._redis_clients import async_client
+    from ._redis_url import parse_redis_url
+    from .redis_async import AsyncRedisStore
+
+    client = async_client(parse_redis_url(settings.store_url), settings.store_timeout)
+    return AsyncRedisStore(client, _limits(settings), settings.hot_sessions)

@@ -1,0 +1,119 @@
+"""The hot tier: a node's bounded in-process cache of decoded histories, validated by version.
+
+A hit costs one short script call that answers ``same`` when the stored version equals the
+cached one (no history crosses the network, nothing is decoded). When only appends happened since
+(the rewrite counter is unchanged), only the new tail crosses. Entries are replaced, never
+mutated except by appending to their list, so snapshots handed out stay valid.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from ..core.messages import AppendResult, Snapshot, StoredMessage
+from ..core.views import Prefix
+from ._redis_schema import Loaded
+
+__all__ = ["HotTier"]
+
+
+@dataclass(slots=True)
+class _Entry:
+    meta: dict[str, str]
+    items: list[StoredMessage] = field(default_factory=list)
+
+    @property
+    def version(self) -> int:
+        return int(self.meta.get("v", 0))
+
+    @property
+    def rewrite(self) -> int:
+        return int(self.meta.get("rv", 0))
+
+    def snapshot(self) -> Snapshot:
+        return Loaded("full", self.meta, []).snapshot(Prefix(self.items))
+
+
+class HotTier:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def known(self, tag: str) -> tuple[_Entry, tuple[int, int, int]] | None:
+        """The cached entry and what the load script needs to answer ``same`` or ``tail``."""
+        if self.capacity <= 0:
+            return None
+        with self._lock:
+            entry = self._entries.get(tag)
+            if entry is None:
+                return None
+            self._entries.move_to_end(tag)
+            return entry, (entry.version, entry.rewrite, len(entry.items))
+
+    def cached(self, tag: str) -> Snapshot | None:
+        with self._lock:
+            entry = self._entries.get(tag)
+            return entry.snapshot() if entry is not None else None
+
+    def apply(self, tag: str, seen: _Entry | None, loaded: Loaded) -> Snapshot | None:
+        """Merge a load reply; ``None`` when a ``tail`` no longer lines up (reload in full)."""
+        with self._lock:
+            if loaded.kind == "same":
+                assert seen is not None
+                return seen.snapshot()
+            if loaded.kind == "full":
+                entry = _Entry(dict(loaded.meta), list(loaded.items))
+            else:  # tail: only appends happened since the version we presented
+                current = self._entries.get(tag)
+                if current is None or current.rewrite != loaded.rewrite:
+                    return None
+                last = current.items[-1].seq if current.items else 0
+                if loaded.items and loaded.items[0].seq > last + 1:
+                    return None  # a gap: the list changed in a way we did not see
+                fresh = [m for m in loaded.items if m.seq > last]
+                current.items.extend(fresh)
+                entry = _Entry(dict(loaded.meta), current.items)
+            self._store(tag, entry)
+            return entry.snapshot()
+
+    def after_append(self, tag: str, stored: Sequence[StoredMessage], result: AppendResult,
+                     encodings: Sequence[str]) -> None:
+        """Extend the cached history with our own append when it provably follows it."""
+        with self._lock:
+            entry = self._entries.get(tag)
+            if entry is None:
+                return
+            if not stored:
+                return
+            if entry.version + 1 != result.version or result.dropped:
+                del self._entries[tag]
+                return
+            meta = dict(entry.meta)
+            meta["v"] = str(result.version)
+            meta["t"] = str(result.total_tokens)
+            meta["enc"] = ",".join(sorted({*meta.get("enc", "").split(","), *encodings} - {""}))
+            entry.items.extend(stored)
+            self._entries[tag] = _Entry(meta, entry.items)
+
+    def invalidate(self, tag: str) -> None:
+        with self._lock:
+            self._entries.pop(tag, None)
+
+    def _store(self, tag: str, entry: _Entry) -> None:
+        if self.capacity <= 0:
+            return
+        self._entries[tag] = entry
+        self._entries.move_to_end(tag)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+
+def stale(snapshot: Snapshot) -> Snapshot:
+    return replace(snapshot, stale=True)

@@ -1,0 +1,207 @@
+"""Everything the two Redis adapters share: key names, Lua scripts, arguments and replies.
+
+Pure functions over plain data: the sync and the async adapter only send what these build and
+hand back what Redis answers. Scripts are data (``lua/*.lua``), each prefixed with
+``lua/_prelude.lua``, loaded once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ..core.keys import SessionKey
+from ..core.messages import GROUP_OPENERS, AppendResult, NewMessage, Snapshot, StoredMessage
+from ..core.messages import Summary as SummaryRecord
+from ..errors import FencedError, StickyctxError, StoreError, StoreUnavailableError
+
+__all__ = ["KEYS", "Limits", "append_args", "decode_item", "encode_item", "parse_append",
+           "parse_load", "script"]
+
+# One letter per part keeps keys short; the {tag} is the keyed hash of the session id.
+META, MESSAGES, DEDUPE, TURN_LEASE, SUMMARY_LEASE, TOMBSTONE, FENCE = (
+    "s", "m", "d", "lt", "ls", "x", "f")
+KEYS = (META, MESSAGES, DEDUPE, TURN_LEASE, SUMMARY_LEASE, TOMBSTONE, FENCE)
+LEASES = {"turn": TURN_LEASE, "summary": SUMMARY_LEASE}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Expiry and ceilings, in the units the scripts use (milliseconds, tokens, bytes)."""
+
+    idle_ms: int
+    absolute_ms: int
+    max_tokens: int
+    max_bytes: int
+    refresh_ms: int  # reads refresh the expiry at most this often
+
+
+@cache
+def script(name: str) -> str:
+    folder = resources.files("stickyctx.stores") / "lua"
+    prelude = (folder / "_prelude.lua").read_text()
+    return prelude + "\n" + (folder / f"{name}.lua").read_text()
+
+
+def keys(key: SessionKey, *parts: str) -> list[str]:
+    return [key.key(part) for part in parts]
+
+
+# Items ----------------------------------------------------------------------------------------
+
+def payload(message: NewMessage) -> str:
+    return json.dumps(message.payload(), separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_item(m: StoredMessage) -> str:
+    body = json.dumps(m.as_dict(), separators=(",", ":"), ensure_ascii=False)
+    return f"{m.seq},{m.group},{m.cum},{m.tokens},{m.size},{m.encoding}\n{body}"
+
+
+def decode_item(raw: bytes | str) -> StoredMessage:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    head, _, body = text.partition("\n")
+    seq, group, cum, tokens, size, encoding = head.split(",", 5)
+    data = json.loads(body)
+    role = data.pop("role")
+    content = data.pop("content", None)
+    return StoredMessage(int(seq), int(group), role, content, int(tokens), encoding, int(cum),
+                         int(size), data)
+
+
+# Load -----------------------------------------------------------------------------------------
+
+def load_args(limits: Limits, known: tuple[int, int, int] | None) -> list[Any]:
+    version, rewrite, count = known if known is not None else (-1, -1, -1)
+    return [limits.idle_ms, limits.absolute_ms, version, rewrite, count, limits.refresh_ms]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    kind: str  # revoked | missing | same | tail | full
+    meta: dict[str, str]
+    items: list[StoredMessage]
+
+    @property
+    def version(self) -> int:
+        return int(self.meta.get("v", 0))
+
+    @property
+    def rewrite(self) -> int:
+        return int(self.meta.get("rv", 0))
+
+    def snapshot(self, messages: Sequence[StoredMessage]) -> Snapshot:
+        meta = self.meta
+        summary = None
+        if "sw" in meta:
+            summary = SummaryRecord(meta.get("sum", ""), int(meta["sw"]), int(meta.get("sv", 0)),
+                                    int(meta.get("st", 0)))
+        encodings = tuple(sorted(e for e in meta.get("enc", "").split(",") if e))
+        return Snapshot("live", self.version, messages, int(meta.get("t", 0)), summary, encodings)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def parse_load(reply: Sequence[Any]) -> Loaded:
+    kind = _text(reply[0])
+    if kind in ("revoked", "missing", "same"):
+        return Loaded(kind, {}, [])
+    meta: dict[str, str] = {}
+    index = 1
+    while _text(reply[index]) != "|":
+        meta[_text(reply[index])] = _text(reply[index + 1])
+        index += 2
+    return Loaded(kind, meta, [decode_item(raw) for raw in reply[index + 1:]])
+
+
+# Append ---------------------------------------------------------------------------------------
+
+def append_args(messages: Sequence[NewMessage], limits: Limits, *, created: float, create: bool,
+                fence: int | None) -> list[Any]:
+    args: list[Any] = [int(created * 1000), 1 if create else 0,
+                       "" if fence is None else fence, limits.idle_ms, limits.absolute_ms,
+                       limits.max_tokens, limits.max_bytes, len(messages)]
+    for m in messages:
+        args += [m.dedupe or "", 1 if m.role in GROUP_OPENERS else 0, m.tokens, m.size,
+                 m.encoding, payload(m)]
+    return args
+
+
+def parse_append(reply: Sequence[Any], fence: int | None) -> AppendResult:
+    status = _text(reply[0])
+    if status == "fenced":
+        current = _text(reply[1])
+        raise FencedError(fence or 0, int(current) if current else None)
+    if status != "live":
+        return AppendResult(status)  # type: ignore[arg-type]
+    version, total, dropped = int(reply[1]), int(reply[2]), int(reply[3])
+    flags = _text(reply[4])
+    rest = [int(x) for x in reply[5:]]
+    seqs, groups, cums = tuple(rest[0::3]), tuple(rest[1::3]), tuple(rest[2::3])
+    written = tuple(f == "1" for f in flags)
+    return AppendResult("live", version, seqs, groups, total, written.count(False), written,
+                        cums, dropped)
+
+
+def stored_from(messages: Sequence[NewMessage], result: AppendResult) -> list[StoredMessage]:
+    """The stored form of what an append wrote, to extend a cached history without a reload."""
+    out = []
+    fresh = iter(zip(result.seqs, result.groups, result.cums, strict=True))
+    for message, written in zip(messages, result.written, strict=True):
+        if written:
+            seq, group, cum = next(fresh)
+            out.append(StoredMessage(seq, group, message.role, message.content, message.tokens,
+                                     message.encoding, cum, message.size, dict(message.fields)))
+    return out
+
+
+def parse_clear(reply: Sequence[Any], fence: int | None) -> int:
+    if _text(reply[0]) == "fenced":
+        current = _text(reply[1])
+        raise FencedError(fence or 0, int(current) if current else None)
+    return int(reply[1])
+
+
+def recount_args(messages: Sequence[StoredMessage], encoding: str, tokens: dict[int, int],
+                 expected_version: int) -> list[Any]:
+    items = []
+    cum = messages[0].cum - messages[0].tokens if messages else 0
+    total = 0
+    for m in messages:
+        count = tokens.get(m.seq, m.tokens)
+        cum += count
+        total += count
+        items.append(encode_item(StoredMessage(m.seq, m.group, m.role, m.content, count,
+                                               encoding, cum, m.size, m.fields)))
+    return [encoding, expected_version, total, cum, *items]
+
+
+# Errors ---------------------------------------------------------------------------------------
+
+def _unavailable_types() -> tuple[type[BaseException], ...]:
+    import redis.exceptions as rexc
+    from redis.sentinel import MasterNotFoundError
+
+    return (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, rexc.TryAgainError,
+            MasterNotFoundError, OSError)
+
+
+def repeatable(name: str, exc: BaseException, attempt: int) -> bool:
+    """A load (a read) is repeated once on a broken connection; writes never are."""
+    import redis.exceptions as rexc
+
+    return name == "load" and attempt == 1 and isinstance(exc, rexc.ConnectionError)
+
+
+def translate(name: str, exc: BaseException) -> StickyctxError:
+    if isinstance(exc, StickyctxError):
+        return exc
+    if isinstance(exc, _unavailable_types()):
+        return StoreUnavailableError(name, type(exc).__name__)
+    return StoreError(f"{name}: {type(exc).__name__}: {exc}")

@@ -1,0 +1,74 @@
+-- KEYS: meta, messages, dedupe, turn lease, tombstone
+-- ARGV: created_ms, create (0/1), fence ('' = none), idle_ms, absolute_ms, max_tokens,
+--       max_bytes, count, then per message: dedupe, opener (0/1), tokens, size, encoding, payload
+-- -> {'revoked'} | {'missing'} | {'fenced', current} |
+--    {'live', version, total, dropped, flags, seq1, group1, cum1, seq2, ...}
+if redis.call('EXISTS', KEYS[5]) == 1 then return {'revoked'} end
+local ok, current = fence_ok(KEYS[4], ARGV[3])
+if not ok then return {'fenced', current} end
+local now = now_ms()
+local idle, absolute = tonumber(ARGV[4]), tonumber(ARGV[5])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local created = tonumber(ARGV[1])
+  if ARGV[2] == '0' or now >= created + absolute then return {'missing'} end
+  redis.call('HSET', KEYS[1], 'v', 0, 'rv', 0, 'n', 1, 'g', 0, 't', 0, 'b', 0, 'c', 0,
+             'cr', created, 'enc', '')
+end
+local m = redis.call('HMGET', KEYS[1], 'v', 'rv', 'n', 'g', 't', 'b', 'c', 'cr', 'enc')
+local v, rv, n, g = tonumber(m[1]), tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
+local t, b, c, created, enc = tonumber(m[5]), tonumber(m[6]), tonumber(m[7]), tonumber(m[8]), m[9]
+local flags, out = '', {}
+local wrote = false
+local count = tonumber(ARGV[8])
+for i = 0, count - 1 do
+  local base = 9 + i * 6
+  local dedupe, opener = ARGV[base], ARGV[base + 1]
+  local tokens, size, encoding = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]), ARGV[base + 4]
+  if dedupe ~= '' and redis.call('SISMEMBER', KEYS[3], dedupe) == 1 then
+    flags = flags .. '0'
+  else
+    local seq = n
+    n = n + 1
+    if opener == '1' or g == 0 then g = seq end
+    c = c + tokens
+    t = t + tokens
+    b = b + size
+    redis.call('RPUSH', KEYS[2], seq .. ',' .. g .. ',' .. c .. ',' .. tokens .. ',' .. size .. ','
+               .. encoding .. '\n' .. ARGV[base + 5])
+    if dedupe ~= '' then redis.call('SADD', KEYS[3], dedupe) end
+    if not string.find(',' .. enc .. ',', ',' .. encoding .. ',', 1, true) then
+      enc = (enc == '') and encoding or (enc .. ',' .. encoding)
+    end
+    flags = flags .. '1'
+    out[#out + 1] = seq
+    out[#out + 1] = g
+    out[#out + 1] = c
+    wrote = true
+  end
+end
+local dropped = 0
+if wrote then
+  local max_t, max_b = tonumber(ARGV[6]), tonumber(ARGV[7])
+  while t > max_t or b > max_b do
+    local _, group0 = header(redis.call('LINDEX', KEYS[2], 0))
+    if group0 == g then break end
+    while true do
+      local first = redis.call('LINDEX', KEYS[2], 0)
+      if not first then break end
+      local _, group, _, tokens, size = header(first)
+      if group ~= group0 then break end
+      redis.call('LPOP', KEYS[2])
+      t = t - tokens
+      b = b - size
+      dropped = dropped + 1
+    end
+  end
+  v = v + 1
+  if dropped > 0 then rv = rv + 1 end
+  redis.call('HSET', KEYS[1], 'v', v, 'rv', rv, 'n', n, 'g', g, 't', t, 'b', b, 'c', c,
+             'enc', enc, 'rf', now)
+end
+expire_all({KEYS[1], KEYS[2], KEYS[3]}, now, created, idle, absolute)
+local reply = {'live', v, t, dropped, flags}
+for i = 1, #out do reply[#reply + 1] = out[i] end
+return reply

@@ -1,0 +1,28 @@
+-- KEYS: meta, messages, dedupe, tombstone
+-- ARGV: idle_ms, absolute_ms, known_version, known_rewrite, known_count, refresh_ms
+-- -> {'revoked'} | {'missing'} | {'same'} | {'tail'|'full', meta..., '|', items...}
+if redis.call('EXISTS', KEYS[4]) == 1 then return {'revoked'} end
+local meta = redis.call('HGETALL', KEYS[1])
+if #meta == 0 then return {'missing'} end
+local h = {}
+for i = 1, #meta, 2 do h[meta[i]] = meta[i + 1] end
+local now = now_ms()
+if now - tonumber(h.rf or '0') >= tonumber(ARGV[6]) then
+  expire_all({KEYS[1], KEYS[2], KEYS[3]}, now, tonumber(h.cr), tonumber(ARGV[1]),
+             tonumber(ARGV[2]))
+  redis.call('HSET', KEYS[1], 'rf', now)
+end
+if h.v == ARGV[3] then return {'same'} end
+local kind, items = 'full', nil
+local known = tonumber(ARGV[5])
+if h.rv == ARGV[4] and known >= 0 then
+  kind = 'tail'
+  items = redis.call('LRANGE', KEYS[2], known, -1)
+else
+  items = redis.call('LRANGE', KEYS[2], 0, -1)
+end
+local out = {kind}
+for i = 1, #meta do out[#out + 1] = meta[i] end
+out[#out + 1] = '|'
+for i = 1, #items do out[#out + 1] = items[i] end
+return out

@@ -1,0 +1,76 @@
+"""The Redis store, async form (for ASGI): a thin driver of ``_redis_ops`` over redis.asyncio."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .._ops import run_async
+from ..core.keys import SessionKey
+from ..core.messages import AppendResult, NewMessage, Snapshot, Summary
+from ._redis_ops import RedisOps
+from ._redis_schema import Limits, repeatable, script, translate
+
+__all__ = ["AsyncRedisStore"]
+
+
+class _AsyncScripts:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._scripts: dict[str, Any] = {}
+
+    async def script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        registered = self._scripts.get(name)
+        if registered is None:
+            registered = self._scripts[name] = self.client.register_script(script(name))
+        for attempt in (1, 2):
+            try:
+                return await registered(keys=keys, args=args)
+            except Exception as exc:  # translated into the store's errors
+                if not repeatable(name, exc, attempt):
+                    raise translate(name, exc) from exc
+        raise AssertionError("unreachable")
+
+
+class AsyncRedisStore:
+    def __init__(self, client: Any, limits: Limits, hot_capacity: int = 10_000) -> None:
+        self.client = client
+        self.ops = RedisOps(limits, hot_capacity)
+        self._run = _AsyncScripts(client)
+
+    async def load(self, key: SessionKey) -> Snapshot:
+        return await run_async(self.ops.load(key), self._run)
+
+    async def append(self, key: SessionKey, messages: Sequence[NewMessage], *, created: float,
+                     create: bool = True, fence: int | None = None) -> AppendResult:
+        return await run_async(self.ops.append(key, messages, created, create, fence), self._run)
+
+    async def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
+        return await run_async(self.ops.clear(key, fence), self._run)
+
+    async def rotate(self, old: SessionKey, new: SessionKey) -> None:
+        await run_async(self.ops.rotate(old, new), self._run)
+
+    async def destroy(self, key: SessionKey) -> None:
+        await run_async(self.ops.destroy(key), self._run)
+
+    async def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
+                            name: str = "turn") -> int | None:
+        return await run_async(self.ops.acquire_lease(key, holder, ttl, name), self._run)
+
+    async def release_lease(self, key: SessionKey, token: int, name: str = "turn") -> None:
+        await run_async(self.ops.release_lease(key, token, name), self._run)
+
+    async def apply_summary(self, key: SessionKey, text: str, tokens: int, *, watermark: int,
+                            expected_watermark: int,
+                            delete_folded: bool = False) -> Summary | None:
+        return await run_async(self.ops.apply_summary(
+            key, text, tokens, watermark, expected_watermark, delete_folded), self._run)
+
+    async def recount(self, key: SessionKey, encoding: str, tokens: dict[int, int], *,
+                      expected_version: int) -> int | None:
+        return await run_async(self.ops.recount(key, encoding, tokens, expected_version),
+                               self._run)
+
+    async def close(self) -> None:
+        await self.client.aclose()
