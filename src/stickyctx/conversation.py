@@ -88,7 +88,8 @@ class Conversation(_Handle):
 
     async def append(self, role: str, content: Any, *, turn_id: str | None = None,
                      **fields: Any) -> int:
-        """Append one message durably; return its sequence number (the stored one on a retry)."""
+        """Append one message durably; return its sequence number, or 0 when it was a retry of
+        an append stored before (same turn id), which stays stored once."""
         message = self._logic.build(role, content, turn_id, fields)
         result = await run_async(self._logic.append([message]), self._store)
         return result.seqs[0] if result.seqs else 0

@@ -26,7 +26,7 @@ class Engine:
         self.settings = settings
         self.clock = clock
         keys = tuple(k.reveal() for k in settings.keys)
-        self.codec = TokenCodec(keys, max_age=settings.absolute_ttl)
+        self.codec = TokenCodec(keys, max_age=settings.absolute_ttl, clock=clock)
         self.flow = FlowConfig(
             node_id=settings.node_id,
             cookie_name=settings.cookie_name,

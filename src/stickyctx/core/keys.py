@@ -33,10 +33,9 @@ class SessionKey:
 def derive_hash_key(explicit: str | None, signing_keys_newest_first: tuple[str, ...]) -> bytes:
     """The secret of the keyed hash.
 
-    ``STICKYCTX_HASH_KEY`` when set. Otherwise it is derived from the *oldest* signing key (the
-    last in the list), which stays in the list while keys are added in front of it: retire that
-    key only after setting ``STICKYCTX_HASH_KEY`` to the value ``stickyctx config --hash-key``
-    prints, or stored sessions become unreachable.
+    ``STICKYCTX_HASH_KEY`` when set (required with a Redis store, outside dev mode). Otherwise
+    (the embedded store, whose data lives only as long as the process) it is derived from the
+    *oldest* signing key, the last in the list, which stays put while keys are added in front.
     """
     if explicit:
         return explicit.encode()

@@ -8,11 +8,11 @@ Verification is pure and never raises: anything unusable is ``None`` (a fresh se
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from .ids import is_valid_session_id
 from .nodes import is_valid_node_id
@@ -39,14 +39,21 @@ class SessionToken:
 class TokenCodec:
     """Signs and verifies session tokens. ``keys`` are raw key strings, newest first."""
 
-    def __init__(self, keys: Sequence[str], *, max_age: int) -> None:
+    def __init__(self, keys: Sequence[str], *, max_age: int,
+                 clock: Callable[[], float] = time.time) -> None:
         if not keys:
             raise ValueError("at least one key is required")
+
+        class _Signer(TimestampSigner):
+            def get_timestamp(self) -> int:  # signing time from the same clock as expiry
+                return int(clock())
+
         # One serializer per key, newest first, so that we learn which key verified a token.
         # (itsdangerous' own key lists want the signing key last; keeping one key per serializer
         # avoids that convention entirely.)
         self._serializers = [
-            URLSafeTimedSerializer(k, salt=_SALT, signer_kwargs={"digest_method": _sha256()})
+            URLSafeTimedSerializer(k, salt=_SALT, signer=_Signer,
+                                   signer_kwargs={"digest_method": _sha256()})
             for k in keys
         ]
         self.max_age = max_age

@@ -12,6 +12,7 @@ from typing import Any
 from .._ops import Call, Op
 from ..core.keys import SessionKey
 from ..core.messages import AppendResult, NewMessage, Snapshot, Summary
+from ..errors import SessionBusyError
 from . import _redis_schema as schema
 from ._hot import HotTier, stale
 from ._redis_schema import (
@@ -104,7 +105,7 @@ class RedisOps:
             buried = yield _script("bury", old_keys, [version, self.limits.absolute_ms])
             if int(buried) == 1:
                 return
-        raise RuntimeError("rotate: the session kept changing; try again")
+        raise SessionBusyError(0.0)  # the session kept changing under us: the app may retry
 
     def destroy(self, key: SessionKey) -> Op[None]:
         self.hot.invalidate(key.tag)
