@@ -114,6 +114,10 @@ class Conversation(_Handle):
         """Tokens of the stored history, counted as the chat API counts them."""
         return await run_async(self._logic.token_count(), self._store)
 
+    async def pop(self) -> dict[str, Any] | None:
+        """Remove and return the newest message (atomic: concurrent pops never share one)."""
+        return await run_async(self._logic.pop(), self._store)
+
     async def clear(self) -> None:
         await run_async(self._logic.clear(), self._store)
 
@@ -164,6 +168,9 @@ class SyncConversation(_Handle):
 
     def token_count(self) -> int:
         return run_sync(self._logic.token_count(), self._store)
+
+    def pop(self) -> dict[str, Any] | None:
+        return run_sync(self._logic.pop(), self._store)
 
     def clear(self) -> None:
         run_sync(self._logic.clear(), self._store)

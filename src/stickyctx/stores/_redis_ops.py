@@ -11,7 +11,7 @@ from typing import Any
 
 from .._ops import Call, Op
 from ..core.keys import SessionKey
-from ..core.messages import AppendResult, NewMessage, Snapshot, Summary
+from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
 from ..errors import SessionBusyError
 from . import _redis_schema as schema
 from ._hot import HotTier, stale
@@ -89,6 +89,12 @@ class RedisOps:
         reply = yield _script("clear", schema.keys(key, META, MESSAGES, TURN_LEASE),
                               ["" if fence is None else fence])
         return schema.parse_clear(reply, fence)
+
+    def pop(self, key: SessionKey, fence: int | None) -> Op[StoredMessage | None]:
+        self.hot.invalidate(key.tag)
+        reply = yield _script("pop", schema.keys(key, META, MESSAGES, TURN_LEASE),
+                              ["" if fence is None else fence])
+        return schema.parse_pop(reply, fence)
 
     def rotate(self, old: SessionKey, new: SessionKey) -> Op[None]:
         """Copy the data to the new keys, then tombstone the old ones if nothing changed

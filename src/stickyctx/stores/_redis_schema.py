@@ -168,6 +168,14 @@ def parse_clear(reply: Sequence[Any], fence: int | None) -> int:
     return int(reply[1])
 
 
+def parse_pop(reply: Sequence[Any], fence: int | None) -> StoredMessage | None:
+    status = _text(reply[0])
+    if status == "fenced":
+        current = _text(reply[1])
+        raise FencedError(fence or 0, int(current) if current else None)
+    return decode_item(reply[2]) if status == "ok" else None
+
+
 def recount_args(messages: Sequence[StoredMessage], encoding: str, tokens: dict[int, int],
                  expected_version: int) -> list[Any]:
     items = []

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from ..core.keys import SessionKey
-from ..core.messages import AppendResult, NewMessage, Snapshot, Summary
+from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
 
 __all__ = ["AsyncStore", "SyncStore"]
 
@@ -58,6 +58,10 @@ class SyncStore(Protocol):
 
     def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
         """Forget the history and summary, keep the session; return the new version."""
+        ...
+
+    def pop(self, key: SessionKey, *, fence: int | None = None) -> StoredMessage | None:
+        """Remove and return the newest message atomically (``None`` when there is none)."""
         ...
 
     def rotate(self, old: SessionKey, new: SessionKey) -> None:
@@ -114,6 +118,8 @@ class AsyncStore(Protocol):
     ) -> AppendResult: ...
 
     async def clear(self, key: SessionKey, *, fence: int | None = None) -> int: ...
+
+    async def pop(self, key: SessionKey, *, fence: int | None = None) -> StoredMessage | None: ...
 
     async def rotate(self, old: SessionKey, new: SessionKey) -> None: ...
 

@@ -219,6 +219,21 @@ class MemoryStore:
             session.version += 1
             return session.version
 
+    def pop(self, key: SessionKey, *, fence: int | None = None) -> StoredMessage | None:
+        now = self._clock()
+        with self._lock:
+            self._check_fence(key.tag, fence, now)
+            session = self._live(key.tag, now)
+            if session is None or not session.messages:
+                return None
+            message = session.messages[-1]
+            session.messages = session.messages[:-1]  # replaced: loaded views stay valid
+            session.total -= message.tokens
+            session.size -= message.size
+            session.group = session.messages[-1].group if session.messages else 0
+            session.version += 1
+            return message
+
     def rotate(self, old: SessionKey, new: SessionKey) -> None:
         now = self._clock()
         with self._lock:
@@ -349,6 +364,9 @@ class AsyncMemoryStore:
 
     async def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
         return self.sync.clear(key, fence=fence)
+
+    async def pop(self, key: SessionKey, *, fence: int | None = None) -> StoredMessage | None:
+        return self.sync.pop(key, fence=fence)
 
     async def rotate(self, old: SessionKey, new: SessionKey) -> None:
         self.sync.rotate(old, new)

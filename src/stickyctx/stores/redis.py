@@ -7,7 +7,7 @@ from typing import Any
 
 from .._ops import run_sync
 from ..core.keys import SessionKey
-from ..core.messages import AppendResult, NewMessage, Snapshot, Summary
+from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
 from ._redis_ops import RedisOps
 from ._redis_schema import Limits, repeatable, script, translate
 
@@ -48,6 +48,9 @@ class RedisStore:
 
     def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
         return run_sync(self.ops.clear(key, fence), self._run)
+
+    def pop(self, key: SessionKey, *, fence: int | None = None) -> StoredMessage | None:
+        return run_sync(self.ops.pop(key, fence), self._run)
 
     def rotate(self, old: SessionKey, new: SessionKey) -> None:
         run_sync(self.ops.rotate(old, new), self._run)

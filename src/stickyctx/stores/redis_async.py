@@ -7,7 +7,7 @@ from typing import Any
 
 from .._ops import run_async
 from ..core.keys import SessionKey
-from ..core.messages import AppendResult, NewMessage, Snapshot, Summary
+from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
 from ._redis_ops import RedisOps
 from ._redis_schema import Limits, repeatable, script, translate
 
@@ -47,6 +47,9 @@ class AsyncRedisStore:
 
     async def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
         return await run_async(self.ops.clear(key, fence), self._run)
+
+    async def pop(self, key: SessionKey, *, fence: int | None = None) -> StoredMessage | None:
+        return await run_async(self.ops.pop(key, fence), self._run)
 
     async def rotate(self, old: SessionKey, new: SessionKey) -> None:
         await run_async(self.ops.rotate(old, new), self._run)
