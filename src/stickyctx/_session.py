@@ -8,6 +8,7 @@ rotation and destruction.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import logging
 import secrets
@@ -60,7 +61,7 @@ class SessionLogic:
         "_fold",
         "_key",
         "_known_live",
-        "_loaded_len",
+        "_own_from",
         "_snapshot",
         "_turn_counts",
         "auto_lock",
@@ -89,7 +90,7 @@ class SessionLogic:
         self._known_live = False
         self._turn_counts: dict[str, int] = {}
         self._fold: _Fold | None = None
-        self._loaded_len = 0  # messages the store held when this request first loaded
+        self._own_from: int | None = None  # seq of the first message this request appended
 
     # Helpers --------------------------------------------------------------------------------
 
@@ -179,7 +180,6 @@ class SessionLogic:
             self._known_live = self._known_live or snapshot.exists
             snapshot = yield from self._recount(snapshot)
             self._snapshot = snapshot
-            self._loaded_len = len(snapshot.messages)
         return self._snapshot
 
     def _recount(self, snapshot: Snapshot) -> Op[Snapshot]:
@@ -221,9 +221,7 @@ class SessionLogic:
         summarize = settings.pruning == "summarize"
         if summarize:
             available -= settings.effective_summary_budget
-        if available <= 0:
-            raise ContextOverflowError(limit - available, limit)
-        plan = self._plan(snapshot, available, summarize)
+        plan = self._window_plan(snapshot, available, limit, summarize)
         if summarize and plan.start > plan.first:
             previous = snapshot.summary
             evicted = snapshot.messages[plan.first:plan.start]
@@ -231,12 +229,36 @@ class SessionLogic:
                          previous.text if previous else None, [m.as_dict() for m in evicted])
             if self._stale_eviction(snapshot, available) and (yield from self._run_fold(fold)):
                 snapshot = yield from self._reload()
-                plan = self._plan(snapshot, available, summarize)
+                plan = self._window_plan(snapshot, available, limit, summarize)
             else:
                 self._fold = fold  # after the response (or by the next window, if sooner)
         if summarize and snapshot.summary is not None and snapshot.summary.text:
-            head.append({"role": "system", "content": snapshot.summary.text})
+            text = self._fitted_summary(snapshot.summary.text)
+            if text:
+                head.append({"role": "system", "content": text})
         return head + [m.as_dict() for m in snapshot.messages[plan.start:]]
+
+    def _fitted_summary(self, text: str) -> str:
+        """The stored summary, re-fitted when it no longer fits its budget (it was counted with
+        another encoding, or the summary budget shrank since): for this window only."""
+        engine = self.engine
+        budget = engine.settings.effective_summary_budget - _SUMMARY_FRAME
+        if fits(engine.tokenizer, text, budget):
+            return text
+        return engine.builtin_summarizer(text, [], budget)
+
+    def _window_plan(self, snapshot: Snapshot, available: int, limit: int,
+                     summarize: bool) -> WindowPlan:
+        """The plan, or ``ContextOverflowError`` with what the smallest window needs (the newest
+        group with the system prompt, summary budget, reply primer and response reserve) against
+        the budget the caller asked for."""
+        try:
+            plan = self._plan(snapshot, max(available, 0), summarize)
+        except ContextOverflowError as exc:
+            raise ContextOverflowError(exc.needed + limit - available, limit) from None
+        if available < 0:  # not even an empty history fits
+            raise ContextOverflowError(limit - available, limit)
+        return plan
 
     def _plan(self, snapshot: Snapshot, available: int, summarize: bool) -> WindowPlan:
         settings = self.engine.settings
@@ -248,18 +270,20 @@ class SessionLogic:
         """Whether the window was already evicting before this request's own appends (so an
         earlier fold was lost or is late): then it is folded now rather than after the response.
         """
-        if not self._loaded_len or self._loaded_len == len(snapshot.messages):
-            return True
-        before = Prefix(snapshot.messages, self._loaded_len)
-        plan = self._plan(replace(snapshot, messages=before), available, True)
+        if self._own_from is None:
+            return True  # this request appended nothing: the eviction predates it
+        own = self._own_from
+        before = Prefix(snapshot.messages,
+                        bisect.bisect_left(snapshot.messages, own, key=lambda m: m.seq))
+        try:
+            plan = self._plan(replace(snapshot, messages=before), available, True)
+        except ContextOverflowError:
+            return True  # the history before this request's appends did not even fit
         return plan.start > plan.first
 
     def _reload(self) -> Op[Snapshot]:
         self._snapshot = None
-        loaded_len = self._loaded_len
-        snapshot = yield from self.load()
-        self._loaded_len = loaded_len
-        return snapshot
+        return (yield from self.load())
 
     def _run_fold(self, fold: _Fold) -> Op[bool]:
         """Fold evicted messages into the summary, at most once per eviction across requests
@@ -321,6 +345,8 @@ class SessionLogic:
             result = yield Call("append", (self.key, messages), {
                 "created": float(self.state.created), "create": True, "fence": self._fence})
         self._known_live = True
+        if self._own_from is None and result.seqs:
+            self._own_from = result.seqs[0]
         self._absorb(messages, result)
         return result
 
@@ -345,6 +371,13 @@ class SessionLogic:
             messages=Concat(snapshot.messages, stored), total_tokens=result.total_tokens,
             encodings=tuple(sorted({*snapshot.encodings, *(m.encoding for m in stored)})),
         )
+
+    def pop(self) -> Op[dict[str, Any] | None]:
+        """Remove and return the newest message (atomically: two pops never get the same one)."""
+        yield from self._auto()
+        message = yield Call("pop", (self.key,), {"fence": self._fence})
+        self._snapshot = None
+        return message.as_dict() if message is not None else None
 
     def clear(self) -> Op[None]:
         yield from self._auto()

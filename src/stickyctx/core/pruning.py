@@ -50,6 +50,8 @@ class WindowPlan:
 
 def _first_after(messages: Sequence[StoredMessage], after_seq: int) -> int:
     """Index of the first message with ``seq > after_seq`` (binary search on seq)."""
+    if not messages or messages[0].seq > after_seq:
+        return 0  # no summary watermark inside the history: O(1), whatever its length
     lo, hi = 0, len(messages)
     while lo < hi:
         mid = (lo + hi) // 2
