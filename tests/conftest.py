@@ -16,6 +16,7 @@ import pytest
 
 from stickyctx import Settings
 
+pytest_plugins = ["tests.redis_fixtures"]
 ROOT = Path(__file__).resolve().parent.parent
 KEY_A = "a" * 40  # fixed test keys (newest first in STICKYCTX_SECRET_KEYS)
 KEY_B = "b" * 40

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from . import stores
+from ._heartbeat import AsyncHeartbeat
 from ._ops import run_async
 from ._session import SessionLogic
 from .conversation import Conversation
@@ -62,12 +63,44 @@ class StickyMiddleware:
         idem = self.engine.idempotency_header
         self._idempotency = idem.encode() if idem else None
         self._auto_lock = self.settings.turn_lock == "auto"
+        scripts = getattr(self.store, "scripts", None)
+        self.heartbeat = (AsyncHeartbeat(self.engine.members, scripts)
+                          if self.engine.members.dynamic and scripts is not None else None)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass lifespan through; join the membership at startup, leave it at shutdown."""
+        heartbeat = self.heartbeat
+        if heartbeat is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def receive_and_leave() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await heartbeat.stop(leave=True)
+            return message
+
+        async def send_and_join(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                try:
+                    await heartbeat.beat()  # a first view before the first request
+                except Exception as exc:  # noqa: BLE001 - the loop retries; serve meanwhile
+                    logger.warning("stickyctx: first membership heartbeat failed: %s", exc)
+                heartbeat.ensure_started()
+            await send(message)
+
+        await self.app(scope, receive_and_leave, send_and_join)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)
+            if kind == "lifespan":
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
+        if self.heartbeat is not None:
+            self.heartbeat.ensure_started()
 
         cookies: list[str] = []
         session_header: str | None = None

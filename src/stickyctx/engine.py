@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from .core.cookies import CookieSpec
 from .core.flow import FlowConfig, Membership, SessionState, identify, response_headers
 from .core.keys import KeyDeriver, derive_hash_key
-from .core.nodes import NodeSpec
 from .core.summarizer import ExtractiveSummarizer, Summarizer, load_summarizer
 from .core.tokenizer import Tokenizer, encoding_for, load_tokenizer
 from .core.tokens import TokenCodec
+from .membership import MembershipManager
 from .settings import Settings
 
 __all__ = ["Engine"]
@@ -47,8 +47,7 @@ class Engine:
         self.builtin_summarizer = ExtractiveSummarizer(self.tokenizer)
         self.summarizer: Summarizer = (load_summarizer(settings.summarizer) if settings.summarizer
                                        else self.builtin_summarizer)
-        nodes = settings.nodes or (NodeSpec(settings.node_id),)
-        self._membership = Membership(nodes)
+        self.members = MembershipManager(settings, clock)
         self.idempotency_header = settings.idempotency_header.lower() or None
 
     @property
@@ -60,11 +59,20 @@ class Engine:
         return "sc-" + self.keys.digest("prompt-cache\x00" + session_id)
 
     def membership(self) -> Membership:
-        return self._membership
+        return self.members.view()
 
     def identify(self, cookie_headers: Sequence[str], session_header: str | None) -> SessionState:
-        return identify(cookie_headers, session_header, self.codec, self.flow,
-                        self._membership, self.clock())
+        state = identify(cookie_headers, session_header, self.codec, self.flow,
+                         self.members.view(), self.clock())
+        self.observe(state)
+        return state
+
+    def observe(self, state: SessionState) -> None:
+        """Count a placement toward its node's load, and this node's own active sessions."""
+        if state.reissue and state.affinity in ("new", "failover"):
+            self.members.placed(state.owner)
+        if state.owner == self.settings.node_id:
+            self.members.active.touch(state.session_id)
 
     def response_headers(self, state: SessionState) -> list[tuple[str, str]]:
-        return response_headers(state, self.codec, self.flow, self._membership, self.clock())
+        return response_headers(state, self.codec, self.flow, self.members.view(), self.clock())

@@ -75,6 +75,8 @@ class Settings:
     hash_key: Secret | None = field(default=None, repr=False)
     memory_max_sessions: int = 100_000
     store_timeout: float = 1.0
+    heartbeat_interval: float = 2.0
+    advertise: str | None = None  # this node's host:port, announced in heartbeats
     hot_sessions: int = 10_000
     turn_lock: TurnLock = "auto"
     turn_timeout: float = 30.0
@@ -171,6 +173,10 @@ class Settings:
                 raise bad(var, "the __Secure- prefix needs Secure cookies")
         if self.memory_max_sessions <= 0:
             raise bad("MEMORY_MAX_SESSIONS", "must be positive")
+        if self.heartbeat_interval <= 0:
+            raise bad("HEARTBEAT_INTERVAL", "must be a positive number of seconds")
+        if self.advertise is not None and ":" not in self.advertise:
+            raise bad("ADVERTISE", "must be host:port")
         if self.store_timeout <= 0:
             raise bad("STORE_TIMEOUT", "must be a positive number of seconds")
         if self.hot_sessions < 0:
@@ -345,6 +351,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HASH_KEY": ("hash_key", _secret),
     "MEMORY_MAX_SESSIONS": ("memory_max_sessions", _int),
     "STORE_TIMEOUT": ("store_timeout", _float),
+    "HEARTBEAT_INTERVAL": ("heartbeat_interval", _float),
+    "ADVERTISE": ("advertise", _optional_str),
     "HOT_SESSIONS": ("hot_sessions", _int),
     "TURN_LOCK": ("turn_lock", _lower),
     "TURN_TIMEOUT": ("turn_timeout", _float),

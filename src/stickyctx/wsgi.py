@@ -6,12 +6,14 @@ body iterable is exhausted and closed (``close()`` is always called).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import stores
+from ._heartbeat import ThreadHeartbeat
 from ._ops import run_sync
 from ._session import SessionLogic
 from .conversation import SyncConversation
@@ -51,8 +53,15 @@ class StickyWSGIMiddleware:
         idem = self.engine.idempotency_header
         self._idempotency = "HTTP_" + idem.upper().replace("-", "_") if idem else None
         self._auto_lock = self.settings.turn_lock == "auto"
+        scripts = getattr(self.store, "scripts", None)
+        self.heartbeat = (ThreadHeartbeat(self.engine.members, scripts)
+                          if self.engine.members.dynamic and scripts is not None else None)
+        if self.heartbeat is not None:
+            atexit.register(self.heartbeat.stop)  # a clean shutdown leaves at once
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if self.heartbeat is not None:
+            self.heartbeat.ensure_started()
         engine = self.engine
         cookie = environ.get("HTTP_COOKIE")
         idempotency = environ.get(self._idempotency) if self._idempotency else None

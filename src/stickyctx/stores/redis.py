@@ -37,42 +37,42 @@ class RedisStore:
     def __init__(self, client: Any, limits: Limits, hot_capacity: int = 10_000) -> None:
         self.client = client
         self.ops = RedisOps(limits, hot_capacity)
-        self._run = _Scripts(client)
+        self.scripts = _Scripts(client)
 
     def load(self, key: SessionKey) -> Snapshot:
-        return run_sync(self.ops.load(key), self._run)
+        return run_sync(self.ops.load(key), self.scripts)
 
     def append(self, key: SessionKey, messages: Sequence[NewMessage], *, created: float,
                create: bool = True, fence: int | None = None) -> AppendResult:
-        return run_sync(self.ops.append(key, messages, created, create, fence), self._run)
+        return run_sync(self.ops.append(key, messages, created, create, fence), self.scripts)
 
     def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
-        return run_sync(self.ops.clear(key, fence), self._run)
+        return run_sync(self.ops.clear(key, fence), self.scripts)
 
     def pop(self, key: SessionKey, *, fence: int | None = None) -> StoredMessage | None:
-        return run_sync(self.ops.pop(key, fence), self._run)
+        return run_sync(self.ops.pop(key, fence), self.scripts)
 
     def rotate(self, old: SessionKey, new: SessionKey) -> None:
-        run_sync(self.ops.rotate(old, new), self._run)
+        run_sync(self.ops.rotate(old, new), self.scripts)
 
     def destroy(self, key: SessionKey) -> None:
-        run_sync(self.ops.destroy(key), self._run)
+        run_sync(self.ops.destroy(key), self.scripts)
 
     def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
                       name: str = "turn") -> int | None:
-        return run_sync(self.ops.acquire_lease(key, holder, ttl, name), self._run)
+        return run_sync(self.ops.acquire_lease(key, holder, ttl, name), self.scripts)
 
     def release_lease(self, key: SessionKey, token: int, name: str = "turn") -> None:
-        run_sync(self.ops.release_lease(key, token, name), self._run)
+        run_sync(self.ops.release_lease(key, token, name), self.scripts)
 
     def apply_summary(self, key: SessionKey, text: str, tokens: int, *, watermark: int,
                       expected_watermark: int, delete_folded: bool = False) -> Summary | None:
         return run_sync(self.ops.apply_summary(key, text, tokens, watermark, expected_watermark,
-                                               delete_folded), self._run)
+                                               delete_folded), self.scripts)
 
     def recount(self, key: SessionKey, encoding: str, tokens: dict[int, int], *,
                 expected_version: int) -> int | None:
-        return run_sync(self.ops.recount(key, encoding, tokens, expected_version), self._run)
+        return run_sync(self.ops.recount(key, encoding, tokens, expected_version), self.scripts)
 
     def close(self) -> None:
         self.client.close()

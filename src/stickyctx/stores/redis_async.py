@@ -36,44 +36,44 @@ class AsyncRedisStore:
     def __init__(self, client: Any, limits: Limits, hot_capacity: int = 10_000) -> None:
         self.client = client
         self.ops = RedisOps(limits, hot_capacity)
-        self._run = _AsyncScripts(client)
+        self.scripts = _AsyncScripts(client)
 
     async def load(self, key: SessionKey) -> Snapshot:
-        return await run_async(self.ops.load(key), self._run)
+        return await run_async(self.ops.load(key), self.scripts)
 
     async def append(self, key: SessionKey, messages: Sequence[NewMessage], *, created: float,
                      create: bool = True, fence: int | None = None) -> AppendResult:
-        return await run_async(self.ops.append(key, messages, created, create, fence), self._run)
+        return await run_async(self.ops.append(key, messages, created, create, fence), self.scripts)
 
     async def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
-        return await run_async(self.ops.clear(key, fence), self._run)
+        return await run_async(self.ops.clear(key, fence), self.scripts)
 
     async def pop(self, key: SessionKey, *, fence: int | None = None) -> StoredMessage | None:
-        return await run_async(self.ops.pop(key, fence), self._run)
+        return await run_async(self.ops.pop(key, fence), self.scripts)
 
     async def rotate(self, old: SessionKey, new: SessionKey) -> None:
-        await run_async(self.ops.rotate(old, new), self._run)
+        await run_async(self.ops.rotate(old, new), self.scripts)
 
     async def destroy(self, key: SessionKey) -> None:
-        await run_async(self.ops.destroy(key), self._run)
+        await run_async(self.ops.destroy(key), self.scripts)
 
     async def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
                             name: str = "turn") -> int | None:
-        return await run_async(self.ops.acquire_lease(key, holder, ttl, name), self._run)
+        return await run_async(self.ops.acquire_lease(key, holder, ttl, name), self.scripts)
 
     async def release_lease(self, key: SessionKey, token: int, name: str = "turn") -> None:
-        await run_async(self.ops.release_lease(key, token, name), self._run)
+        await run_async(self.ops.release_lease(key, token, name), self.scripts)
 
     async def apply_summary(self, key: SessionKey, text: str, tokens: int, *, watermark: int,
                             expected_watermark: int,
                             delete_folded: bool = False) -> Summary | None:
         return await run_async(self.ops.apply_summary(
-            key, text, tokens, watermark, expected_watermark, delete_folded), self._run)
+            key, text, tokens, watermark, expected_watermark, delete_folded), self.scripts)
 
     async def recount(self, key: SessionKey, encoding: str, tokens: dict[int, int], *,
                       expected_version: int) -> int | None:
         return await run_async(self.ops.recount(key, encoding, tokens, expected_version),
-                               self._run)
+                               self.scripts)
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -1,0 +1,133 @@
+"""Membership: which nodes are live, their addresses and active-session counts.
+
+Static (``STICKYCTX_NODES``, or this node alone) with the embedded store. With a Redis store it
+is dynamic: every node announces itself with a heartbeat that expires after three intervals
+(``STICKYCTX_HEARTBEAT_INTERVAL``), shares its active-session count for bounded-load placement,
+and reads everyone else's in the same round trip. Requests only read the last view: membership
+never adds I/O to a request. A node that shuts down cleanly leaves at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ._ops import Call, Op
+from .core.flow import Membership
+from .core.keys import SessionKey
+from .core.nodes import NodeSpec
+from .settings import Settings
+
+__all__ = ["ActiveSessions", "MembershipManager"]
+
+
+class ActiveSessions:
+    """Sessions this node owns that were active within the idle TTL (its load), bounded."""
+
+    def __init__(self, idle_ttl: float, limit: int, clock: Callable[[], float]) -> None:
+        self.idle_ttl = idle_ttl
+        self.limit = limit
+        self._clock = clock
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def touch(self, session_id: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._seen.pop(session_id, None)
+            self._seen[session_id] = now  # insertion order is recency order
+            if len(self._seen) > self.limit:
+                del self._seen[next(iter(self._seen))]
+
+    def count(self) -> int:
+        horizon = self._clock() - self.idle_ttl
+        with self._lock:
+            while self._seen:
+                oldest = next(iter(self._seen))
+                if self._seen[oldest] >= horizon:
+                    break
+                del self._seen[oldest]
+            return len(self._seen)
+
+
+class MembershipManager:
+    """Holds the current view; the edges drive ``heartbeat()`` / ``leave()`` with their store."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.node_id = settings.node_id
+        self.dynamic = settings.uses_redis
+        self.interval = settings.heartbeat_interval
+        self.active = ActiveSessions(settings.idle_ttl, settings.memory_max_sessions, clock)
+        self._listed = {n.id: n for n in settings.nodes}
+        me = self._listed.get(self.node_id) or NodeSpec(self.node_id, settings.advertise)
+        if settings.advertise and not me.address:
+            me = NodeSpec(me.id, settings.advertise)
+        self._me = me
+        static = settings.nodes or (self._me,)
+        self._view = Membership(tuple(static), None)
+        self._placed: dict[str, int] = {}  # placements since the last heartbeat, per node
+        self._lock = threading.Lock()
+        self.last_beat: float | None = None
+        self.changes = 0  # how many times the live set changed (joins and departures)
+
+    def view(self) -> Membership:
+        view = self._view
+        if view.loads is None:
+            return view
+        with self._lock:
+            if not self._placed:
+                return view
+            loads = dict(view.loads)
+            for node, count in self._placed.items():
+                loads[node] = loads.get(node, 0) + count
+        return Membership(view.nodes, loads)
+
+    def placed(self, node_id: str) -> None:
+        """A session was placed on ``node_id`` since the last heartbeat (counts toward its load)."""
+        if self._view.loads is not None:
+            with self._lock:
+                self._placed[node_id] = self._placed.get(node_id, 0) + 1
+
+    # Heartbeats (dynamic membership) ------------------------------------------------------
+
+    def _keys(self) -> list[str]:
+        tag = SessionKey(self.settings.namespace, "members")
+        return [tag.key("z"), tag.key("h")]
+
+    def heartbeat(self, leaving: bool = False) -> Op[Membership]:
+        ttl_ms = int(self.interval * 3 * 1000)
+        reply = yield Call("script", ("heartbeat", self._keys(), [
+            self.node_id, ttl_ms, self._me.address or "", self.active.count(),
+            1 if leaving else 0]))
+        if not leaving:
+            self._apply(reply)
+        return self._view
+
+    def _apply(self, reply: Any) -> None:
+        nodes: list[NodeSpec] = []
+        loads: dict[str, int] = {}
+        for i in range(0, len(reply), 2):
+            node_id = _text(reply[i])
+            address, _, load = _text(reply[i + 1]).partition("|")
+            if self._listed and node_id not in self._listed:
+                continue  # a static list names the only nodes that may own sessions
+            listed = self._listed.get(node_id)
+            nodes.append(NodeSpec(node_id, address or (listed.address if listed else None)))
+            loads[node_id] = int(load or 0)
+        if self.node_id not in loads:
+            nodes.append(self._me)
+            loads[self.node_id] = self.active.count()
+        nodes.sort(key=lambda n: n.id)
+        if {n.id for n in nodes} != self._view.ids():
+            self.changes += 1
+        with self._lock:
+            self._view = Membership(tuple(nodes), loads)
+            self._placed.clear()
+        self.last_beat = time.monotonic()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
