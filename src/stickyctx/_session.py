@@ -385,7 +385,9 @@ class SessionLogic:
         self._snapshot = Snapshot("live", int(version)) if version else _EMPTY
 
     def rotate(self) -> Op[str]:
-        self._check_usable()
+        # Under the turn lock (auto mode): a turn in progress elsewhere must finish first, or its
+        # next write would land on the tombstone and the lease would move away from its holder.
+        yield from self._auto()
         old_key = self.key
         fresh_id = new_session(self.engine.flow, self.engine.membership(), self.engine.clock(),
                                self.state.transport).session_id

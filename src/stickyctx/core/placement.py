@@ -7,6 +7,8 @@ node at or below ``ceil((1 + epsilon) * average)`` sessions because of a placeme
 
 from __future__ import annotations
 
+import functools
+import heapq
 import math
 from collections.abc import Mapping, Sequence
 from hashlib import blake2b
@@ -16,18 +18,37 @@ from .nodes import NodeSpec
 __all__ = ["capacity", "place", "rank", "score"]
 
 _TWO_64 = float(2**64)
+_MASK = 2**64 - 1
+
+
+def _hash(text: str) -> int:
+    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+_seed = functools.lru_cache(maxsize=4096)(_hash)  # node ids: few, hashed once each
+
+
+def _mix(x: int) -> int:
+    """splitmix64's finalizer: a fast, well-spread 64-bit mix, the same in every process."""
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def _score(node: NodeSpec, key_hash: int) -> float:
+    u = (_mix(key_hash ^ _seed(node.id)) + 1) / (_TWO_64 + 1)
+    return -node.weight / math.log(u) if u < 1.0 else math.inf
 
 
 def score(node: NodeSpec, key: str) -> float:
     """The node's rendezvous score for ``key`` (higher wins), weighted: -w / ln(u), u in (0, 1]."""
-    digest = blake2b(f"{node.id}\x00{key}".encode(), digest_size=8).digest()
-    u = (int.from_bytes(digest, "big") + 1) / (_TWO_64 + 1)
-    return -node.weight / math.log(u) if u < 1.0 else math.inf
+    return _score(node, _hash(key))
 
 
 def rank(key: str, nodes: Sequence[NodeSpec]) -> list[NodeSpec]:
     """Nodes in preference order for ``key``."""
-    return sorted(nodes, key=lambda n: (score(n, key), n.id), reverse=True)
+    key_hash = _hash(key)
+    return sorted(nodes, key=lambda n: (_score(n, key_hash), n.id), reverse=True)
 
 
 def capacity(node: NodeSpec, nodes: Sequence[NodeSpec], total: int, epsilon: float) -> int:
@@ -44,16 +65,28 @@ def place(
 ) -> str:
     """The owner for a new (or orphaned) session ``key`` among ``nodes``.
 
-    Without ``loads`` this is plain rendezvous hashing. With them, the first node in preference
-    order that stays within its bounded-load capacity after taking the session wins.
+    Without ``loads`` this is plain rendezvous hashing. With them, the two most preferred nodes
+    that stay within their bounded-load capacity after taking the session are candidates, and
+    the less loaded of the two wins (ties: the more preferred). The bound caps every node at
+    ``ceil((1 + epsilon) * average)``; the second choice keeps the spread far tighter than that.
     """
     if not nodes:
         raise ValueError("no live node to place a session on")
-    ranked = rank(key, nodes)
+    key_hash = _hash(key)
+    scored = [(_score(n, key_hash), n.id, n) for n in nodes]
     if loads is None:
-        return ranked[0].id
+        return max(scored)[1]
     total = sum(loads.get(n.id, 0) for n in nodes) + 1
-    for node in ranked:
-        if loads.get(node.id, 0) + 1 <= capacity(node, nodes, total, epsilon):
-            return node.id
-    return ranked[0].id  # unreachable while epsilon > 0; kept as a safe answer
+    per_weight = (1.0 + epsilon) * total / sum(n.weight for n in nodes)
+
+    def fits(node: NodeSpec) -> bool:
+        return loads.get(node.id, 0) + 1 <= max(1, math.ceil(per_weight * node.weight))
+
+    # Usually the first or second preference takes it: look at a few before sorting them all.
+    candidates = [n for _, _, n in heapq.nlargest(4, scored) if fits(n)][:2]
+    if len(candidates) < 2 and len(nodes) > 4:
+        candidates = [n for _, _, n in sorted(scored, reverse=True) if fits(n)][:2]
+    if not candidates:
+        return max(scored)[1]  # unreachable while epsilon > 0; kept as a safe answer
+    return min(candidates, key=lambda n: (loads.get(n.id, 0) / n.weight,
+                                          candidates.index(n))).id

@@ -1,0 +1,117 @@
+"""Placement quality, measured with the real placement code (``stickyctx simulate``).
+
+Sessions are placed one after another the way the middleware places them (bounded loads over
+the live nodes, the owner pinned afterwards), then one node leaves (only its sessions are
+re-placed) and one joins (pinned sessions stay; it takes new ones).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from .affinity import classify
+from .nodes import NodeSpec
+from .placement import place
+
+__all__ = ["SimulationResult", "simulate"]
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    nodes: int
+    sessions: int
+    epsilon: float
+    max_over_avg: float  # placement of new sessions
+    bound: int  # ceil((1 + epsilon) * average)
+    leave_moved: int  # sessions that changed owner when one node left
+    leave_owned: int  # sessions the departed node owned (the minimum that must move)
+    leave_survivor_max_over_avg: float
+    leave_spread: int  # survivors that took some of the departed node's sessions
+    join_moved: int  # pinned sessions moved when a node joined (always 0 by design)
+    join_new_share: float  # share of the next sessions the new node takes
+    place_us: float  # median cost of placing one session
+    hit_check_us: float  # median cost of the affinity check on a hit (no placement)
+
+    def rows(self) -> list[tuple[str, str]]:
+        minimum = 1 / self.nodes
+        return [
+            ("nodes / sessions / epsilon", f"{self.nodes} / {self.sessions} / {self.epsilon}"),
+            ("new-session placement max/avg", f"{self.max_over_avg:.3f} (bound {self.bound} "
+                                              f"sessions per node = 1+eps)"),
+            ("moved when one node leaves", f"{self.leave_moved / self.sessions:.2%} (its own "
+                                           f"sessions {self.leave_owned / self.sessions:.2%}; "
+                                           f"1/N = {minimum:.2%})"),
+            ("only the departed node's sessions moved",
+             str(self.leave_moved == self.leave_owned)),
+            ("survivors max/avg after the failure", f"{self.leave_survivor_max_over_avg:.3f}"),
+            ("survivors that took the failed node's sessions",
+             f"{self.leave_spread} of {self.nodes - 1}"),
+            ("moved when one node joins", f"{self.join_moved} (0 by design: owners are pinned)"),
+            ("new node's share of the next sessions", f"{self.join_new_share:.2%}"),
+            ("placement cost (median)", f"{self.place_us:.1f} µs"),
+            ("affinity check on a hit (median)", f"{self.hit_check_us:.2f} µs"),
+        ]
+
+
+def _median_us(samples: list[float]) -> float:
+    samples.sort()
+    return samples[len(samples) // 2] * 1e6
+
+
+def simulate(nodes: int, sessions: int, epsilon: float = 0.25) -> SimulationResult:
+    if nodes < 2 or sessions < nodes:
+        raise ValueError("simulate needs at least 2 nodes and as many sessions as nodes")
+    specs = [NodeSpec(f"node-{i:03d}") for i in range(nodes)]
+    keys = [f"session-{i:08d}" for i in range(sessions)]
+    loads: Counter[str] = Counter()
+    owner: dict[str, str] = {}
+    timings: list[float] = []
+    for key in keys:
+        started = time.perf_counter()
+        chosen = place(key, specs, loads, epsilon)
+        timings.append(time.perf_counter() - started)
+        owner[key] = chosen
+        loads[chosen] += 1
+    average = sessions / nodes
+    max_over_avg = max(loads.values()) / average
+
+    # One node leaves: only its sessions are re-placed, over the survivors, with their loads.
+    gone = specs[0].id
+    survivors = specs[1:]
+    after = Counter({n.id: loads[n.id] for n in survivors})
+    moved = 0
+    takers: set[str] = set()
+    for key in keys:
+        if owner[key] == gone:
+            chosen = place(key, survivors, after, epsilon)
+            after[chosen] += 1
+            takers.add(chosen)
+            moved += 1
+    survivor_max = max(after.values()) / (sessions / len(survivors))
+
+    # One node joins: pinned sessions stay; the next sessions see its empty load.
+    joined = [*specs, NodeSpec(f"node-{nodes:03d}")]
+    join_loads = Counter(loads)
+    extra = max(nodes, sessions // 10)
+    taken = 0
+    for i in range(extra):
+        chosen = place(f"later-{i:08d}", joined, join_loads, epsilon)
+        join_loads[chosen] += 1
+        taken += chosen == joined[-1].id
+
+    live = {n.id for n in specs}
+    checks = []
+    for key in keys[: min(len(keys), 20_000)]:
+        started = time.perf_counter()
+        classify(owner[key], owner[key], live)
+        checks.append(time.perf_counter() - started)
+    return SimulationResult(
+        nodes=nodes, sessions=sessions, epsilon=epsilon, max_over_avg=max_over_avg,
+        bound=math.ceil((1 + epsilon) * average), leave_moved=moved,
+        leave_owned=loads[gone], leave_survivor_max_over_avg=survivor_max,
+        leave_spread=len(takers), join_moved=0, join_new_share=taken / extra,
+        place_us=_median_us(timings), hit_check_us=_median_us(checks),
+    )

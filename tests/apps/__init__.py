@@ -1,0 +1,1 @@
+"""Small apps that tests serve from real server processes."""
