@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, Union
+from typing import Any, Protocol, TypeVar, Union
 
-__all__ = ["Call", "Compute", "Op", "Sleep", "run_async", "run_sync"]
+__all__ = ["Call", "Compute", "Observer", "Op", "Record", "Sleep", "run_async", "run_sync"]
 
 T = TypeVar("T")
 
@@ -42,7 +43,41 @@ class Compute:
     args: tuple[Any, ...] = ()
 
 
-Step = Union[Call, Sleep, Compute]  # noqa: UP007 - a runtime alias, valid on Python 3.10
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Telemetry for work done without I/O (window assembly, a fold), with its real times."""
+
+    name: str
+    attributes: dict[str, Any]
+    started_ns: int
+    ended_ns: int
+
+
+Step = Union[Call, Sleep, Compute, Record]  # noqa: UP007 - a runtime alias, valid on 3.10
+
+
+class Observer(Protocol):
+    """What the drivers report to (``stickyctx.telemetry.Telemetry``)."""
+
+    def operation(self, method: str, session_hash: Callable[[], str] | None,
+                  ) -> AbstractContextManager[dict[str, Any]]: ...
+
+    def record(self, name: str, attributes: Mapping[str, Any], started_ns: int,
+               ended_ns: int) -> None: ...
+
+
+def _annotate(value: Any, extra: dict[str, Any]) -> None:
+    """Attributes of a store result, for its span (counts and tiers, never content)."""
+    tier = getattr(value, "tier", None)
+    if tier is not None:
+        extra["stickyctx.tier"] = tier
+        extra["stickyctx.stale"] = bool(getattr(value, "stale", False))
+        messages = getattr(value, "messages", None)
+        if messages is not None:
+            extra["stickyctx.messages.after"] = len(messages)
+    duplicates = getattr(value, "duplicates", None)
+    if duplicates:
+        extra["stickyctx.duplicates"] = duplicates
 
 
 async def _await(value: Awaitable[Any]) -> Any:
@@ -50,7 +85,8 @@ async def _await(value: Awaitable[Any]) -> Any:
 Op = Generator[Step, Any, T]
 
 
-def run_sync(op: Op[T], store: Any) -> T:
+def run_sync(op: Op[T], store: Any, observer: Observer | None = None,
+             session_hash: Callable[[], str] | None = None) -> T:
     value: Any = None
     error: BaseException | None = None
     while True:
@@ -66,13 +102,21 @@ def run_sync(op: Op[T], store: Any) -> T:
                 value = step.func(*step.args)
                 if inspect.isawaitable(value):
                     value = asyncio.run(_await(value))
-            else:
+            elif isinstance(step, Record):
+                if observer is not None:
+                    observer.record(step.name, step.attributes, step.started_ns, step.ended_ns)
+            elif observer is None:
                 value = getattr(store, step.method)(*step.args, **step.kwargs)
+            else:
+                with observer.operation(step.method, session_hash) as extra:
+                    value = getattr(store, step.method)(*step.args, **step.kwargs)
+                    _annotate(value, extra)
         except Exception as exc:  # noqa: BLE001 - handed to the operation, which decides
             error = exc
 
 
-async def run_async(op: Op[T], store: Any) -> T:
+async def run_async(op: Op[T], store: Any, observer: Observer | None = None,
+                    session_hash: Callable[[], str] | None = None) -> T:
     value: Any = None
     error: BaseException | None = None
     while True:
@@ -91,7 +135,14 @@ async def run_async(op: Op[T], store: Any) -> T:
                     value = await asyncio.to_thread(step.func, *step.args)
                     if inspect.isawaitable(value):
                         value = await value
-            else:
+            elif isinstance(step, Record):
+                if observer is not None:
+                    observer.record(step.name, step.attributes, step.started_ns, step.ended_ns)
+            elif observer is None:
                 value = await getattr(store, step.method)(*step.args, **step.kwargs)
+            else:
+                with observer.operation(step.method, session_hash) as extra:
+                    value = await getattr(store, step.method)(*step.args, **step.kwargs)
+                    _annotate(value, extra)
         except Exception as exc:  # noqa: BLE001 - handed to the operation, which decides
             error = exc

@@ -100,6 +100,10 @@ class SessionLogic:
             self._key = self.engine.keys.derive(self.state.session_id)
         return self._key
 
+    def session_hash(self) -> str:
+        """The session's name in telemetry (a keyed hash of the current id)."""
+        return self.engine.session_hash(self.state.session_id)
+
     @property
     def holds_turn(self) -> bool:
         return self._fence is not None

@@ -13,6 +13,9 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
 from . import stores
 from ._heartbeat import AsyncHeartbeat
 from ._ops import run_async
@@ -54,10 +57,13 @@ class StickyMiddleware:
         *,
         store: AsyncStore | None = None,
         clock: Callable[[], float] | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.app = app
         self.settings = settings if settings is not None else Settings.from_env()
-        self.engine = Engine(self.settings, clock=clock or time.time)
+        self.engine = Engine(self.settings, clock=clock or time.time,
+                             tracer_provider=tracer_provider, meter_provider=meter_provider)
         self.store = store if store is not None else stores.open_async(self.settings,
                                                                         self.engine.clock)
         idem = self.engine.idempotency_header
@@ -160,6 +166,6 @@ class StickyMiddleware:
             await send({"type": "http.response.body", "body": body})
         finally:
             try:
-                await run_async(logic.finish(), self.store)
+                await run_async(logic.finish(), self.store, engine.telemetry, logic.session_hash)
             except Exception:  # the response is already decided; never fail it here
                 logger.warning("stickyctx: releasing the turn lock failed", exc_info=True)

@@ -6,16 +6,20 @@ drive of an operation from ``_session``, where the logic lives once.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from ._ops import run_async, run_sync
+from ._ops import Op, run_async, run_sync
 from ._session import SessionLogic
 from .core.affinity import Affinity
 from .stores.base import AsyncStore, SyncStore
 
 __all__ = ["Conversation", "SyncConversation"]
+
+T = TypeVar("T")
 
 
 class _Handle:
@@ -80,112 +84,127 @@ def _messages(items: Iterable[Mapping[str, Any]]) -> list[tuple[str, Any, dict[s
 class Conversation(_Handle):
     """The session's context in an ASGI app. Every method is awaited."""
 
-    __slots__ = ("_store",)
+    __slots__ = ("_serial", "_store")
 
     def __init__(self, logic: SessionLogic, store: AsyncStore) -> None:
         super().__init__(logic)
         self._store = store
+        self._serial: asyncio.Lock | None = None
+
+    async def _run(self, op: Op[T]) -> T:
+        # Tasks sharing one request's handle take turns: its state is one request's state.
+        if self._serial is None:
+            self._serial = asyncio.Lock()
+        logic = self._logic
+        async with self._serial:
+            return await run_async(op, self._store, logic.engine.telemetry, logic.session_hash)
 
     async def append(self, role: str, content: Any, *, turn_id: str | None = None,
                      **fields: Any) -> int:
         """Append one message durably; return its sequence number, or 0 when it was a retry of
         an append stored before (same turn id), which stays stored once."""
         message = self._logic.build(role, content, turn_id, fields)
-        result = await run_async(self._logic.append([message]), self._store)
+        result = await self._run(self._logic.append([message]))
         return result.seqs[0] if result.seqs else 0
 
     async def extend(self, messages: Iterable[Mapping[str, Any]], *,
                      turn_id: str | None = None) -> int:
         """Append several OpenAI-style message dicts in one atomic write; return how many."""
         built = [self._logic.build(r, c, turn_id, f) for r, c, f in _messages(messages)]
-        result = await run_async(self._logic.append(built), self._store)
+        result = await self._run(self._logic.append(built))
         return len(result.seqs)
 
     async def messages(self) -> list[dict[str, Any]]:
         """The full stored history as OpenAI-style message dicts."""
-        return await run_async(self._logic.messages(), self._store)
+        return await self._run(self._logic.messages())
 
     async def window(self, budget: int | None = None, *,
                      system: str | None = None) -> list[dict[str, Any]]:
         """The newest whole turns that fit ``budget`` tokens (with ``system`` first)."""
-        return await run_async(self._logic.window(budget, system), self._store)
+        return await self._run(self._logic.window(budget, system))
 
     async def token_count(self) -> int:
         """Tokens of the stored history, counted as the chat API counts them."""
-        return await run_async(self._logic.token_count(), self._store)
+        return await self._run(self._logic.token_count())
 
     async def pop(self) -> dict[str, Any] | None:
         """Remove and return the newest message (atomic: concurrent pops never share one)."""
-        return await run_async(self._logic.pop(), self._store)
+        return await self._run(self._logic.pop())
 
     async def clear(self) -> None:
-        await run_async(self._logic.clear(), self._store)
+        await self._run(self._logic.clear())
 
     async def rotate(self) -> str:
         """Give the session a new id (same data); the old id loads nothing afterwards."""
-        return await run_async(self._logic.rotate(), self._store)
+        return await self._run(self._logic.rotate())
 
     async def destroy(self) -> None:
         """Delete the data, expire the cookie; a replay of the old token starts afresh."""
-        await run_async(self._logic.destroy(), self._store)
+        await self._run(self._logic.destroy())
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[Conversation]:
         """Hold the session's turn lock for the block (re-entrant; see docs for the policy)."""
-        taken = await run_async(self._logic.lock(), self._store)
+        taken = await self._run(self._logic.lock())
         try:
             yield self
         finally:
             if taken:
-                await run_async(self._logic.unlock(), self._store)
+                await self._run(self._logic.unlock())
 
 
 class SyncConversation(_Handle):
     """The session's context in a WSGI app: the same methods as ``Conversation``, not awaited."""
 
-    __slots__ = ("_store",)
+    __slots__ = ("_serial", "_store")
 
     def __init__(self, logic: SessionLogic, store: SyncStore) -> None:
         super().__init__(logic)
         self._store = store
+        self._serial = threading.Lock()
+
+    def _run(self, op: Op[T]) -> T:
+        logic = self._logic
+        with self._serial:  # threads sharing one request's handle take turns
+            return run_sync(op, self._store, logic.engine.telemetry, logic.session_hash)
 
     def append(self, role: str, content: Any, *, turn_id: str | None = None,
                **fields: Any) -> int:
         message = self._logic.build(role, content, turn_id, fields)
-        result = run_sync(self._logic.append([message]), self._store)
+        result = self._run(self._logic.append([message]))
         return result.seqs[0] if result.seqs else 0
 
     def extend(self, messages: Iterable[Mapping[str, Any]], *, turn_id: str | None = None) -> int:
         built = [self._logic.build(r, c, turn_id, f) for r, c, f in _messages(messages)]
-        return len(run_sync(self._logic.append(built), self._store).seqs)
+        return len(self._run(self._logic.append(built)).seqs)
 
     def messages(self) -> list[dict[str, Any]]:
-        return run_sync(self._logic.messages(), self._store)
+        return self._run(self._logic.messages())
 
     def window(self, budget: int | None = None, *,
                system: str | None = None) -> list[dict[str, Any]]:
-        return run_sync(self._logic.window(budget, system), self._store)
+        return self._run(self._logic.window(budget, system))
 
     def token_count(self) -> int:
-        return run_sync(self._logic.token_count(), self._store)
+        return self._run(self._logic.token_count())
 
     def pop(self) -> dict[str, Any] | None:
-        return run_sync(self._logic.pop(), self._store)
+        return self._run(self._logic.pop())
 
     def clear(self) -> None:
-        run_sync(self._logic.clear(), self._store)
+        self._run(self._logic.clear())
 
     def rotate(self) -> str:
-        return run_sync(self._logic.rotate(), self._store)
+        return self._run(self._logic.rotate())
 
     def destroy(self) -> None:
-        run_sync(self._logic.destroy(), self._store)
+        self._run(self._logic.destroy())
 
     @contextmanager
     def turn(self) -> Iterator[SyncConversation]:
-        taken = run_sync(self._logic.lock(), self._store)
+        taken = self._run(self._logic.lock())
         try:
             yield self
         finally:
             if taken:
-                run_sync(self._logic.unlock(), self._store)
+                self._run(self._logic.unlock())

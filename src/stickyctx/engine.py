@@ -9,6 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
 from .core.cookies import CookieSpec
 from .core.flow import FlowConfig, Membership, SessionState, identify, response_headers
 from .core.keys import KeyDeriver, derive_hash_key
@@ -17,12 +20,20 @@ from .core.tokenizer import Tokenizer, encoding_for, load_tokenizer
 from .core.tokens import TokenCodec
 from .membership import MembershipManager
 from .settings import Settings
+from .telemetry import Telemetry
 
 __all__ = ["Engine"]
 
 
 class Engine:
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock
         keys = tuple(k.reveal() for k in settings.keys)
@@ -48,11 +59,23 @@ class Engine:
         self.summarizer: Summarizer = (load_summarizer(settings.summarizer) if settings.summarizer
                                        else self.builtin_summarizer)
         self.members = MembershipManager(settings, clock)
+        self.telemetry = Telemetry(
+            node_id=settings.node_id,
+            db_system="redis" if settings.uses_redis else None,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            active_sessions=self.members.active.count,
+        )
+        self.members.on_change = self.telemetry.membership
         self.idempotency_header = settings.idempotency_header.lower() or None
 
     @property
     def node_id(self) -> str:
         return self.settings.node_id
+
+    def session_hash(self, session_id: str) -> str:
+        """How telemetry names a session: a keyed hash, never the id itself."""
+        return self.keys.digest("telemetry\x00" + session_id)
 
     def prompt_cache_key(self, session_id: str) -> str:
         """A stable keyed hash of the session for providers' ``prompt_cache_key``."""
@@ -65,6 +88,7 @@ class Engine:
         state = identify(cookie_headers, session_header, self.codec, self.flow,
                          self.members.view(), self.clock())
         self.observe(state)
+        self.telemetry.affinity(state, self.session_hash)
         return state
 
     def observe(self, state: SessionState) -> None:

@@ -72,6 +72,7 @@ class MembershipManager:
         self._lock = threading.Lock()
         self.last_beat: float | None = None
         self.changes = 0  # how many times the live set changed (joins and departures)
+        self.on_change: Callable[[int, list[str], list[str]], None] | None = None
 
     def view(self) -> Membership:
         view = self._view
@@ -121,8 +122,11 @@ class MembershipManager:
             nodes.append(self._me)
             loads[self.node_id] = self.active.count()
         nodes.sort(key=lambda n: n.id)
-        if {n.id for n in nodes} != self._view.ids():
+        before, after = self._view.ids(), {n.id for n in nodes}
+        if after != before:
             self.changes += 1
+            if self.on_change is not None:
+                self.on_change(len(after), sorted(after - before), sorted(before - after))
         with self._lock:
             self._view = Membership(tuple(nodes), loads)
             self._placed.clear()

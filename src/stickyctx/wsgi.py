@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
 from . import stores
 from ._heartbeat import ThreadHeartbeat
 from ._ops import run_sync
@@ -44,10 +47,13 @@ class StickyWSGIMiddleware:
         *,
         store: SyncStore | None = None,
         clock: Callable[[], float] | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.app = app
         self.settings = settings if settings is not None else Settings.from_env()
-        self.engine = Engine(self.settings, clock=clock or time.time)
+        self.engine = Engine(self.settings, clock=clock or time.time,
+                             tracer_provider=tracer_provider, meter_provider=meter_provider)
         self.store = store if store is not None else stores.open_sync(self.settings,
                                                                        self.engine.clock)
         idem = self.engine.idempotency_header
@@ -81,7 +87,7 @@ class StickyWSGIMiddleware:
 
         def finish() -> None:
             try:
-                run_sync(logic.finish(), self.store)
+                run_sync(logic.finish(), self.store, engine.telemetry, logic.session_hash)
             except Exception:  # the response is already decided; never fail it here
                 logger.warning("stickyctx: releasing the turn lock failed", exc_info=True)
 

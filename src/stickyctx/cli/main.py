@@ -1,4 +1,7 @@
-"""``stickyctx``: demo, config, doctor, owner (more subcommands arrive with their features)."""
+"""``stickyctx``: the command line. Each command family lives in its own module.
+
+Every command turns a configuration error into one line on stderr and exit status 2.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +9,35 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+from ..errors import ConfigError
+from . import config, demo, doctor, lbconfig, owner, simulate
+
+__all__ = ["build_parser", "main"]
+
+# Each module adds its subcommand with ``register(subparsers)`` and sets ``run`` as a default.
+_COMMANDS = (demo, config, doctor, owner, simulate, lbconfig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stickyctx",
+        description="Sticky, durable, token-budgeted context for multi-turn LLM chat apps. "
+                    "Configured by STICKYCTX_* environment variables.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in _COMMANDS:
+        command.register(sub)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="stickyctx", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("config", help="print the effective settings, secrets masked")
-    args = parser.parse_args(argv)
-    if args.command == "config":
-        import json
-
-        from ..settings import Settings
-
-        print(json.dumps(Settings.from_env().masked(), indent=2, default=str))
-    return 0
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except ConfigError as exc:
+        print(f"stickyctx: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -85,6 +85,7 @@ class SessionState:
     route_ok: bool = True  # the routing cookie already names the owner
     destroyed: bool = False
     previous_id: str | None = None  # set by rotation, for telemetry
+    key_fallback: bool = False  # the token verified with an older signing key
 
     @property
     def is_new(self) -> bool:
@@ -124,6 +125,7 @@ def identify(
             affinity=affinity,
             transport=transport,
             reissue=affinity == "failover" or claims.key_index > 0,
+            key_fallback=claims.key_index > 0,
         )
     if transport == "cookie":
         route = read_cookie(cookie_headers, config.route_cookie)

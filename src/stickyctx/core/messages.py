@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,8 +60,14 @@ class StoredMessage:
     fields: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        """The OpenAI-style message dict."""
-        return {"role": self.role, "content": self.content, **self.fields}
+        """The OpenAI-style message dict: a fresh copy, so changing it never changes the store."""
+        content = self.content
+        if not (content is None or isinstance(content, str)):
+            content = copy.deepcopy(content)
+        fields = self.fields
+        if fields and not all(isinstance(v, (str, int, float, bool)) for v in fields.values()):
+            fields = copy.deepcopy(fields)
+        return {"role": self.role, "content": content, **fields}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +89,7 @@ class Snapshot:
     summary: Summary | None = None
     encodings: tuple[str, ...] = ()  # the encodings the stored messages were counted with
     stale: bool = False  # served from a node's hot tier while the store was unreachable
+    tier: str = "store"  # "local": served from this process's memory; "store": over the network
 
     @property
     def exists(self) -> bool:
@@ -139,4 +147,11 @@ def build_message(
     if size > max_bytes:
         raise MessageTooLargeError(size, max_bytes)
     tokens = tokenizer.count_message({"role": role, "content": content, **fields})
+    if not isinstance(content, (str, type(None))) or any(
+        not isinstance(v, (str, int, float, bool)) for v in fields.values()
+    ):
+        # The store keeps its own copy: the caller may change its objects afterwards.
+        private = json.loads(encoded)
+        content = private["content"]
+        fields = {k: v for k, v in private.items() if k not in _RESERVED}
     return NewMessage(role, content, dict(fields), tokens, tokenizer.name, size, dedupe)

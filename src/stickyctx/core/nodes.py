@@ -30,22 +30,23 @@ def parse_nodes(text: str) -> tuple[NodeSpec, ...]:
     """Parse ``a,b=10.0.0.2:8000,c=host:80``; raise ``ValueError`` with a reason on bad input."""
     specs: list[NodeSpec] = []
     seen: set[str] = set()
-    for raw in text.split(","):
+    # Errors name an entry by its position, never by its text: the value may be a pasted secret.
+    for position, raw in enumerate(text.split(","), 1):
         item = raw.strip()
         if not item:
             continue
         node_id, sep, address = item.partition("=")
         node_id = node_id.strip()
         if not is_valid_node_id(node_id):
-            raise ValueError(f"invalid node id {node_id!r} (letters, digits, '.', '_', '-')")
+            raise ValueError(f"entry {position}: invalid node id (letters, digits, '.', '_', '-')")
         if node_id in seen:
-            raise ValueError(f"node id {node_id!r} is listed twice")
+            raise ValueError(f"entry {position}: the node id is listed twice")
         seen.add(node_id)
         addr: str | None = None
         if sep:
             addr = address.strip()
             match = _ADDRESS.fullmatch(addr)
             if match is None or not 0 < int(match.group(2)) < 65536:
-                raise ValueError(f"invalid address {addr!r} for node {node_id!r} (host:port)")
+                raise ValueError(f"entry {position}: invalid address (host:port)")
         specs.append(NodeSpec(node_id, addr))
     return tuple(specs)

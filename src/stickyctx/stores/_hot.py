@@ -116,4 +116,4 @@ class HotTier:
 
 
 def stale(snapshot: Snapshot) -> Snapshot:
-    return replace(snapshot, stale=True)
+    return replace(snapshot, stale=True, tier="local")

@@ -55,7 +55,12 @@ def async_client(target: RedisTarget, timeout: float) -> Any:
     options = target.client_options(timeout)
     if target.kind == "cluster":
         nodes = [ClusterNode(host, port) for host, port in target.hosts]
-        return RedisCluster(startup_nodes=nodes, retry=_no_retry_async(), **options)
+        # A MOVED reply is always followed to the node named in it. Without
+        # reinitialize_steps=0, every fifth MOVED (frequent while a fresh client's first
+        # commands race its initialization) closes every connection of the client, failing
+        # other tasks' commands in flight: without client retries, each one a 503.
+        return RedisCluster(startup_nodes=nodes, retry=_no_retry_async(), reinitialize_steps=0,
+                            **options)
     if target.kind == "sentinel":
         sentinel_kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         if "sentinel_password" in target.options:

@@ -7,6 +7,7 @@ async adapters differ only in how they run a script. The hot tier lives here too
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from .._ops import Call, Op
@@ -60,6 +61,8 @@ class RedisOps:
             self.hot.invalidate(key.tag)
             return Snapshot(loaded.kind)  # type: ignore[arg-type]
         snapshot = self.hot.apply(key.tag, seen[0] if seen else None, loaded)
+        if snapshot is not None and loaded.kind == "same":
+            return replace(snapshot, tier="local")  # a hit: validated, nothing decoded
         if snapshot is None:  # a tail that no longer lines up: load in full
             self.hot.invalidate(key.tag)
             reply = yield _script("load", names, schema.load_args(self.limits, None))

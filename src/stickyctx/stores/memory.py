@@ -121,12 +121,12 @@ class MemoryStore:
         now = self._clock()
         with self._lock:
             if self._revoked(key.tag, now):
-                return Snapshot("revoked")
+                return Snapshot("revoked", tier="local")
             session = self._live(key.tag, now)
             if session is None:
-                return Snapshot("missing")
+                return Snapshot("missing", tier="local")
             return Snapshot("live", session.version, Prefix(session.messages), session.total,
-                            session.summary, tuple(sorted(session.encodings)))
+                            session.summary, tuple(sorted(session.encodings)), tier="local")
 
     def append(
         self,

@@ -1,0 +1,66 @@
+"""The stickyctx example chat service, FastAPI edition.
+
+Configured only by environment variables (``STICKYCTX_*``, see the README beside this folder).
+Run from the repository root:  uvicorn examples.fastapi.app:app
+"""
+
+from typing import Annotated, Any
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, StringConstraints
+
+from stickyctx import Settings, StickyMiddleware
+from stickyctx.demo import CHAT_PAGE, BackendError, areply
+from stickyctx.fastapi import Conversation, install_error_handlers
+
+SYSTEM = "You are a concise, friendly assistant."
+
+settings = Settings.from_env()  # a bad variable fails here, at startup, naming it
+app = FastAPI(title="stickyctx example chat")
+app.add_middleware(StickyMiddleware, settings=settings)
+install_error_handlers(app)  # busy session 409, store down 503, message too large 413, ...
+
+
+class ChatIn(BaseModel):
+    message: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+@app.get("/", response_class=HTMLResponse)
+async def page() -> str:
+    return CHAT_PAGE
+
+
+@app.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"node": settings.node_id}
+
+
+@app.post("/chat", response_model=None)
+async def chat(body: ChatIn, conv: Conversation) -> dict[str, Any] | JSONResponse:
+    await conv.append("user", body.message)
+    try:
+        answer = await areply(await conv.window(system=SYSTEM))
+    except BackendError as exc:
+        return JSONResponse({"error": "backend_failed", "detail": str(exc)}, status_code=502)
+    await conv.append("assistant", answer)
+    history = await conv.messages()
+    return {
+        "reply": answer,
+        "node": conv.node_id,
+        "owner": conv.owner,
+        "affinity": conv.affinity,
+        "turns": sum(m["role"] == "user" for m in history),
+        "tokens": await conv.token_count(),
+    }
+
+
+@app.get("/history")
+async def history(conv: Conversation) -> dict[str, Any]:
+    return {"messages": await conv.messages()}
+
+
+@app.delete("/session")
+async def end_session(conv: Conversation) -> dict[str, bool]:
+    await conv.destroy()
+    return {"destroyed": True}

@@ -1,0 +1,65 @@
+"""The stickyctx example chat service, Flask edition.
+
+Configured only by environment variables (``STICKYCTX_*``, see the README beside this folder).
+Run from the repository root:  flask --app examples/flask/app.py run
+"""
+
+from typing import Any
+
+from flask import Flask, request
+
+from stickyctx import Settings
+from stickyctx.demo import CHAT_PAGE, BackendError, reply
+from stickyctx.flask import StickyCtx, current_context
+
+SYSTEM = "You are a concise, friendly assistant."
+
+settings = Settings.from_env()  # a bad variable fails here, at startup, naming it
+app = Flask(__name__)
+StickyCtx(app, settings)  # also answers busy session 409, store down 503, too large 413, ...
+
+
+@app.get("/")
+def page() -> str:
+    return CHAT_PAGE
+
+
+@app.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"node": settings.node_id}
+
+
+@app.post("/chat")
+def chat() -> Any:
+    body = request.get_json(silent=True)
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        detail = 'expected a JSON object {"message": "..."} with a non-empty string'
+        return {"error": "invalid_message", "detail": detail}, 422
+    conv = current_context()
+    conv.append("user", message.strip())
+    try:
+        answer = reply(conv.window(system=SYSTEM))
+    except BackendError as exc:
+        return {"error": "backend_failed", "detail": str(exc)}, 502
+    conv.append("assistant", answer)
+    history = conv.messages()
+    return {
+        "reply": answer,
+        "node": conv.node_id,
+        "owner": conv.owner,
+        "affinity": conv.affinity,
+        "turns": sum(m["role"] == "user" for m in history),
+        "tokens": conv.token_count(),
+    }
+
+
+@app.get("/history")
+def history() -> dict[str, Any]:
+    return {"messages": current_context().messages()}
+
+
+@app.delete("/session")
+def end_session() -> dict[str, bool]:
+    current_context().destroy()
+    return {"destroyed": True}

@@ -1,0 +1,48 @@
+"""``stickyctx lb-config haproxy|nginx|envoy``: a load-balancer configuration that routes on the
+routing cookie, from ``STICKYCTX_NODES`` (``id=host:port``, comma-separated).
+
+Written to standard output (or ``--output FILE``). The cookie names follow
+``STICKYCTX_ROUTE_COOKIE`` and ``STICKYCTX_COOKIE_NAME``. See docs/deployment.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..core import lbconfig
+from ..errors import ConfigError
+from ..settings import Settings
+from ._types import Subparsers
+
+_GENERATORS = {"haproxy": lbconfig.haproxy, "nginx": lbconfig.nginx, "envoy": lbconfig.envoy}
+
+
+def register(sub: Subparsers) -> None:
+    parser = sub.add_parser("lb-config", help="a load-balancer configuration routing on the "
+                            "routing cookie", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kind", choices=sorted(_GENERATORS))
+    parser.add_argument("--listen", default="0.0.0.0:8080", metavar="HOST:PORT",
+                        help="where the load balancer listens (default 0.0.0.0:8080)")
+    parser.add_argument("--health-path", default="/healthz",
+                        help="the app's health check path (default /healthz)")
+    parser.add_argument("--output", "-o", type=Path, help="write to this file")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    options = lbconfig.LBOptions(listen=args.listen, route_cookie=settings.route_cookie,
+                                 session_cookie=settings.cookie_name,
+                                 health_path=args.health_path)
+    try:
+        text = _GENERATORS[args.kind](settings.nodes, options)
+    except ValueError as exc:
+        raise ConfigError("STICKYCTX_NODES", str(exc)) from None
+    if args.output:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0

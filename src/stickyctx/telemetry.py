@@ -1,0 +1,214 @@
+"""OpenTelemetry: a thin layer the rest calls into (``opentelemetry-api`` only).
+
+Span and metric names are the constants below, mirrored by the tables in docs/observability.md.
+Spans are INTERNAL children of whatever span is current (the server span of the OpenTelemetry
+ASGI/WSGI instrumentation, when present); this package never starts a SERVER span. Telemetry
+never carries a raw session id, a token, a cookie or message content: sessions are named by a
+keyed hash. With no SDK configured the API's no-op tracer and meter cost almost nothing, and
+attribute work is skipped when a span is not recording.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from ._version import __version__
+
+__all__ = ["ATTR", "METRIC", "SPAN", "Telemetry"]
+
+SCOPE = "stickyctx"
+
+
+class SPAN:
+    AFFINITY = "stickyctx.affinity"
+    LOAD = "stickyctx.context.load"
+    SAVE = "stickyctx.context.save"
+    WINDOW = "stickyctx.context.window"
+    SUMMARIZE = "stickyctx.context.summarize"
+    LEASE = "stickyctx.turn.lease"
+    STORE = "stickyctx.store"  # other store operations: stickyctx.store <operation>
+    MEMBERSHIP = "stickyctx.membership.change"
+
+
+class ATTR:
+    SESSION_ID = "session.id"  # keyed hash, never the raw id
+    SESSION_PREVIOUS_ID = "session.previous_id"
+    AFFINITY = "stickyctx.affinity"
+    NODE_ID = "stickyctx.node.id"
+    OWNER_ID = "stickyctx.owner.id"
+    TIER = "stickyctx.tier"  # local | store
+    STALE = "stickyctx.stale"
+    OPERATION = "stickyctx.store.operation"
+    DB_SYSTEM = "db.system.name"
+    MESSAGES_BEFORE = "stickyctx.messages.before"
+    MESSAGES_AFTER = "stickyctx.messages.after"
+    TOKENS_BEFORE = "stickyctx.tokens.before"
+    TOKENS_AFTER = "stickyctx.tokens.after"
+    EVICTED_GROUPS = "stickyctx.evicted.groups"
+    WATERMARK = "stickyctx.summary.watermark"
+    SUMMARIZER = "stickyctx.summarizer"
+    FALLBACK = "stickyctx.summary.fallback"
+    LEASE_WAIT = "stickyctx.lease.wait"
+    FENCE_REJECTED = "stickyctx.fence.rejected"
+    KEY_FALLBACK = "stickyctx.key.fallback"  # the token verified with an older signing key
+    DUPLICATES = "stickyctx.duplicates"
+    MEMBERS = "stickyctx.members"
+    JOINED = "stickyctx.members.joined"
+    LEFT = "stickyctx.members.left"
+    ERROR_TYPE = "error.type"
+
+
+class METRIC:
+    REQUESTS = "stickyctx.requests"
+    SESSIONS_ACTIVE = "stickyctx.sessions.active"
+    FAILOVERS = "stickyctx.failovers"
+    LOAD_DURATION = "stickyctx.context.load.duration"
+    SAVE_DURATION = "stickyctx.context.save.duration"
+    STORE_ERRORS = "stickyctx.store.errors"
+    DUPLICATES = "stickyctx.turns.duplicates"
+    WINDOW_TOKENS = "stickyctx.window.tokens"
+    SUMMARIES = "stickyctx.summaries"
+
+
+_DURATION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                     0.25, 0.5, 1.0, 2.5)
+_TOKEN_BUCKETS = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
+_LOAD_OPS = frozenset({"load"})
+_SAVE_OPS = frozenset({"append", "clear", "pop", "apply_summary", "recount"})
+
+
+class Telemetry:
+    """Tracer, meter and instruments, obtained once. Providers are injectable for tests."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        db_system: str | None,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        active_sessions: Any = None,
+    ) -> None:
+        self.node_id = node_id
+        self.db_system = db_system
+        self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
+        meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
+        self.requests = meter.create_counter(
+            METRIC.REQUESTS, unit="{request}", description="Requests by affinity result")
+        self.failovers = meter.create_counter(
+            METRIC.FAILOVERS, unit="{session}", description="Sessions re-placed: owner gone")
+        self.load_duration = meter.create_histogram(
+            METRIC.LOAD_DURATION, unit="s", description="Context loads, by tier",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS)
+        self.save_duration = meter.create_histogram(
+            METRIC.SAVE_DURATION, unit="s", description="Context writes, by operation",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS)
+        self.store_errors = meter.create_counter(
+            METRIC.STORE_ERRORS, unit="{error}", description="Store errors, by kind")
+        self.duplicates = meter.create_counter(
+            METRIC.DUPLICATES, unit="{message}",
+            description="Messages dropped as retries of a stored turn (idempotency)")
+        self.window_tokens = meter.create_histogram(
+            METRIC.WINDOW_TOKENS, unit="{token}", description="Tokens of assembled windows",
+            explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS)
+        self.summaries = meter.create_counter(
+            METRIC.SUMMARIES, unit="{summary}", description="Summaries applied (folds)")
+        self._node = {ATTR.NODE_ID: node_id}
+        if active_sessions is not None:
+            meter.create_observable_gauge(
+                METRIC.SESSIONS_ACTIVE, callbacks=[self._observe(active_sessions)],
+                unit="{session}", description="Sessions this node owns that were recently active")
+
+    def _observe(self, count: Any) -> Any:
+        node = self._node
+
+        def callback(_options: Any) -> Iterable[metrics.Observation]:
+            yield metrics.Observation(int(count()), node)
+
+        return callback
+
+    # Request-level --------------------------------------------------------------------------
+
+    def affinity(self, state: Any, session_hash: Callable[[str], str]) -> None:
+        """The affinity decision (a ``core.flow.SessionState``): a span and the counters."""
+        affinity = state.affinity
+        self.requests.add(1, {ATTR.AFFINITY: affinity, **self._node})
+        if affinity == "failover":
+            self.failovers.add(1, self._node)
+        span = self.tracer.start_span(SPAN.AFFINITY, kind=SpanKind.INTERNAL)
+        if span.is_recording():
+            span.set_attributes({
+                ATTR.AFFINITY: affinity, ATTR.NODE_ID: self.node_id, ATTR.OWNER_ID: state.owner,
+                ATTR.SESSION_ID: session_hash(state.session_id),
+                ATTR.KEY_FALLBACK: state.key_fallback,
+            })
+        span.end()
+
+    # Store operations -----------------------------------------------------------------------
+
+    @contextmanager
+    def operation(self, method: str,
+                  session_hash: Callable[[], str] | None) -> Iterator[dict[str, Any]]:
+        """Wrap one store primitive; the caller may add attributes to the yielded dict."""
+        name = SPAN.LOAD if method in _LOAD_OPS else SPAN.SAVE if method in _SAVE_OPS else (
+            SPAN.LEASE if method == "acquire_lease" else f"{SPAN.STORE} {method}")
+        extra: dict[str, Any] = {}
+        started = time.perf_counter()
+        with self.tracer.start_as_current_span(name, kind=SpanKind.INTERNAL,
+                                               record_exception=False,
+                                               set_status_on_exception=False) as span:
+            try:
+                yield extra
+            except Exception as exc:
+                kind = type(exc).__name__
+                self.store_errors.add(1, {ATTR.ERROR_TYPE: kind, ATTR.OPERATION: method,
+                                          **self._node})
+                if span.is_recording():
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, kind))
+                    span.set_attribute(ATTR.ERROR_TYPE, kind)
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                tier = extra.get(ATTR.TIER)
+                if method in _LOAD_OPS:
+                    self.load_duration.record(elapsed, {ATTR.TIER: tier or "store", **self._node})
+                elif method in _SAVE_OPS:
+                    self.save_duration.record(elapsed, {ATTR.OPERATION: method, **self._node})
+                if extra.get(ATTR.DUPLICATES):
+                    self.duplicates.add(extra[ATTR.DUPLICATES], self._node)
+                if span.is_recording():
+                    attributes = {ATTR.OPERATION: method, ATTR.NODE_ID: self.node_id, **extra}
+                    if session_hash is not None:
+                        attributes[ATTR.SESSION_ID] = session_hash()
+                    if self.db_system:
+                        attributes[ATTR.DB_SYSTEM] = self.db_system
+                    span.set_attributes(attributes)
+
+    # Events from the session logic ----------------------------------------------------------
+
+    def record(self, name: str, attributes: Mapping[str, Any], started_ns: int,
+               ended_ns: int) -> None:
+        """A span for work done without I/O (window assembly, a fold), with its real times."""
+        if name == SPAN.WINDOW and ATTR.TOKENS_AFTER in attributes:
+            self.window_tokens.record(attributes[ATTR.TOKENS_AFTER], self._node)
+        if name == SPAN.SUMMARIZE and attributes.get("applied"):
+            self.summaries.add(1, self._node)
+        span = self.tracer.start_span(name, kind=SpanKind.INTERNAL, start_time=started_ns)
+        if span.is_recording():
+            span.set_attributes({ATTR.NODE_ID: self.node_id,
+                                 **{k: v for k, v in attributes.items() if v is not None}})
+        span.end(end_time=ended_ns)
+
+    def membership(self, members: int, joined: list[str], left: list[str]) -> None:
+        span = self.tracer.start_span(SPAN.MEMBERSHIP, kind=SpanKind.INTERNAL)
+        if span.is_recording():
+            span.set_attributes({ATTR.NODE_ID: self.node_id, ATTR.MEMBERS: members,
+                                 ATTR.JOINED: joined, ATTR.LEFT: left})
+        span.end()
