@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ._ops import Call, Compute, Op, Sleep
+from ._ops import Call, Compute, Op, Record, Sleep
 from .core.flow import SessionState, new_session
 from .core.keys import SessionKey
 from .core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, build_message
@@ -27,6 +27,7 @@ from .core.tokenizer import REPLY_PRIMER_TOKENS
 from .core.views import Concat, Prefix
 from .engine import Engine
 from .errors import ContextOverflowError, SessionBusyError, SessionGoneError, SummarizerError
+from .telemetry import ATTR, SPAN
 
 logger = logging.getLogger("stickyctx")
 
@@ -215,6 +216,7 @@ class SessionLogic:
 
     def window(self, budget: int | None, system: str | None) -> Op[list[dict[str, Any]]]:
         snapshot = yield from self.load()
+        started = time.time_ns()
         settings = self.engine.settings
         limit = settings.token_budget if budget is None else budget
         head: list[dict[str, Any]] = []
@@ -226,9 +228,11 @@ class SessionLogic:
         if summarize:
             available -= settings.effective_summary_budget
         plan = self._window_plan(snapshot, available, limit, summarize)
+        evicted_groups = None
         if summarize and plan.start > plan.first:
             previous = snapshot.summary
             evicted = snapshot.messages[plan.first:plan.start]
+            evicted_groups = len({m.group for m in evicted})
             fold = _Fold(previous.watermark if previous else 0, evicted[-1].seq,
                          previous.text if previous else None, [m.as_dict() for m in evicted])
             if self._stale_eviction(snapshot, available) and (yield from self._run_fold(fold)):
@@ -236,11 +240,21 @@ class SessionLogic:
                 plan = self._window_plan(snapshot, available, limit, summarize)
             else:
                 self._fold = fold  # after the response (or by the next window, if sooner)
+        head_tokens = sum(self.engine.tokenizer.count_message(m) for m in head)
         if summarize and snapshot.summary is not None and snapshot.summary.text:
             text = self._fitted_summary(snapshot.summary.text)
             if text:
                 head.append({"role": "system", "content": text})
-        return head + [m.as_dict() for m in snapshot.messages[plan.start:]]
+                head_tokens += self.engine.tokenizer.count_text(text) + _SUMMARY_FRAME
+        window = head + [m.as_dict() for m in snapshot.messages[plan.start:]]
+        yield Record(SPAN.WINDOW, {
+            ATTR.MESSAGES_BEFORE: len(snapshot.messages), ATTR.MESSAGES_AFTER: len(window),
+            ATTR.TOKENS_BEFORE: snapshot.total_tokens,
+            ATTR.TOKENS_AFTER: plan.tokens + head_tokens + REPLY_PRIMER_TOKENS,
+            ATTR.EVICTED_GROUPS: evicted_groups,
+            ATTR.WATERMARK: snapshot.summary.watermark if snapshot.summary else None,
+        }, started, time.time_ns())
+        return window
 
     def _fitted_summary(self, text: str) -> str:
         """The stored summary, re-fitted when it no longer fits its budget (it was counted with
@@ -298,20 +312,28 @@ class SessionLogic:
         if token is None:
             return False  # another request is folding this session right now
         try:
+            started = time.time_ns()
             budget = settings.effective_summary_budget - _SUMMARY_FRAME
-            text = yield from self._summarize(fold, budget)
+            text, fallback = yield from self._summarize(fold, budget)
             applied = yield Call("apply_summary", (
                 self.key, text, self.engine.tokenizer.count_text(text)), {
                 "watermark": fold.upto, "expected_watermark": fold.expected,
                 "delete_folded": settings.summary_storage == "delete"})
+            yield Record(SPAN.SUMMARIZE, {
+                ATTR.WATERMARK: fold.upto, ATTR.FALLBACK: fallback,
+                ATTR.MESSAGES_BEFORE: len(fold.evicted), "applied": applied is not None,
+                ATTR.SUMMARIZER: settings.summarizer or "builtin",
+            }, started, time.time_ns())
             return applied is not None
         finally:
             yield Call("release_lease", (self.key, token), {"name": "summary"})
 
-    def _summarize(self, fold: _Fold, budget: int) -> Op[str]:
-        """The configured summarizer's text; the built-in one when it fails or overflows."""
+    def _summarize(self, fold: _Fold, budget: int) -> Op[tuple[str, bool]]:
+        """The configured summarizer's text, and whether the built-in one had to stand in
+        (the configured one raised, returned a non-string, or overflowed its budget)."""
         engine = self.engine
         text: Any = None
+        custom = engine.summarizer is not engine.builtin_summarizer
         if engine.summarizer is not engine.builtin_summarizer:
             try:
                 text = yield Compute(engine.summarizer, (fold.previous, fold.evicted, budget))
@@ -325,7 +347,8 @@ class SessionLogic:
                 text = None
         if text is None:
             text = engine.builtin_summarizer(fold.previous, fold.evicted, budget)
-        return str(text)
+            return str(text), custom
+        return str(text), False
 
     def build(self, role: str, content: Any, turn_id: str | None,
               fields: Mapping[str, Any]) -> NewMessage:
