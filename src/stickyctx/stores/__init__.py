@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from ..settings import Settings
+from ._crypto import KeyRing, parse_key_ring
 from ._redis_schema import Limits
 from .base import AsyncStore, SyncStore
 from .memory import AsyncMemoryStore, MemoryStore
@@ -22,6 +23,12 @@ def _limits(settings: Settings) -> Limits:
         max_bytes=settings.max_session_bytes,
         refresh_ms=int(refresh * 1000),
     )
+
+
+def _ring(settings: Settings) -> KeyRing | None:
+    if settings.encryption_key is None:
+        return None
+    return parse_key_ring(settings.encryption_key.reveal())
 
 
 def _memory(settings: Settings, clock: Callable[[], float]) -> MemoryStore:
@@ -44,7 +51,7 @@ def open_sync(settings: Settings, clock: Callable[[], float] = time.time) -> Syn
     from .redis import RedisStore
 
     client = sync_client(parse_redis_url(settings.store_url), settings.store_timeout)
-    return RedisStore(client, _limits(settings), settings.hot_sessions)
+    return RedisStore(client, _limits(settings), settings.hot_sessions, _ring(settings))
 
 
 def open_async(settings: Settings, clock: Callable[[], float] = time.time) -> AsyncStore:
@@ -56,4 +63,4 @@ def open_async(settings: Settings, clock: Callable[[], float] = time.time) -> As
     from .redis_async import AsyncRedisStore
 
     client = async_client(parse_redis_url(settings.store_url), settings.store_timeout)
-    return AsyncRedisStore(client, _limits(settings), settings.hot_sessions)
+    return AsyncRedisStore(client, _limits(settings), settings.hot_sessions, _ring(settings))

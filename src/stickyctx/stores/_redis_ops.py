@@ -6,7 +6,8 @@ async adapters differ only in how they run a script. The hot tier lives here too
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -15,6 +16,7 @@ from ..core.keys import SessionKey
 from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
 from ..errors import SessionBusyError
 from . import _redis_schema as schema
+from ._crypto import DataKey, KeyRing
 from ._hot import HotTier, stale
 from ._redis_schema import (
     DEDUPE,
@@ -25,12 +27,15 @@ from ._redis_schema import (
     SUMMARY_LEASE,
     TOMBSTONE,
     TURN_LEASE,
+    Codec,
+    DataKeyMismatch,
     Limits,
+    _same,
 )
 
 __all__ = ["RedisOps"]
 
-_ALL = (META, MESSAGES, DEDUPE, TURN_LEASE, SUMMARY_LEASE)
+_ALL = (META, MESSAGES, DEDUPE, TURN_LEASE, SUMMARY_LEASE, FENCE)  # every key but the tombstone
 _ROTATE_ATTEMPTS = 5
 
 
@@ -39,9 +44,50 @@ def _script(name: str, keys: list[str], args: Sequence[Any]) -> Call:
 
 
 class RedisOps:
-    def __init__(self, limits: Limits, hot_capacity: int) -> None:
+    def __init__(self, limits: Limits, hot_capacity: int, ring: KeyRing | None = None) -> None:
         self.limits = limits
         self.hot = HotTier(hot_capacity)
+        self.ring = ring
+        self._data_keys: OrderedDict[str, DataKey] = OrderedDict()  # tag -> the session's DEK
+
+    # Encryption at rest (see _crypto) ---------------------------------------------------------
+
+    def _remember(self, tag: str, data_key: DataKey) -> DataKey:
+        self._data_keys[tag] = data_key
+        self._data_keys.move_to_end(tag)
+        while len(self._data_keys) > max(1024, self.hot.capacity):
+            self._data_keys.popitem(last=False)
+        return data_key
+
+    def _opener(self, tag: str) -> Callable[[dict[str, str]], Codec]:
+        def opener(meta: dict[str, str]) -> Codec:
+            wrapped = meta.get("dek")
+            if self.ring is None or not wrapped:
+                return _same
+            cached = self._data_keys.get(tag)
+            if cached is None or cached.wrapped != wrapped:
+                cached = self._remember(tag, self.ring.unwrap(wrapped))
+            return cached.open
+        return opener
+
+    def _data_key(self, key: SessionKey) -> Op[DataKey | None]:
+        """The session's DEK (loading the session once if this node has not seen it)."""
+        if self.ring is None:
+            return None
+        cached = self._data_keys.get(key.tag)
+        if cached is None:
+            yield from self.load(key)
+            cached = self._data_keys.get(key.tag)
+        return cached
+
+    def _rewrap(self, key: SessionKey) -> Op[None]:
+        cached = self._data_keys.get(key.tag)
+        if self.ring is None or cached is None or not self.ring.needs_rewrap(cached.wrapped):
+            return
+        fresh = self.ring.rewrap(cached)
+        done = yield _script("rewrap", schema.keys(key, META), [cached.wrapped, fresh.wrapped])
+        if int(done) == 1:
+            self._remember(key.tag, fresh)
 
     def load(self, key: SessionKey) -> Op[Snapshot]:
         from ..errors import StoreUnavailableError
@@ -56,17 +102,19 @@ class RedisOps:
             if cached is None:
                 raise
             return stale(cached)  # served from this node's memory, flagged
-        loaded = schema.parse_load(reply)
+        loaded = schema.parse_load(reply, self._opener(key.tag))
         if loaded.kind in ("revoked", "missing"):
             self.hot.invalidate(key.tag)
             return Snapshot(loaded.kind)  # type: ignore[arg-type]
+        if loaded.kind != "same":
+            yield from self._rewrap(key)
         snapshot = self.hot.apply(key.tag, seen[0] if seen else None, loaded)
         if snapshot is not None and loaded.kind == "same":
             return replace(snapshot, tier="local")  # a hit: validated, nothing decoded
         if snapshot is None:  # a tail that no longer lines up: load in full
             self.hot.invalidate(key.tag)
             reply = yield _script("load", names, schema.load_args(self.limits, None))
-            loaded = schema.parse_load(reply)
+            loaded = schema.parse_load(reply, self._opener(key.tag))
             if loaded.kind in ("revoked", "missing"):
                 return Snapshot(loaded.kind)  # type: ignore[arg-type]
             snapshot = self.hot.apply(key.tag, None, loaded)
@@ -75,11 +123,25 @@ class RedisOps:
 
     def append(self, key: SessionKey, messages: Sequence[NewMessage], created: float,
                create: bool, fence: int | None) -> Op[AppendResult]:
-        args = schema.append_args(messages, self.limits, created=created, create=create,
-                                  fence=fence)
-        reply = yield _script("append", schema.keys(key, META, MESSAGES, DEDUPE, TURN_LEASE,
-                                                     TOMBSTONE), args)
-        result = schema.parse_append(reply, fence)
+        names = schema.keys(key, META, MESSAGES, DEDUPE, TURN_LEASE, TOMBSTONE)
+        data_key = self._data_keys.get(key.tag)
+        if self.ring is not None and data_key is None:
+            data_key = self.ring.new_data_key()  # kept only if the session has none yet
+        while True:
+            args = schema.append_args(
+                messages, self.limits, created=created, create=create, fence=fence,
+                data_key=data_key.wrapped if data_key else "",
+                seal=data_key.seal if data_key else _same)
+            reply = yield _script("append", names, args)
+            try:
+                result = schema.parse_append(reply, fence)
+            except DataKeyMismatch as mismatch:  # seal again with the session's own key
+                assert self.ring is not None
+                data_key = self._remember(key.tag, self.ring.unwrap(mismatch.wrapped))
+                continue
+            break
+        if data_key is not None and result.status == "live":
+            self._remember(key.tag, data_key)
         if result.status == "live":
             stored = schema.stored_from(messages, result)
             self.hot.after_append(key.tag, stored, result, [m.encoding for m in stored])
@@ -94,10 +156,11 @@ class RedisOps:
         return schema.parse_clear(reply, fence)
 
     def pop(self, key: SessionKey, fence: int | None) -> Op[StoredMessage | None]:
+        data_key = yield from self._data_key(key)
         self.hot.invalidate(key.tag)
         reply = yield _script("pop", schema.keys(key, META, MESSAGES, TURN_LEASE),
                               ["" if fence is None else fence])
-        return schema.parse_pop(reply, fence)
+        return schema.parse_pop(reply, fence, data_key.open if data_key else _same)
 
     def rotate(self, old: SessionKey, new: SessionKey) -> Op[None]:
         """Copy the data to the new keys, then tombstone the old ones if nothing changed
@@ -130,8 +193,10 @@ class RedisOps:
 
     def apply_summary(self, key: SessionKey, text: str, tokens: int, watermark: int,
                       expected_watermark: int, delete_folded: bool) -> Op[Summary | None]:
+        data_key = yield from self._data_key(key)
+        sealed = data_key.seal(text) if data_key else text
         reply = yield _script("summary", schema.keys(key, META, MESSAGES), [
-            text, tokens, watermark, expected_watermark, 1 if delete_folded else 0])
+            sealed, tokens, watermark, expected_watermark, 1 if delete_folded else 0])
         self.hot.invalidate(key.tag)
         if not reply:
             return None
@@ -142,7 +207,9 @@ class RedisOps:
         cached = self.hot.cached(key.tag)
         if cached is None or cached.version != expected_version:
             return None
-        args = schema.recount_args(cached.messages, encoding, tokens, expected_version)
+        data_key = self._data_keys.get(key.tag)
+        args = schema.recount_args(cached.messages, encoding, tokens, expected_version,
+                                   data_key.seal if data_key else _same)
         self.hot.invalidate(key.tag)
         reply = yield _script("recount", schema.keys(key, META, MESSAGES), args)
         return int(reply) if reply else None

@@ -8,7 +8,7 @@ hand back what Redis answers. Scripts are data (``lua/*.lua``), each prefixed wi
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -53,20 +53,27 @@ def keys(key: SessionKey, *parts: str) -> list[str]:
 
 # Items ----------------------------------------------------------------------------------------
 
-def payload(message: NewMessage) -> str:
-    return json.dumps(message.payload(), separators=(",", ":"), ensure_ascii=False)
+Codec = Callable[[str], str]  # seals or opens a payload (identity without encryption)
 
 
-def encode_item(m: StoredMessage) -> str:
-    body = json.dumps(m.as_dict(), separators=(",", ":"), ensure_ascii=False)
+def _same(text: str) -> str:
+    return text
+
+
+def payload(message: NewMessage, seal: Codec = _same) -> str:
+    return seal(json.dumps(message.payload(), separators=(",", ":"), ensure_ascii=False))
+
+
+def encode_item(m: StoredMessage, seal: Codec = _same) -> str:
+    body = seal(json.dumps(m.as_dict(), separators=(",", ":"), ensure_ascii=False))
     return f"{m.seq},{m.group},{m.cum},{m.tokens},{m.size},{m.encoding}\n{body}"
 
 
-def decode_item(raw: bytes | str) -> StoredMessage:
+def decode_item(raw: bytes | str, open_: Codec = _same) -> StoredMessage:
     text = raw.decode() if isinstance(raw, bytes) else raw
     head, _, body = text.partition("\n")
     seq, group, cum, tokens, size, encoding = head.split(",", 5)
-    data = json.loads(body)
+    data = json.loads(open_(body))
     role = data.pop("role")
     content = data.pop("content", None)
     return StoredMessage(int(seq), int(group), role, content, int(tokens), encoding, int(cum),
@@ -108,7 +115,9 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def parse_load(reply: Sequence[Any]) -> Loaded:
+def parse_load(reply: Sequence[Any],
+               opener: Callable[[dict[str, str]], Codec] | None = None) -> Loaded:
+    """Parse a load reply; ``opener`` gives the payload decoder for the session's meta."""
     kind = _text(reply[0])
     if kind in ("revoked", "missing", "same"):
         return Loaded(kind, {}, [])
@@ -117,24 +126,30 @@ def parse_load(reply: Sequence[Any]) -> Loaded:
     while _text(reply[index]) != "|":
         meta[_text(reply[index])] = _text(reply[index + 1])
         index += 2
-    return Loaded(kind, meta, [decode_item(raw) for raw in reply[index + 1:]])
+    open_ = opener(meta) if opener is not None else _same
+    if "sum" in meta:
+        meta["sum"] = open_(meta["sum"])
+    return Loaded(kind, meta, [decode_item(raw, open_) for raw in reply[index + 1:]])
 
 
 # Append ---------------------------------------------------------------------------------------
 
 def append_args(messages: Sequence[NewMessage], limits: Limits, *, created: float, create: bool,
-                fence: int | None) -> list[Any]:
+                fence: int | None, data_key: str = "", seal: Codec = _same) -> list[Any]:
     args: list[Any] = [int(created * 1000), 1 if create else 0,
                        "" if fence is None else fence, limits.idle_ms, limits.absolute_ms,
-                       limits.max_tokens, limits.max_bytes, len(messages)]
+                       limits.max_tokens, limits.max_bytes, len(messages), data_key]
     for m in messages:
         args += [m.dedupe or "", 1 if m.role in GROUP_OPENERS else 0, m.tokens, m.size,
-                 m.encoding, payload(m)]
+                 m.encoding, payload(m, seal)]
     return args
 
 
 def parse_append(reply: Sequence[Any], fence: int | None) -> AppendResult:
+    """The result; raises ``DataKeyMismatch`` when the session has another data key."""
     status = _text(reply[0])
+    if status == "dek":
+        raise DataKeyMismatch(_text(reply[1]))
     if status == "fenced":
         current = _text(reply[1])
         raise FencedError(fence or 0, int(current) if current else None)
@@ -168,16 +183,17 @@ def parse_clear(reply: Sequence[Any], fence: int | None) -> int:
     return int(reply[1])
 
 
-def parse_pop(reply: Sequence[Any], fence: int | None) -> StoredMessage | None:
+def parse_pop(reply: Sequence[Any], fence: int | None,
+              open_: Codec = _same) -> StoredMessage | None:
     status = _text(reply[0])
     if status == "fenced":
         current = _text(reply[1])
         raise FencedError(fence or 0, int(current) if current else None)
-    return decode_item(reply[2]) if status == "ok" else None
+    return decode_item(reply[2], open_) if status == "ok" else None
 
 
 def recount_args(messages: Sequence[StoredMessage], encoding: str, tokens: dict[int, int],
-                 expected_version: int) -> list[Any]:
+                 expected_version: int, seal: Codec = _same) -> list[Any]:
     items = []
     cum = messages[0].cum - messages[0].tokens if messages else 0
     total = 0
@@ -186,11 +202,19 @@ def recount_args(messages: Sequence[StoredMessage], encoding: str, tokens: dict[
         cum += count
         total += count
         items.append(encode_item(StoredMessage(m.seq, m.group, m.role, m.content, count,
-                                               encoding, cum, m.size, m.fields)))
+                                               encoding, cum, m.size, m.fields), seal))
     return [encoding, expected_version, total, cum, *items]
 
 
 # Errors ---------------------------------------------------------------------------------------
+
+class DataKeyMismatch(Exception):
+    """An append sealed with a data key that is not the session's (``wrapped`` is the stored)."""
+
+    def __init__(self, wrapped: str) -> None:
+        super().__init__("the session has another data key")
+        self.wrapped = wrapped
+
 
 def _unavailable_types() -> tuple[type[BaseException], ...]:
     import redis.exceptions as rexc

@@ -8,6 +8,7 @@ from typing import Any
 from .._ops import run_async
 from ..core.keys import SessionKey
 from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
+from ._crypto import KeyRing
 from ._redis_ops import RedisOps
 from ._redis_schema import Limits, repeatable, script, translate
 
@@ -33,9 +34,10 @@ class _AsyncScripts:
 
 
 class AsyncRedisStore:
-    def __init__(self, client: Any, limits: Limits, hot_capacity: int = 10_000) -> None:
+    def __init__(self, client: Any, limits: Limits, hot_capacity: int = 10_000,
+                 ring: KeyRing | None = None) -> None:
         self.client = client
-        self.ops = RedisOps(limits, hot_capacity)
+        self.ops = RedisOps(limits, hot_capacity, ring)
         self.scripts = _AsyncScripts(client)
 
     async def load(self, key: SessionKey) -> Snapshot:

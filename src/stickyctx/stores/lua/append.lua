@@ -1,18 +1,29 @@
 -- KEYS: meta, messages, dedupe, turn lease, tombstone
 -- ARGV: created_ms, create (0/1), fence ('' = none), idle_ms, absolute_ms, max_tokens,
---       max_bytes, count, then per message: dedupe, opener (0/1), tokens, size, encoding, payload
--- -> {'revoked'} | {'missing'} | {'fenced', current} |
+--       max_bytes, count, wrapped data key ('' = not encrypted), then per message: dedupe,
+--       opener (0/1), tokens, size, encoding, payload
+-- -> {'revoked'} | {'missing'} | {'fenced', current} | {'dek', stored wrapped key} |
 --    {'live', version, total, dropped, flags, seq1, group1, cum1, seq2, ...}
 if redis.call('EXISTS', KEYS[5]) == 1 then return {'revoked'} end
 local ok, current = fence_ok(KEYS[4], ARGV[3])
 if not ok then return {'fenced', current} end
 local now = now_ms()
 local idle, absolute = tonumber(ARGV[4]), tonumber(ARGV[5])
+local dek = ARGV[9]
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local created = tonumber(ARGV[1])
   if ARGV[2] == '0' or now >= created + absolute then return {'missing'} end
   redis.call('HSET', KEYS[1], 'v', 0, 'rv', 0, 'n', 1, 'g', 0, 't', 0, 'b', 0, 'c', 0,
              'cr', created, 'enc', '')
+  if dek ~= '' then redis.call('HSET', KEYS[1], 'dek', dek) end
+elseif dek ~= '' then
+  -- Payloads were sealed with the session's data key: it must be the one stored.
+  local stored = redis.call('HGET', KEYS[1], 'dek')
+  if not stored then
+    redis.call('HSET', KEYS[1], 'dek', dek)  -- a session from before encryption was turned on
+  elseif stored ~= dek then
+    return {'dek', stored}
+  end
 end
 local m = redis.call('HMGET', KEYS[1], 'v', 'rv', 'n', 'g', 't', 'b', 'c', 'cr', 'enc')
 local v, rv, n, g = tonumber(m[1]), tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
@@ -21,7 +32,7 @@ local flags, out = '', {}
 local wrote = false
 local count = tonumber(ARGV[8])
 for i = 0, count - 1 do
-  local base = 9 + i * 6
+  local base = 10 + i * 6
   local dedupe, opener = ARGV[base], ARGV[base + 1]
   local tokens, size, encoding = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]), ARGV[base + 4]
   if dedupe ~= '' and redis.call('SISMEMBER', KEYS[3], dedupe) == 1 then

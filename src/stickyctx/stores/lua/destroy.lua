@@ -1,7 +1,7 @@
--- KEYS: meta, messages, dedupe, turn lease, summary lease, tombstone
+-- KEYS: meta, messages, dedupe, turn lease, summary lease, fence, tombstone
 -- ARGV: absolute_ms
 local now = now_ms()
 local created = tonumber(redis.call('HGET', KEYS[1], 'cr') or now)
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-redis.call('SET', KEYS[6], '1', 'PXAT', math.max(created + tonumber(ARGV[1]), now + 1000))
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+redis.call('SET', KEYS[7], '1', 'PXAT', math.max(created + tonumber(ARGV[1]), now + 1000))
 return 1
