@@ -1,0 +1,102 @@
+"""``stickyctx inspect ID`` and ``stickyctx purge ID``: look at or erase one session.
+
+``ID`` is a session id (as the app sees it in ``session_id``) or a session token. Both use the
+configured store (``STICKYCTX_STORE_URL``) and key derivation (``STICKYCTX_HASH_KEY``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from ..core.ids import is_valid_session_id
+from ..core.keys import SessionKey
+from ..core.tokens import TokenCodec
+from ..engine import Engine
+from ..settings import Settings
+from ..stores import open_sync
+from ._types import Subparsers
+
+
+def register(sub: Subparsers) -> None:
+    for name, help_text, runner in (
+        ("inspect", "show a session's messages, token count and summary", run_inspect),
+        ("purge", "erase every key of a session and refuse its token afterwards", run_purge),
+    ):
+        parser = sub.add_parser(name, help=help_text, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("session", metavar="ID", help="a session id or token")
+        if name == "inspect":
+            parser.add_argument("--json", action="store_true", help="machine-readable output")
+        parser.set_defaults(run=runner)
+
+
+def _resolve(settings: Settings, value: str) -> str | None:
+    if is_valid_session_id(value):
+        return value
+    codec = TokenCodec([k.reveal() for k in settings.keys], max_age=settings.absolute_ttl)
+    claims = codec.verify(value.strip(), time.time())
+    return claims.session_id if claims else None
+
+
+def _open(args: argparse.Namespace) -> tuple[Any, SessionKey] | None:
+    settings = Settings.from_env()
+    session_id = _resolve(settings, args.session)
+    if session_id is None:
+        print("stickyctx: not a session id, nor a valid token for the configured keys")
+        return None
+    engine = Engine(settings)
+    return open_sync(settings), engine.keys.derive(session_id)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    opened = _open(args)
+    if opened is None:
+        return 2
+    store, key = opened
+    try:
+        snapshot = store.load(key)
+    finally:
+        store.close()
+    summary = snapshot.summary
+    report = {
+        "status": snapshot.status,
+        "version": snapshot.version,
+        "messages": [m.as_dict() | {"seq": m.seq, "group": m.group, "tokens": m.tokens}
+                     for m in snapshot.messages],
+        "stored_tokens": snapshot.total_tokens,
+        "encodings": list(snapshot.encodings),
+        "summary": None if summary is None else {
+            "text": summary.text, "watermark": summary.watermark, "version": summary.version,
+            "tokens": summary.tokens},
+    }
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0 if snapshot.exists else 1
+    print(f"status {snapshot.status}, version {snapshot.version}, "
+          f"{len(snapshot.messages)} messages, {snapshot.total_tokens} tokens stored")
+    if summary is not None:
+        print(f"summary (covers up to #{summary.watermark}, version {summary.version}, "
+              f"{summary.tokens} tokens):\n{summary.text}")
+    for m in snapshot.messages:
+        content = m.content if isinstance(m.content, str) else json.dumps(m.content)
+        print(f"#{m.seq} [{m.role}] ({m.tokens} tokens) {content}")
+    return 0 if snapshot.exists else 1
+
+
+def run_purge(args: argparse.Namespace) -> int:
+    opened = _open(args)
+    if opened is None:
+        return 2
+    store, key = opened
+    try:
+        store.destroy(key)
+    finally:
+        store.close()
+    print("purged: every key of the session is gone; its token now starts a fresh session")
+    return 0
+
+
+__all__ = ["register", "run_inspect", "run_purge"]
