@@ -23,11 +23,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """Call store primitive ``method`` with these arguments."""
+    """Call store primitive ``method`` with these arguments; ``attributes`` go on its span."""
 
     method: str
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    attributes: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +67,10 @@ class Observer(Protocol):
                ended_ns: int) -> None: ...
 
 
-def _annotate(value: Any, extra: dict[str, Any]) -> None:
+def _annotate(step: Call, value: Any, extra: dict[str, Any]) -> None:
     """Attributes of a store result, for its span (counts and tiers, never content)."""
+    if step.method == "acquire_lease":
+        extra["stickyctx.lease.acquired"] = value is not None
     tier = getattr(value, "tier", None)
     if tier is not None:
         extra["stickyctx.tier"] = tier
@@ -109,8 +112,10 @@ def run_sync(op: Op[T], store: Any, observer: Observer | None = None,
                 value = getattr(store, step.method)(*step.args, **step.kwargs)
             else:
                 with observer.operation(step.method, session_hash) as extra:
+                    if step.attributes:
+                        extra.update(step.attributes)
                     value = getattr(store, step.method)(*step.args, **step.kwargs)
-                    _annotate(value, extra)
+                    _annotate(step, value, extra)
         except Exception as exc:  # noqa: BLE001 - handed to the operation, which decides
             error = exc
 
@@ -142,7 +147,9 @@ async def run_async(op: Op[T], store: Any, observer: Observer | None = None,
                 value = await getattr(store, step.method)(*step.args, **step.kwargs)
             else:
                 with observer.operation(step.method, session_hash) as extra:
+                    if step.attributes:
+                        extra.update(step.attributes)
                     value = await getattr(store, step.method)(*step.args, **step.kwargs)
-                    _annotate(value, extra)
+                    _annotate(step, value, extra)
         except Exception as exc:  # noqa: BLE001 - handed to the operation, which decides
             error = exc

@@ -26,7 +26,13 @@ from .core.summarizer import fits
 from .core.tokenizer import REPLY_PRIMER_TOKENS
 from .core.views import Concat, Prefix
 from .engine import Engine
-from .errors import ContextOverflowError, SessionBusyError, SessionGoneError, SummarizerError
+from .errors import (
+    ContextOverflowError,
+    SessionBusyError,
+    SessionGoneError,
+    StoreUnavailableError,
+    SummarizerError,
+)
 from .telemetry import ATTR, SPAN
 
 logger = logging.getLogger("stickyctx")
@@ -106,6 +112,11 @@ class SessionLogic:
         return self.engine.session_hash(self.state.session_id)
 
     @property
+    def stale(self) -> bool:
+        """Whether the context was served from this node's memory while the store was down."""
+        return self._snapshot is not None and self._snapshot.stale
+
+    @property
     def holds_turn(self) -> bool:
         return self._fence is not None
 
@@ -166,15 +177,21 @@ class SessionLogic:
             token, self._fence = self._fence, None
             yield Call("release_lease", (self.key, token))
 
-    def _auto(self) -> Op[None]:
+    def _auto(self, write: bool = True) -> Op[None]:
         self._check_usable()
         if self.auto_lock and self._fence is None:
-            yield from self.lock()
+            try:
+                yield from self.lock()
+            except StoreUnavailableError:
+                if write:
+                    raise
+                # A read goes on without the turn lock while the store is down: it may be
+                # served from this node's hot tier, flagged stale (see ``stale``).
 
     # Context --------------------------------------------------------------------------------
 
     def load(self) -> Op[Snapshot]:
-        yield from self._auto()
+        yield from self._auto(write=False)
         if self._snapshot is None:
             snapshot: Snapshot = yield Call("load", (self.key,))
             if snapshot.status == "revoked" or (

@@ -64,6 +64,12 @@ class _Handle:
         return self._logic.engine.prompt_cache_key(self._logic.state.session_id)
 
     @property
+    def stale(self) -> bool:
+        """True when the loaded context came from this node's hot tier because the store was
+        unreachable: it is what this node last saw, and appends will fail until it is back."""
+        return self._logic.stale
+
+    @property
     def holds_turn(self) -> bool:
         """Whether this request holds the session's turn lock."""
         return self._logic.holds_turn

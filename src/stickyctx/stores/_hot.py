@@ -88,9 +88,14 @@ class HotTier:
         """Extend the cached history with our own append when it provably follows it."""
         with self._lock:
             entry = self._entries.get(tag)
-            if entry is None:
-                return
             if not stored:
+                return
+            if entry is None:
+                if result.version == 1 and stored[0].seq == 1 and not result.dropped:
+                    # The session's first write: this node knows its whole history.
+                    meta = {"v": "1", "rv": "0", "t": str(result.total_tokens),
+                            "enc": ",".join(sorted(set(encodings)))}
+                    self._store(tag, _Entry(meta, list(stored)))
                 return
             if entry.version + 1 != result.version or result.dropped:
                 del self._entries[tag]

@@ -1,0 +1,49 @@
+"""The middleware benchmark runs end to end and reports every variant (no timing assertions)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "middleware.py"
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("stickyctx_bench_middleware", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses and Flask look it up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_middleware_benchmark_reports_every_variant(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Enough requests that an append variant mints a fresh session mid-run.
+    batch = bench.TURNS_PER_SESSION // 2 + 1
+    assert bench.main(["--rounds", "2", "--batch", str(batch), "--warmup", "1"]) == 0
+    out = capsys.readouterr().out
+
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| ((?:ASGI|WSGI): [^|]+?) \|(.*)$",
+                                                        out, re.M)}
+    expected = {f"{v.edge}: {v.name}" for v in bench.build_variants()}
+    assert len(expected) == 12
+    assert set(rows) == expected
+    for name, cells in rows.items():
+        values = [c.strip() for c in cells.strip().strip("|").split("|")]
+        assert len(values) == 5, name
+        median, p90 = float(values[0]), float(values[1])
+        assert 0 < median <= p90, name
+        if name.endswith(("bare Starlette", "bare Flask")):
+            assert values[2:] == ["—", "—", "—"], name
+        else:
+            float(values[2])  # an overhead figure, whatever its sign
+            assert re.fullmatch(r"-?\d+\.\d+", values[4]), name

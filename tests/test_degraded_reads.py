@@ -1,0 +1,48 @@
+"""A Redis outage through the handle: reads served from the hot tier and flagged, writes refused,
+and everything back by itself when Redis returns."""
+
+from __future__ import annotations
+
+import pytest
+
+from stickyctx import StoreUnavailableError, SyncConversation
+from stickyctx._ops import run_sync
+from stickyctx._session import SessionLogic
+from stickyctx.engine import Engine
+from stickyctx.stores import open_sync
+from tests.conftest import make_settings
+from tests.redis_fixtures import MakeRedisServer
+
+
+def test_outage_reads_from_memory_flagged_writes_refused_then_recovers(
+        redis_server_factory: MakeRedisServer) -> None:
+    server = redis_server_factory(appendonly=True)
+    settings = make_settings(store_url=server.url, hash_key="h" * 40, store_timeout=0.5)
+    engine = Engine(settings)
+    store = open_sync(settings)
+    state = engine.identify([], None)
+
+    def request() -> tuple[SessionLogic, SyncConversation]:
+        logic = SessionLogic(engine, state, auto_lock=True)
+        return logic, SyncConversation(logic, store)
+
+    logic, conv = request()
+    conv.append("user", "acknowledged before the outage")
+    assert not conv.stale
+    run_sync(logic.finish(), store)
+
+    server.kill()
+    logic, conv = request()
+    assert [m["content"] for m in conv.messages()] == ["acknowledged before the outage"]
+    assert conv.stale  # served from this node's memory, and it says so
+    with pytest.raises(StoreUnavailableError):
+        conv.append("user", "cannot be made durable")
+    run_sync(logic.finish(), store)
+
+    server.restart()
+    logic, conv = request()
+    conv.append("user", "after the restart")  # the same store object reconnects by itself
+    assert [m["content"] for m in conv.messages()] == [
+        "acknowledged before the outage", "after the restart"]
+    assert not conv.stale
+    run_sync(logic.finish(), store)
