@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 import socket
 import warnings
@@ -171,6 +172,15 @@ class Settings:
                 raise bad(var, "the __Host- prefix needs Secure, Path=/ and no Domain")
             if name.startswith("__Secure-") and not self.secure_cookies:
                 raise bad(var, "the __Secure- prefix needs Secure cookies")
+        for name in ("balance_factor", "low_water", "turn_timeout", "turn_lease_ttl",
+                     "store_timeout", "heartbeat_interval"):
+            if not math.isfinite(getattr(self, name)):
+                raise bad(name.upper(), "must be a finite number")
+        if self.hash_key is not None and len(self.hash_key.reveal().encode()) < MIN_KEY_BYTES:
+            raise bad("HASH_KEY", f"must be at least {MIN_KEY_BYTES} bytes")
+        if self.idempotency_header and not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+",
+                                                        self.idempotency_header):
+            raise bad("IDEMPOTENCY_HEADER", "must be a valid header name (or empty: off)")
         if self.memory_max_sessions <= 0:
             raise bad("MEMORY_MAX_SESSIONS", "must be positive")
         if self.heartbeat_interval <= 0:

@@ -70,6 +70,8 @@ GOOD: list[tuple[str, str, str, Any, dict[str, str]]] = [
 # Every variable that has an invalid value, that value (each carries LEAK), and what else it needs.
 BAD: list[tuple[str, str, dict[str, str]]] = [
     ("SECRET_KEYS", LEAK, {}),  # shorter than MIN_KEY_BYTES
+    ("HASH_KEY", LEAK, {}),  # shorter than MIN_KEY_BYTES
+    ("IDEMPOTENCY_HEADER", LEAK + " x", {}),  # not a header name
     ("DEV", LEAK, {}),
     ("NODE_ID", LEAK + "!", {}),
     ("NODES", f"n1,{LEAK}!", {}),
@@ -110,8 +112,6 @@ NOT_CHECKED_BY_SETTINGS = {
     "MODEL": "loading the tokenizer (test_tokenizer.py)",
     "SUMMARIZER": "importing the summarizer when the engine starts",
     "ENCRYPTION_KEY": "the encryption layer",
-    "HASH_KEY": "nothing: any non-empty value is a usable HMAC key",
-    "IDEMPOTENCY_HEADER": "nothing: any name, empty turns the feature off",
 }
 
 # Each variable sets the field of its own name; these are the ones that hold a float.
