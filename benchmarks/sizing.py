@@ -41,6 +41,7 @@ from importlib import metadata
 from typing import Any
 
 import redis
+
 from stickyctx import Secret, Settings, SyncConversation
 from stickyctx._ops import run_sync
 from stickyctx._session import SessionLogic

@@ -1,6 +1,7 @@
 """The stickyctx example chat service, FastAPI edition.
 
-Configured only by environment variables (``STICKYCTX_*``, see the README beside this folder).
+Configured only by environment variables (``STICKYCTX_*``, see the README beside this folder;
+the standard ``OTEL_*`` variables turn on the OpenTelemetry export, see docs/observability.md).
 Run from the repository root:  uvicorn examples.fastapi.app:app
 """
 
@@ -13,10 +14,12 @@ from pydantic import BaseModel, StringConstraints
 from stickyctx import Settings, StickyMiddleware
 from stickyctx.demo import CHAT_PAGE, BackendError, areply
 from stickyctx.fastapi import Conversation, install_error_handlers
+from stickyctx.otel_setup import configure_from_env
 
 SYSTEM = "You are a concise, friendly assistant."
 
 settings = Settings.from_env()  # a bad variable fails here, at startup, naming it
+configure_from_env("stickyctx-example")  # only when OTEL_* variables ask for an export
 app = FastAPI(title="stickyctx example chat")
 app.add_middleware(StickyMiddleware, settings=settings)
 install_error_handlers(app)  # busy session 409, store down 503, message too large 413, ...

@@ -1,6 +1,7 @@
 """The stickyctx example chat service, Flask edition.
 
-Configured only by environment variables (``STICKYCTX_*``, see the README beside this folder).
+Configured only by environment variables (``STICKYCTX_*``, see the README beside this folder;
+the standard ``OTEL_*`` variables turn on the OpenTelemetry export, see docs/observability.md).
 Run from the repository root:  flask --app examples/flask/app.py run
 """
 
@@ -11,10 +12,12 @@ from flask import Flask, request
 from stickyctx import Settings
 from stickyctx.demo import CHAT_PAGE, BackendError, reply
 from stickyctx.flask import StickyCtx, current_context
+from stickyctx.otel_setup import configure_from_env
 
 SYSTEM = "You are a concise, friendly assistant."
 
 settings = Settings.from_env()  # a bad variable fails here, at startup, naming it
+configure_from_env("stickyctx-example")  # only when OTEL_* variables ask for an export
 app = Flask(__name__)
 StickyCtx(app, settings)  # also answers busy session 409, store down 503, too large 413, ...
 

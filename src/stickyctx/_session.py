@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -43,8 +44,6 @@ _EMPTY = Snapshot("missing")
 _FIRST_WAIT = 0.002
 _MAX_WAIT = 0.05
 _SUMMARY_LEASE_TTL = 120.0
-# The framing of the summary's system message, counted inside the summary budget.
-_SUMMARY_FRAME = 4
 
 
 class _Fold:
@@ -66,11 +65,14 @@ class SessionLogic:
     __slots__ = (
         "_fence",
         "_fold",
+        "_hash",
         "_key",
         "_known_live",
         "_own_from",
         "_snapshot",
         "_turn_counts",
+        "_uncertain_lease",
+        "_window_space",
         "auto_lock",
         "engine",
         "holder",
@@ -92,11 +94,14 @@ class SessionLogic:
         self.idempotency_key = idempotency_key
         self.holder = f"{engine.node_id}:{secrets.token_hex(6)}"
         self._key: SessionKey | None = None
+        self._hash: tuple[str, str] | None = None  # (session id, its telemetry name)
         self._snapshot: Snapshot | None = None
         self._fence: int | None = None
         self._known_live = False
         self._turn_counts: dict[str, int] = {}
         self._fold: _Fold | None = None
+        self._uncertain_lease = False  # a lease attempt failed with no answer (it may be ours)
+        self._window_space: int | None = None
         self._own_from: int | None = None  # seq of the first message this request appended
 
     # Helpers --------------------------------------------------------------------------------
@@ -108,8 +113,13 @@ class SessionLogic:
         return self._key
 
     def session_hash(self) -> str:
-        """The session's name in telemetry (a keyed hash of the current id)."""
-        return self.engine.session_hash(self.state.session_id)
+        """The session's name in telemetry (a keyed hash of the current id), computed once
+        per id: every recorded span of the request carries it."""
+        session_id = self.state.session_id
+        cached = self._hash
+        if cached is None or cached[0] != session_id:
+            cached = self._hash = (session_id, self.engine.session_hash(session_id))
+        return cached[1]
 
     @property
     def stale(self) -> bool:
@@ -160,9 +170,17 @@ class SessionLogic:
         settings = self.engine.settings
         started = time.monotonic()
         delay = _FIRST_WAIT
+        waited = 0.0
         while True:
-            token = yield Call("acquire_lease", (self.key,),
-                               {"holder": self.holder, "ttl": settings.turn_lease_ttl})
+            # A lease held by a node that left the membership (it died mid-turn) is taken over.
+            try:
+                token = yield Call("acquire_lease", (self.key,),
+                                   {"holder": self.holder, "ttl": settings.turn_lease_ttl,
+                                    "live": self.engine.members.confirmed_live()},
+                                   {ATTR.LEASE_NAME: "turn", ATTR.LEASE_WAIT: waited})
+            except StoreUnavailableError:
+                self._uncertain_lease = True
+                raise
             if token is not None:
                 self._fence = int(token)
                 return True
@@ -171,6 +189,7 @@ class SessionLogic:
                 raise SessionBusyError(waited)
             yield Sleep(min(delay, settings.turn_timeout - waited))
             delay = min(delay * 2, _MAX_WAIT)
+            waited = time.monotonic() - started
 
     def unlock(self) -> Op[None]:
         if self._fence is not None:
@@ -238,12 +257,15 @@ class SessionLogic:
         limit = settings.token_budget if budget is None else budget
         head: list[dict[str, Any]] = []
         available = limit - settings.response_reserve - REPLY_PRIMER_TOKENS
+        head_tokens = 0
         if system is not None:
             head.append({"role": "system", "content": system})
-            available -= self.engine.tokenizer.count_message(head[0])
+            head_tokens = self.engine.tokenizer.count_message(head[0])
+            available -= head_tokens
         summarize = settings.pruning == "summarize"
         if summarize:
             available -= settings.effective_summary_budget
+            self._window_space = available  # to plan the fold again at the end of the request
         plan = self._window_plan(snapshot, available, limit, summarize)
         evicted_groups = None
         if summarize and plan.start > plan.first:
@@ -257,12 +279,11 @@ class SessionLogic:
                 plan = self._window_plan(snapshot, available, limit, summarize)
             else:
                 self._fold = fold  # after the response (or by the next window, if sooner)
-        head_tokens = sum(self.engine.tokenizer.count_message(m) for m in head)
         if summarize and snapshot.summary is not None and snapshot.summary.text:
-            text = self._fitted_summary(snapshot.summary.text)
+            text, tokens = self._fitted_summary(snapshot.summary.text)
             if text:
                 head.append({"role": "system", "content": text})
-                head_tokens += self.engine.tokenizer.count_text(text) + _SUMMARY_FRAME
+                head_tokens += tokens + self.engine.summary_frame
         window = head + [m.as_dict() for m in snapshot.messages[plan.start:]]
         yield Record(SPAN.WINDOW, {
             ATTR.MESSAGES_BEFORE: len(snapshot.messages), ATTR.MESSAGES_AFTER: len(window),
@@ -273,14 +294,17 @@ class SessionLogic:
         }, started, time.time_ns())
         return window
 
-    def _fitted_summary(self, text: str) -> str:
-        """The stored summary, re-fitted when it no longer fits its budget (it was counted with
-        another encoding, or the summary budget shrank since): for this window only."""
+    def _fitted_summary(self, text: str) -> tuple[str, int]:
+        """The stored summary and its tokens, re-fitted when it no longer fits its budget (it
+        was counted with another encoding, or the summary budget shrank since): for this window
+        only. Counts are memoized by the engine: a summary changes once per fold."""
         engine = self.engine
-        budget = engine.settings.effective_summary_budget - _SUMMARY_FRAME
-        if fits(engine.tokenizer, text, budget):
-            return text
-        return engine.builtin_summarizer(text, [], budget)
+        budget = engine.settings.effective_summary_budget - engine.summary_frame
+        tokens = engine.count_text(text)
+        if tokens <= budget:
+            return text, tokens
+        fitted = engine.builtin_summarizer(text, [], budget)
+        return fitted, engine.count_text(fitted)
 
     def _window_plan(self, snapshot: Snapshot, available: int, limit: int,
                      summarize: bool) -> WindowPlan:
@@ -325,12 +349,13 @@ class SessionLogic:
         (a ``summary`` lease, then a compare-and-set on the watermark). True when applied."""
         settings = self.engine.settings
         token = yield Call("acquire_lease", (self.key,), {
-            "holder": self.holder, "ttl": _SUMMARY_LEASE_TTL, "name": "summary"})
+            "holder": self.holder, "ttl": _SUMMARY_LEASE_TTL, "name": "summary"},
+            {ATTR.LEASE_NAME: "summary"})
         if token is None:
             return False  # another request is folding this session right now
         try:
             started = time.time_ns()
-            budget = settings.effective_summary_budget - _SUMMARY_FRAME
+            budget = settings.effective_summary_budget - self.engine.summary_frame
             text, fallback = yield from self._summarize(fold, budget)
             applied = yield Call("apply_summary", (
                 self.key, text, self.engine.tokenizer.count_text(text)), {
@@ -338,7 +363,7 @@ class SessionLogic:
                 "delete_folded": settings.summary_storage == "delete"})
             yield Record(SPAN.SUMMARIZE, {
                 ATTR.WATERMARK: fold.upto, ATTR.FALLBACK: fallback,
-                ATTR.MESSAGES_BEFORE: len(fold.evicted), "applied": applied is not None,
+                ATTR.MESSAGES_BEFORE: len(fold.evicted), ATTR.SUMMARY_APPLIED: applied is not None,
                 ATTR.SUMMARIZER: settings.summarizer or "builtin",
             }, started, time.time_ns())
             return applied is not None
@@ -436,7 +461,10 @@ class SessionLogic:
         fresh_id = new_session(self.engine.flow, self.engine.membership(), self.engine.clock(),
                                self.state.transport).session_id
         new_key = self.engine.keys.derive(fresh_id)
-        yield Call("rotate", (old_key, new_key))
+        # The rotate span names the session by its new id, and the id it replaces.
+        yield Call("rotate", (old_key, new_key), attributes={
+            ATTR.SESSION_ID: self.engine.session_hash(fresh_id),
+            ATTR.SESSION_PREVIOUS_ID: self.session_hash()})
         self.state.previous_id = self.state.session_id
         self.state.session_id = fresh_id
         self.state.reissue = True
@@ -455,7 +483,32 @@ class SessionLogic:
     def finish(self) -> Op[None]:
         """End of the request: release the turn, then fold what left the window (after the
         response, off its critical path)."""
+        if self._uncertain_lease and self._fence is None:
+            # A lease attempt whose answer was lost (a timeout) may have been granted after all:
+            # release it by holder, so that the session is not locked until the lease expires.
+            self._uncertain_lease = False
+            with contextlib.suppress(StoreUnavailableError):  # still down: its TTL ends it
+                yield Call("release_lease", (self.key, 0), {"holder": self.holder})
         yield from self.unlock()
         fold, self._fold = self._fold, None
+        if not self.state.destroyed:
+            # Replies appended after window() may push more out: fold up to what the next window
+            # would leave out, now, rather than inline in the next request.
+            fold = self._final_fold() or fold
         if fold is not None and not self.state.destroyed:
             yield from self._run_fold(fold)
+
+    def _final_fold(self) -> _Fold | None:
+        snapshot, space = self._snapshot, self._window_space
+        if snapshot is None or space is None or not snapshot.exists:
+            return None
+        try:
+            plan = self._plan(snapshot, max(space, 0), True)
+        except ContextOverflowError:
+            return None
+        if plan.start <= plan.first:
+            return None
+        previous = snapshot.summary
+        evicted = snapshot.messages[plan.first:plan.start]
+        return _Fold(previous.watermark if previous else 0, evicted[-1].seq,
+                     previous.text if previous else None, [m.as_dict() for m in evicted])

@@ -6,6 +6,7 @@ performs I/O itself and holds no per-request state.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 
@@ -55,6 +56,9 @@ class Engine:
         self.keys = KeyDeriver(derive_hash_key(hash_key, keys), settings.namespace)
         # Loaded at startup so that a missing encoding is a ConfigError now, not at a request.
         self.tokenizer: Tokenizer = load_tokenizer(encoding_for(settings.encoding, settings.model))
+        # The framing of the summary's system message, counted inside the summary budget.
+        self.summary_frame = self.tokenizer.count_message({"role": "system", "content": ""})
+        self.count_text = functools.lru_cache(maxsize=256)(self.tokenizer.count_text)
         self.builtin_summarizer = ExtractiveSummarizer(self.tokenizer)
         self.summarizer: Summarizer = (load_summarizer(settings.summarizer) if settings.summarizer
                                        else self.builtin_summarizer)

@@ -92,7 +92,7 @@ class InvalidMessageError(StickyctxError, ValueError):
 
 
 class MessageTooLargeError(InvalidMessageError):
-    """A message exceeds the per-message size limit, or the session its storage ceiling."""
+    """A message exceeds the per-message size limit (``STICKYCTX_MAX_MESSAGE_BYTES``)."""
 
     def __init__(self, size: int, limit: int, unit: str = "bytes") -> None:
         super().__init__(f"message of {size} {unit} exceeds the limit of {limit} {unit}")
@@ -102,10 +102,12 @@ class MessageTooLargeError(InvalidMessageError):
 
 
 class ContextOverflowError(StickyctxError):
-    """The newest turn group alone does not fit the token budget of a window."""
+    """The smallest possible window (the newest turn group, with the system prompt, the summary
+    budget and the response reserve) does not fit the token budget of a window."""
 
     def __init__(self, needed: int, budget: int) -> None:
-        super().__init__(f"newest turn needs {needed} tokens, the budget allows {budget}")
+        super().__init__(f"the smallest window (the newest turn with the system prompt and "
+                         f"reserves) needs {needed} tokens; the budget allows {budget}")
         self.needed = needed
         self.budget = budget
 

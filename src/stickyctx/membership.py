@@ -86,6 +86,17 @@ class MembershipManager:
                 loads[node] = loads.get(node, 0) + count
         return Membership(view.nodes, loads)
 
+    def confirmed_live(self) -> frozenset[str]:
+        """The live node ids, from a heartbeat younger than the heartbeat TTL; else empty.
+
+        Empty means "presume nobody dead" (static membership, no beat yet, or beats failing):
+        the turn lock takes over a lease of a node outside a non-empty set, never of an empty one.
+        """
+        beat = self.last_beat
+        if beat is None or time.monotonic() - beat > 3 * self.interval:
+            return frozenset()
+        return self._view.ids()
+
     def placed(self, node_id: str) -> None:
         """A session was placed on ``node_id`` since the last heartbeat (counts toward its load)."""
         if self._view.loads is not None:

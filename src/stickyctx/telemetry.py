@@ -11,14 +11,15 @@ attribute work is skipped when a span is not recording.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
 from typing import Any
 
-from opentelemetry import metrics, trace
+from opentelemetry import context, metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ._version import __version__
+from .errors import FencedError
 
 __all__ = ["ATTR", "METRIC", "SPAN", "Telemetry"]
 
@@ -52,9 +53,12 @@ class ATTR:
     TOKENS_AFTER = "stickyctx.tokens.after"
     EVICTED_GROUPS = "stickyctx.evicted.groups"
     WATERMARK = "stickyctx.summary.watermark"
+    SUMMARY_APPLIED = "stickyctx.summary.applied"  # the fold won its compare-and-set
     SUMMARIZER = "stickyctx.summarizer"
     FALLBACK = "stickyctx.summary.fallback"
-    LEASE_WAIT = "stickyctx.lease.wait"
+    LEASE_NAME = "stickyctx.lease.name"  # turn | summary
+    LEASE_WAIT = "stickyctx.lease.wait"  # seconds this request had waited before this attempt
+    LEASE_ACQUIRED = "stickyctx.lease.acquired"
     FENCE_REJECTED = "stickyctx.fence.rejected"
     KEY_FALLBACK = "stickyctx.key.fallback"  # the token verified with an older signing key
     DUPLICATES = "stickyctx.duplicates"
@@ -97,6 +101,8 @@ class Telemetry:
     ) -> None:
         self.node_id = node_id
         self.db_system = db_system
+        # Writes go through to the store: this process's memory, or over the network.
+        self._write_tier = "store" if db_system else "local"
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
         self.requests = meter.create_counter(
@@ -107,7 +113,7 @@ class Telemetry:
             METRIC.LOAD_DURATION, unit="s", description="Context loads, by tier",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS)
         self.save_duration = meter.create_histogram(
-            METRIC.SAVE_DURATION, unit="s", description="Context writes, by operation",
+            METRIC.SAVE_DURATION, unit="s", description="Context writes, by operation and tier",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS)
         self.store_errors = meter.create_counter(
             METRIC.STORE_ERRORS, unit="{error}", description="Store errors, by kind")
@@ -152,44 +158,11 @@ class Telemetry:
 
     # Store operations -----------------------------------------------------------------------
 
-    @contextmanager
     def operation(self, method: str,
-                  session_hash: Callable[[], str] | None) -> Iterator[dict[str, Any]]:
-        """Wrap one store primitive; the caller may add attributes to the yielded dict."""
-        name = SPAN.LOAD if method in _LOAD_OPS else SPAN.SAVE if method in _SAVE_OPS else (
-            SPAN.LEASE if method == "acquire_lease" else f"{SPAN.STORE} {method}")
-        extra: dict[str, Any] = {}
-        started = time.perf_counter()
-        with self.tracer.start_as_current_span(name, kind=SpanKind.INTERNAL,
-                                               record_exception=False,
-                                               set_status_on_exception=False) as span:
-            try:
-                yield extra
-            except Exception as exc:
-                kind = type(exc).__name__
-                self.store_errors.add(1, {ATTR.ERROR_TYPE: kind, ATTR.OPERATION: method,
-                                          **self._node})
-                if span.is_recording():
-                    span.record_exception(exc)
-                    span.set_status(Status(StatusCode.ERROR, kind))
-                    span.set_attribute(ATTR.ERROR_TYPE, kind)
-                raise
-            finally:
-                elapsed = time.perf_counter() - started
-                tier = extra.get(ATTR.TIER)
-                if method in _LOAD_OPS:
-                    self.load_duration.record(elapsed, {ATTR.TIER: tier or "store", **self._node})
-                elif method in _SAVE_OPS:
-                    self.save_duration.record(elapsed, {ATTR.OPERATION: method, **self._node})
-                if extra.get(ATTR.DUPLICATES):
-                    self.duplicates.add(extra[ATTR.DUPLICATES], self._node)
-                if span.is_recording():
-                    attributes = {ATTR.OPERATION: method, ATTR.NODE_ID: self.node_id, **extra}
-                    if session_hash is not None:
-                        attributes[ATTR.SESSION_ID] = session_hash()
-                    if self.db_system:
-                        attributes[ATTR.DB_SYSTEM] = self.db_system
-                    span.set_attributes(attributes)
+                  session_hash: Callable[[], str] | None) -> _Operation:
+        """Wrap one store primitive (a context manager); the caller may add attributes to the
+        dict it yields."""
+        return _Operation(self, method, session_hash)
 
     # Events from the session logic ----------------------------------------------------------
 
@@ -198,7 +171,7 @@ class Telemetry:
         """A span for work done without I/O (window assembly, a fold), with its real times."""
         if name == SPAN.WINDOW and ATTR.TOKENS_AFTER in attributes:
             self.window_tokens.record(attributes[ATTR.TOKENS_AFTER], self._node)
-        if name == SPAN.SUMMARIZE and attributes.get("applied"):
+        if name == SPAN.SUMMARIZE and attributes.get(ATTR.SUMMARY_APPLIED):
             self.summaries.add(1, self._node)
         span = self.tracer.start_span(name, kind=SpanKind.INTERNAL, start_time=started_ns)
         if span.is_recording():
@@ -212,3 +185,71 @@ class Telemetry:
             span.set_attributes({ATTR.NODE_ID: self.node_id, ATTR.MEMBERS: members,
                                  ATTR.JOINED: joined, ATTR.LEFT: left})
         span.end()
+
+
+_OPERATION_SPANS = {"acquire_lease": SPAN.LEASE, **{m: SPAN.LOAD for m in _LOAD_OPS},
+                    **{m: SPAN.SAVE for m in _SAVE_OPS}}
+
+
+class _Operation:
+    """One store primitive: its span and its metrics.
+
+    The span is made current only when it records: a span that records nothing would cost a
+    context switch for no trace (children of an unsampled span are not sampled either way).
+    """
+
+    __slots__ = ("extra", "method", "session_hash", "span", "started", "telemetry", "token")
+
+    def __init__(self, telemetry: Telemetry, method: str,
+                 session_hash: Callable[[], str] | None) -> None:
+        self.telemetry = telemetry
+        self.method = method
+        self.session_hash = session_hash
+        self.extra: dict[str, Any] = (
+            {ATTR.TIER: telemetry._write_tier} if method in _SAVE_OPS else {})
+
+    def __enter__(self) -> dict[str, Any]:
+        name = _OPERATION_SPANS.get(self.method) or f"{SPAN.STORE} {self.method}"
+        span = self.span = self.telemetry.tracer.start_span(name, kind=SpanKind.INTERNAL)
+        self.token = (context.attach(trace.set_span_in_context(span)) if span.is_recording()
+                      else None)
+        self.started = time.perf_counter()
+        return self.extra
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        elapsed = time.perf_counter() - self.started
+        telemetry, method, extra = self.telemetry, self.method, self.extra
+        node = telemetry._node
+        failed = exc if isinstance(exc, Exception) else None
+        if failed is not None:
+            telemetry.store_errors.add(1, {ATTR.ERROR_TYPE: type(failed).__name__,
+                                           ATTR.OPERATION: method, **node})
+        if method in _LOAD_OPS:
+            telemetry.load_duration.record(
+                elapsed, {ATTR.TIER: extra.get(ATTR.TIER) or "store", **node})
+        elif method in _SAVE_OPS:
+            telemetry.save_duration.record(
+                elapsed, {ATTR.OPERATION: method, ATTR.TIER: telemetry._write_tier, **node})
+        if extra.get(ATTR.DUPLICATES):
+            telemetry.duplicates.add(extra[ATTR.DUPLICATES], node)
+        if self.token is None:
+            return
+        span = self.span
+        try:
+            attributes = {ATTR.OPERATION: method, ATTR.NODE_ID: telemetry.node_id, **extra}
+            if self.session_hash is not None and ATTR.SESSION_ID not in attributes:
+                attributes[ATTR.SESSION_ID] = self.session_hash()
+            if telemetry.db_system:
+                attributes[ATTR.DB_SYSTEM] = telemetry.db_system
+            if failed is not None:
+                kind = type(failed).__name__
+                span.record_exception(failed)
+                span.set_status(Status(StatusCode.ERROR, kind))
+                attributes[ATTR.ERROR_TYPE] = kind
+                if isinstance(failed, FencedError):
+                    attributes[ATTR.FENCE_REJECTED] = True
+            span.set_attributes(attributes)
+        finally:
+            span.end()
+            context.detach(self.token)

@@ -48,7 +48,9 @@ def test_a_custom_summarizer_folds_on_both_paths(kind: str, name: str, folded: l
     assert covered >= 6
     label = name.split("_")[0]
     assert stored.text == f"{label} summary: {covered} messages folded"
-    assert window[1] == {"role": "system", "content": stored.text}
+    assert window[1]["content"].startswith(f"{label} summary: ")
+    with chat.turn() as request:  # the next window shows the summary the last request stored
+        assert request.window(system=SYSTEM)[1] == {"role": "system", "content": stored.text}
     assert folded[0].startswith("My name is Alice.")
 
 
@@ -78,8 +80,10 @@ def test_a_failing_summarizer_falls_back_to_the_built_in_one(
     assert "Alice" in text
     budget = settings.effective_summary_budget
     assert chat.count([{"role": "system", "content": text}]) - 3 <= budget
-    assert window[1] == {"role": "system", "content": text}
+    assert window[1]["role"] == "system"
+    assert window[1]["content"].startswith(HEADER)
     with chat.turn() as request:
+        assert request.window(system=SYSTEM)[1] == {"role": "system", "content": text}
         messages = request.messages()
         assert request.token_count() == chat.count(messages)
     if storage == "archive":

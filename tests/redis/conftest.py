@@ -6,7 +6,6 @@ of their own and never flush, kill or pause them; tests that break a server star
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -126,7 +125,3 @@ def new_key(namespace: str) -> NewKey:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def unique() -> str:
-    return uuid.uuid4().hex

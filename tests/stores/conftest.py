@@ -102,7 +102,8 @@ def redis_backend(server_fixture: str) -> StoreFactory:
     ) -> tuple[SyncStore, AsyncStore]:
         server = request.getfixturevalue(server_fixture)
         settings = Settings(
-            secret_keys=(KEY_A,), store_url=server.url, hash_key=Secret("contract-suite-hash-key"),
+            secret_keys=(KEY_A,), store_url=server.url,
+            hash_key=Secret("contract-suite-hash-key-0123456789"),
             idle_ttl=round(idle_ttl), absolute_ttl=round(absolute_ttl), store_timeout=5.0,
             max_session_tokens=max_session_tokens, max_session_bytes=max_session_bytes,
             max_message_bytes=min(1 << 20, max_session_bytes),
@@ -156,7 +157,8 @@ def backend(request: pytest.FixtureRequest) -> Backend:
         raise ValueError(f"unknown store capabilities {sorted(unknown)}")
     missing = needed - chosen.capabilities
     if missing:
-        reasons = "; ".join(f"{c}: {chosen.why_not.get(c, 'not offered')}" for c in sorted(missing))
+        reasons = "; ".join(f"{c}: {chosen.why_not.get(c, 'not offered')}"
+                            for c in sorted(missing))
         pytest.skip(f"the {chosen.name} store does not offer {reasons}")
     return chosen
 

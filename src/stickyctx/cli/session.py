@@ -15,6 +15,7 @@ from ..core.ids import is_valid_session_id
 from ..core.keys import SessionKey
 from ..core.tokens import TokenCodec
 from ..engine import Engine
+from ..errors import StickyctxError
 from ..settings import Settings
 from ..stores import open_sync
 from ._types import Subparsers
@@ -58,6 +59,9 @@ def run_inspect(args: argparse.Namespace) -> int:
     store, key = opened
     try:
         snapshot = store.load(key)
+    except StickyctxError as exc:
+        print(f"stickyctx: {exc}")
+        return 2
     finally:
         store.close()
     summary = snapshot.summary

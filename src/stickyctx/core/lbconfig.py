@@ -30,7 +30,7 @@ class LBOptions:
 
 def _check(nodes: Sequence[NodeSpec]) -> None:
     if not nodes:
-        raise ValueError("STICKYCTX_NODES lists no node")
+        raise ValueError("no node is listed")
     missing = [n.id for n in nodes if not n.address]
     if missing:
         raise ValueError("every node needs an address (id=host:port): " + ", ".join(missing))
@@ -38,7 +38,7 @@ def _check(nodes: Sequence[NodeSpec]) -> None:
 
 def _host_port(address: str) -> tuple[str, str]:
     host, _, port = address.rpartition(":")
-    return host, port
+    return host.removeprefix("[").removesuffix("]"), port  # Envoy takes a bare IPv6 address
 
 
 def haproxy(nodes: Sequence[NodeSpec], options: LBOptions = LBOptions()) -> str:

@@ -107,6 +107,8 @@ class AppendResult:
     written: tuple[bool, ...] = ()  # per message: stored now (False: a duplicate)
     cums: tuple[int, ...] = ()  # cumulative token positions of the stored messages
     dropped: int = 0  # oldest messages dropped to keep the session under its ceiling
+    write_id: str = ""  # the store's id of this write (Redis), for caches to validate against
+    previous_write_id: str = ""  # the id of the write this one followed
 
 
 def build_message(

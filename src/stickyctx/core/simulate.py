@@ -1,8 +1,11 @@
 """Placement quality, measured with the real placement code (``stickyctx simulate``).
 
 Sessions are placed one after another the way the middleware places them (bounded loads over
-the live nodes, the owner pinned afterwards), then one node leaves (only its sessions are
-re-placed) and one joins (pinned sessions stay; it takes new ones).
+the live nodes, the owner pinned afterwards), then one node leaves and one joins. After each
+change every pinned session is decided again as a request decides it (``classify``: kept while
+its owner is live, re-placed when it is gone), and the sessions whose owner changed are counted.
+For comparison, ``join_rehash_moved`` counts the sessions a stateless balancer hashing every
+request (plain rendezvous, nothing pinned) would move when the node joins.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ class SimulationResult:
     leave_owned: int  # sessions the departed node owned (the minimum that must move)
     leave_survivor_max_over_avg: float
     leave_spread: int  # survivors that took some of the departed node's sessions
-    join_moved: int  # pinned sessions moved when a node joined (always 0 by design)
+    join_moved: int  # pinned sessions moved when a node joined (0 by design)
+    join_rehash_moved: int  # sessions plain rendezvous re-hashing would move on that join
     join_new_share: float  # share of the next sessions the new node takes
     place_us: float  # median cost of placing one session
     hit_check_us: float  # median cost of the affinity check on a hit (no placement)
@@ -50,6 +54,8 @@ class SimulationResult:
             ("survivors that took the failed node's sessions",
              f"{self.leave_spread} of {self.nodes - 1}"),
             ("moved when one node joins", f"{self.join_moved} (0 by design: owners are pinned)"),
+            ("re-hashing every request would move", f"{self.join_rehash_moved / self.sessions:.2%} "
+                                                    f"(1/(N+1) = {1 / (self.nodes + 1):.2%})"),
             ("new node's share of the next sessions", f"{self.join_new_share:.2%}"),
             ("placement cost (median)", f"{self.place_us:.1f} µs"),
             ("affinity check on a hit (median)", f"{self.hit_check_us:.2f} µs"),
@@ -78,22 +84,32 @@ def simulate(nodes: int, sessions: int, epsilon: float = 0.25) -> SimulationResu
     average = sessions / nodes
     max_over_avg = max(loads.values()) / average
 
-    # One node leaves: only its sessions are re-placed, over the survivors, with their loads.
+    # One node leaves: every session is decided again as a request served by a survivor would
+    # decide it; a session whose owner is gone fails over, placed with the survivors' loads.
     gone = specs[0].id
     survivors = specs[1:]
+    serving = survivors[0].id
+    live = {n.id for n in survivors}
     after = Counter({n.id: loads[n.id] for n in survivors})
     moved = 0
     takers: set[str] = set()
     for key in keys:
-        if owner[key] == gone:
+        if classify(owner[key], serving, live) == "failover":
             chosen = place(key, survivors, after, epsilon)
             after[chosen] += 1
             takers.add(chosen)
-            moved += 1
+            moved += chosen != owner[key]
     survivor_max = max(after.values()) / (sessions / len(survivors))
 
-    # One node joins: pinned sessions stay; the next sessions see its empty load.
-    joined = [*specs, NodeSpec(f"node-{nodes:03d}")]
+    # One node joins: pinned sessions are decided again, as a request served by the new node
+    # would decide them (kept: their owners are live); the next sessions see its empty load.
+    newcomer = NodeSpec(f"node-{nodes:03d}")
+    joined = [*specs, newcomer]
+    live = {n.id for n in joined}
+    join_moved = sum(classify(owner[key], newcomer.id, live) == "failover" for key in keys)
+    # What a balancer hashing each request would do instead: move every session whose top
+    # rendezvous choice is now the new node.
+    rehash_moved = sum(place(key, joined) == newcomer.id for key in keys)
     join_loads = Counter(loads)
     extra = max(nodes, sessions // 10)
     taken = 0
@@ -112,6 +128,7 @@ def simulate(nodes: int, sessions: int, epsilon: float = 0.25) -> SimulationResu
         nodes=nodes, sessions=sessions, epsilon=epsilon, max_over_avg=max_over_avg,
         bound=math.ceil((1 + epsilon) * average), leave_moved=moved,
         leave_owned=loads[gone], leave_survivor_max_over_avg=survivor_max,
-        leave_spread=len(takers), join_moved=0, join_new_share=taken / extra,
+        leave_spread=len(takers), join_moved=join_moved, join_rehash_moved=rehash_moved,
+        join_new_share=taken / extra,
         place_us=_median_us(timings), hit_check_us=_median_us(checks),
     )

@@ -111,8 +111,9 @@ def load_summarizer(spec: str) -> Summarizer:
         raise ConfigError("STICKYCTX_SUMMARIZER", "expected 'module:callable'")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError("STICKYCTX_SUMMARIZER", f"cannot import module: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a module that fails to import, however it fails
+        raise ConfigError("STICKYCTX_SUMMARIZER",
+                          f"cannot import module: {type(exc).__name__}: {exc}") from None
     target: Any = module
     for part in attr.split("."):
         target = getattr(target, part, None)

@@ -13,7 +13,7 @@ import functools
 import json
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError
@@ -80,7 +80,7 @@ class Tokenizer:
                 total += TOKENS_PER_NAME
         return total
 
-    def count_messages(self, messages: list[Mapping[str, Any]]) -> int:
+    def count_messages(self, messages: Sequence[Mapping[str, Any]]) -> int:
         """A full recount of a list of messages, reply primer included (0 for no messages)."""
         if not messages:
             return 0

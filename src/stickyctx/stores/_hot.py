@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from ..core.messages import AppendResult, Snapshot, StoredMessage
 from ..core.views import Prefix
-from ._redis_schema import Loaded
+from ._redis_schema import Loaded, item_header
 
 __all__ = ["HotTier"]
 
@@ -46,7 +46,7 @@ class HotTier:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def known(self, tag: str) -> tuple[_Entry, tuple[int, int, int]] | None:
+    def known(self, tag: str) -> tuple[_Entry, tuple[int, int, int, str, str]] | None:
         """The cached entry and what the load script needs to answer ``same`` or ``tail``."""
         if self.capacity <= 0:
             return None
@@ -55,7 +55,9 @@ class HotTier:
             if entry is None:
                 return None
             self._entries.move_to_end(tag)
-            return entry, (entry.version, entry.rewrite, len(entry.items))
+            last = item_header(entry.items[-1]) if entry.items else ""
+            return entry, (entry.version, entry.rewrite, len(entry.items),
+                           entry.meta.get("w", ""), last)
 
     def cached(self, tag: str) -> Snapshot | None:
         with self._lock:
@@ -91,17 +93,20 @@ class HotTier:
             if not stored:
                 return
             if entry is None:
-                if result.version == 1 and stored[0].seq == 1 and not result.dropped:
+                if (result.version == 1 and stored[0].seq == 1 and not result.dropped
+                        and not result.previous_write_id):
                     # The session's first write: this node knows its whole history.
                     meta = {"v": "1", "rv": "0", "t": str(result.total_tokens),
-                            "enc": ",".join(sorted(set(encodings)))}
+                            "enc": ",".join(sorted(set(encodings))), "w": result.write_id}
                     self._store(tag, _Entry(meta, list(stored)))
                 return
-            if entry.version + 1 != result.version or result.dropped:
+            if (entry.version + 1 != result.version or result.dropped
+                    or entry.meta.get("w", "") != result.previous_write_id):
                 del self._entries[tag]
                 return
             meta = dict(entry.meta)
             meta["v"] = str(result.version)
+            meta["w"] = result.write_id
             meta["t"] = str(result.total_tokens)
             meta["enc"] = ",".join(sorted({*meta.get("enc", "").split(","), *encodings} - {""}))
             entry.items.extend(stored)

@@ -7,14 +7,14 @@ async adapters differ only in how they run a script. The hot tier lives here too
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
 from .._ops import Call, Op
 from ..core.keys import SessionKey
 from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
-from ..errors import SessionBusyError
+from ..errors import SessionBusyError, StoreError
 from . import _redis_schema as schema
 from ._crypto import DataKey, KeyRing
 from ._hot import HotTier, stale
@@ -62,8 +62,11 @@ class RedisOps:
     def _opener(self, tag: str) -> Callable[[dict[str, str]], Codec]:
         def opener(meta: dict[str, str]) -> Codec:
             wrapped = meta.get("dek")
-            if self.ring is None or not wrapped:
+            if not wrapped:
                 return _same
+            if self.ring is None:
+                raise StoreError("the session is encrypted and STICKYCTX_ENCRYPTION_KEY is not "
+                                 "set")
             cached = self._data_keys.get(tag)
             if cached is None or cached.wrapped != wrapped:
                 cached = self._remember(tag, self.ring.unwrap(wrapped))
@@ -183,13 +186,16 @@ class RedisOps:
         self.hot.invalidate(key.tag)
         yield _script("destroy", schema.keys(key, *_ALL, TOMBSTONE), [self.limits.absolute_ms])
 
-    def acquire_lease(self, key: SessionKey, holder: str, ttl: float, name: str) -> Op[int | None]:
+    def acquire_lease(self, key: SessionKey, holder: str, ttl: float, name: str,
+                      live: Collection[str] = ()) -> Op[int | None]:
         reply = yield _script("lease", schema.keys(key, LEASES[name], FENCE),
-                              [holder, max(1, int(ttl * 1000)), self.limits.absolute_ms])
+                              [holder, max(1, int(ttl * 1000)), self.limits.absolute_ms,
+                               ",".join(sorted(live))])
         return int(reply) if reply else None
 
-    def release_lease(self, key: SessionKey, token: int, name: str) -> Op[None]:
-        yield _script("release", schema.keys(key, LEASES[name]), [token])
+    def release_lease(self, key: SessionKey, token: int, name: str,
+                      holder: str | None = None) -> Op[None]:
+        yield _script("release", schema.keys(key, LEASES[name]), [token, holder or ""])
 
     def apply_summary(self, key: SessionKey, text: str, tokens: int, watermark: int,
                       expected_watermark: int, delete_folded: bool) -> Op[Summary | None]:

@@ -82,9 +82,18 @@ def decode_item(raw: bytes | str, open_: Codec = _same) -> StoredMessage:
 
 # Load -----------------------------------------------------------------------------------------
 
-def load_args(limits: Limits, known: tuple[int, int, int] | None) -> list[Any]:
-    version, rewrite, count = known if known is not None else (-1, -1, -1)
-    return [limits.idle_ms, limits.absolute_ms, version, rewrite, count, limits.refresh_ms]
+def load_args(limits: Limits, known: tuple[int, int, int, str, str] | None) -> list[Any]:
+    """``known``: the cached version, rewrite counter, item count, write id and the header of
+    the last cached item, so the script can answer ``same`` or ``tail`` only when provably so."""
+    version, rewrite, count, write_id, last = known if known is not None else (
+        -1, -1, -1, "", "")
+    return [limits.idle_ms, limits.absolute_ms, version, rewrite, count, limits.refresh_ms,
+            write_id, last]
+
+
+def item_header(m: StoredMessage) -> str:
+    """The start of a stored item that identifies it (``seq,group,cum,tokens,size,``)."""
+    return f"{m.seq},{m.group},{m.cum},{m.tokens},{m.size},"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +166,12 @@ def parse_append(reply: Sequence[Any], fence: int | None) -> AppendResult:
         return AppendResult(status)  # type: ignore[arg-type]
     version, total, dropped = int(reply[1]), int(reply[2]), int(reply[3])
     flags = _text(reply[4])
-    rest = [int(x) for x in reply[5:]]
+    write_id, previous = _text(reply[5]), _text(reply[6])
+    rest = [int(x) for x in reply[7:]]
     seqs, groups, cums = tuple(rest[0::3]), tuple(rest[1::3]), tuple(rest[2::3])
     written = tuple(f == "1" for f in flags)
     return AppendResult("live", version, seqs, groups, total, written.count(False), written,
-                        cums, dropped)
+                        cums, dropped, write_id, previous)
 
 
 def stored_from(messages: Sequence[NewMessage], result: AppendResult) -> list[StoredMessage]:
@@ -236,4 +246,8 @@ def translate(name: str, exc: BaseException) -> StickyctxError:
         return exc
     if isinstance(exc, _unavailable_types()):
         return StoreUnavailableError(name, type(exc).__name__)
+    if "OOM" in str(exc) or "READONLY" in str(exc) or "LOADING" in str(exc):
+        # Out of memory, a replica after a failover, a restart still loading: writes cannot be
+        # made durable now, as when the server is down.
+        return StoreUnavailableError(name, str(exc).split(" ", 1)[0])
     return StoreError(f"{name}: {type(exc).__name__}: {exc}")

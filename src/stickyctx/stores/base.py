@@ -14,7 +14,8 @@ Concurrency contract (what every backend guarantees, and the contract suite chec
   twice: retried turns are idempotent.
 * A lease is held by at most one holder at a time; each grant carries a fencing token larger than
   every earlier one of that session. A write presenting a fencing token that is no longer the
-  current lease's raises ``FencedError``.
+  current lease's raises ``FencedError``. A caller that passes the live node ids takes over a
+  lease whose holder's node is not among them (it died mid-turn) rather than wait for its TTL.
 * Expiry belongs to the session as a whole: ``idle_ttl`` after its last use, never later than
   ``absolute_ttl`` after its creation. ``rotate`` and ``destroy`` leave a tombstone on the old
   key until the absolute lifetime is over, so the old id loads ``revoked``.
@@ -29,7 +30,7 @@ Concurrency contract (what every backend guarantees, and the contract suite chec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..core.keys import SessionKey
@@ -73,12 +74,18 @@ class SyncStore(Protocol):
         ...
 
     def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
-                      name: str = "turn") -> int | None:
-        """Take the session's lease ``name``; the fencing token, or ``None`` when it is held."""
+                      name: str = "turn", live: Collection[str] = ()) -> int | None:
+        """Take the session's lease ``name``; the fencing token, or ``None`` when it is held.
+
+        ``holder`` is ``node_id:nonce``. Given ``live`` (the live node ids), a lease held by a
+        node outside them is taken over instead of waited for: that node died mid-turn.
+        """
         ...
 
-    def release_lease(self, key: SessionKey, token: int, name: str = "turn") -> None:
-        """Release the lease if ``token`` still holds it (otherwise do nothing)."""
+    def release_lease(self, key: SessionKey, token: int, name: str = "turn",
+                      holder: str | None = None) -> None:
+        """Release the lease if ``token`` still holds it (otherwise do nothing). With token 0 and
+        a ``holder``: release it if that holder has it (an attempt whose answer was lost)."""
         ...
 
     def apply_summary(
@@ -126,9 +133,10 @@ class AsyncStore(Protocol):
     async def destroy(self, key: SessionKey) -> None: ...
 
     async def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
-                            name: str = "turn") -> int | None: ...
+                            name: str = "turn", live: Collection[str] = ()) -> int | None: ...
 
-    async def release_lease(self, key: SessionKey, token: int, name: str = "turn") -> None: ...
+    async def release_lease(self, key: SessionKey, token: int, name: str = "turn",
+                            holder: str | None = None) -> None: ...
 
     async def apply_summary(
         self,

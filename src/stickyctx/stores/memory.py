@@ -11,7 +11,7 @@ import itertools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 from ..core.keys import SessionKey
@@ -258,12 +258,14 @@ class MemoryStore:
             self._leases.pop((key.tag, "summary"), None)
 
     def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
-                      name: str = "turn") -> int | None:
+                      name: str = "turn", live: Collection[str] = ()) -> int | None:
         now = self._clock()
         with self._lock:
             lease = self._leases.get((key.tag, name))
             if lease is not None and lease.expires > now:
-                return None
+                node, sep, _ = lease.holder.partition(":")
+                if not live or not sep or node in live:
+                    return None  # held by a live node (or liveness unknown): wait
             token = next(self._fences)
             self._leases[(key.tag, name)] = _Lease(holder, token, now + ttl)
             if len(self._leases) > 4 * self.max_sessions:
@@ -271,10 +273,12 @@ class MemoryStore:
                     del self._leases[slot]
             return token
 
-    def release_lease(self, key: SessionKey, token: int, name: str = "turn") -> None:
+    def release_lease(self, key: SessionKey, token: int, name: str = "turn",
+                      holder: str | None = None) -> None:
         with self._lock:
             lease = self._leases.get((key.tag, name))
-            if lease is not None and lease.token == token:
+            if lease is not None and (lease.token == token or (
+                    token == 0 and holder is not None and lease.holder == holder)):
                 del self._leases[(key.tag, name)]
 
     def apply_summary(
@@ -375,11 +379,12 @@ class AsyncMemoryStore:
         self.sync.destroy(key)
 
     async def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
-                            name: str = "turn") -> int | None:
-        return self.sync.acquire_lease(key, holder=holder, ttl=ttl, name=name)
+                            name: str = "turn", live: Collection[str] = ()) -> int | None:
+        return self.sync.acquire_lease(key, holder=holder, ttl=ttl, name=name, live=live)
 
-    async def release_lease(self, key: SessionKey, token: int, name: str = "turn") -> None:
-        self.sync.release_lease(key, token, name)
+    async def release_lease(self, key: SessionKey, token: int, name: str = "turn",
+                            holder: str | None = None) -> None:
+        self.sync.release_lease(key, token, name, holder)
 
     async def apply_summary(
         self,

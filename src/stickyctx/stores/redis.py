@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from .._ops import run_sync
@@ -61,11 +61,12 @@ class RedisStore:
         run_sync(self.ops.destroy(key), self.scripts)
 
     def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
-                      name: str = "turn") -> int | None:
-        return run_sync(self.ops.acquire_lease(key, holder, ttl, name), self.scripts)
+                      name: str = "turn", live: Collection[str] = ()) -> int | None:
+        return run_sync(self.ops.acquire_lease(key, holder, ttl, name, live), self.scripts)
 
-    def release_lease(self, key: SessionKey, token: int, name: str = "turn") -> None:
-        run_sync(self.ops.release_lease(key, token, name), self.scripts)
+    def release_lease(self, key: SessionKey, token: int, name: str = "turn",
+                      holder: str | None = None) -> None:
+        run_sync(self.ops.release_lease(key, token, name, holder), self.scripts)
 
     def apply_summary(self, key: SessionKey, text: str, tokens: int, *, watermark: int,
                       expected_watermark: int, delete_folded: bool = False) -> Summary | None:

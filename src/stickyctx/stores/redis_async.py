@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from .._ops import run_async
@@ -60,11 +60,13 @@ class AsyncRedisStore:
         await run_async(self.ops.destroy(key), self.scripts)
 
     async def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
-                            name: str = "turn") -> int | None:
-        return await run_async(self.ops.acquire_lease(key, holder, ttl, name), self.scripts)
+                            name: str = "turn", live: Collection[str] = ()) -> int | None:
+        return await run_async(self.ops.acquire_lease(key, holder, ttl, name, live),
+                               self.scripts)
 
-    async def release_lease(self, key: SessionKey, token: int, name: str = "turn") -> None:
-        await run_async(self.ops.release_lease(key, token, name), self.scripts)
+    async def release_lease(self, key: SessionKey, token: int, name: str = "turn",
+                            holder: str | None = None) -> None:
+        await run_async(self.ops.release_lease(key, token, name, holder), self.scripts)
 
     async def apply_summary(self, key: SessionKey, text: str, tokens: int, *, watermark: int,
                             expected_watermark: int,

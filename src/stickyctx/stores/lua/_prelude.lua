@@ -19,6 +19,15 @@ local function header(item)
   return tonumber(seq), tonumber(group), tonumber(cum), tonumber(tokens), tonumber(size)
 end
 
+-- A write id that changes with every write and never repeats, even if Redis lost writes and
+-- the version climbs back to a number a node has cached: its hot tier then reloads.
+local function stamp(meta_key)
+  local t = redis.call('TIME')
+  local w = t[1] .. '.' .. t[2]
+  redis.call('HSET', meta_key, 'w', w)
+  return w
+end
+
 local function fence_ok(lease_key, fence)
   if fence == '' then return true, '' end
   local lease = redis.call('GET', lease_key)

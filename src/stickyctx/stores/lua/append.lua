@@ -3,7 +3,7 @@
 --       max_bytes, count, wrapped data key ('' = not encrypted), then per message: dedupe,
 --       opener (0/1), tokens, size, encoding, payload
 -- -> {'revoked'} | {'missing'} | {'fenced', current} | {'dek', stored wrapped key} |
---    {'live', version, total, dropped, flags, seq1, group1, cum1, seq2, ...}
+--    {'live', version, total, dropped, flags, write_id, previous_write_id, seq1, group1, ...}
 if redis.call('EXISTS', KEYS[5]) == 1 then return {'revoked'} end
 local ok, current = fence_ok(KEYS[4], ARGV[3])
 if not ok then return {'fenced', current} end
@@ -79,7 +79,9 @@ if wrote then
   redis.call('HSET', KEYS[1], 'v', v, 'rv', rv, 'n', n, 'g', g, 't', t, 'b', b, 'c', c,
              'enc', enc, 'rf', now)
 end
+local previous = redis.call('HGET', KEYS[1], 'w') or ''
+local w = wrote and stamp(KEYS[1]) or previous
 expire_all({KEYS[1], KEYS[2], KEYS[3]}, now, created, idle, absolute)
-local reply = {'live', v, t, dropped, flags}
+local reply = {'live', v, t, dropped, flags, w, previous}
 for i = 1, #out do reply[#reply + 1] = out[i] end
 return reply

@@ -8,4 +8,5 @@ redis.call('HDEL', KEYS[1], 'sum', 'sw', 'sv', 'st')
 redis.call('HSET', KEYS[1], 't', 0, 'b', 0, 'g', 0, 'enc', '')
 redis.call('HINCRBY', KEYS[1], 'rv', 1)
 -- Dedupe keys stay: a late retry of an earlier turn must not come back.
+stamp(KEYS[1])
 return {'ok', redis.call('HINCRBY', KEYS[1], 'v', 1)}

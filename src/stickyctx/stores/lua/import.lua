@@ -6,6 +6,7 @@ for i = 1, #KEYS do
     redis.call('RESTORE', KEYS[i], math.max(ttl, 1), dump, 'REPLACE')
   end
 end
+stamp(KEYS[1])
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('HINCRBY', KEYS[1], 'rv', 1)
 return 1

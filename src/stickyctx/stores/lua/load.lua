@@ -1,5 +1,6 @@
 -- KEYS: meta, messages, dedupe, tombstone
--- ARGV: idle_ms, absolute_ms, known_version, known_rewrite, known_count, refresh_ms
+-- ARGV: idle_ms, absolute_ms, known_version, known_rewrite, known_count, refresh_ms,
+--       known_write_id, known_last_header (the "seq,group,cum,tokens,size," of item count-1)
 -- -> {'revoked'} | {'missing'} | {'same'} | {'tail'|'full', meta..., '|', items...}
 if redis.call('EXISTS', KEYS[4]) == 1 then return {'revoked'} end
 local meta = redis.call('HGETALL', KEYS[1])
@@ -12,10 +13,15 @@ if now - tonumber(h.rf or '0') >= tonumber(ARGV[6]) then
              tonumber(ARGV[2]))
   redis.call('HSET', KEYS[1], 'rf', now)
 end
-if h.v == ARGV[3] then return {'same'} end
+if h.v == ARGV[3] and (h.w or '') == ARGV[7] then return {'same'} end
 local kind, items = 'full', nil
 local known = tonumber(ARGV[5])
-if h.rv == ARGV[4] and known >= 0 then
+local lines_up = known == 0
+if h.rv == ARGV[4] and known > 0 then
+  local last = redis.call('LINDEX', KEYS[2], known - 1)
+  lines_up = last ~= false and string.sub(last, 1, #ARGV[8]) == ARGV[8]
+end
+if h.rv == ARGV[4] and known >= 0 and lines_up then
   kind = 'tail'
   items = redis.call('LRANGE', KEYS[2], known, -1)
 else

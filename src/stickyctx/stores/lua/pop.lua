@@ -16,4 +16,5 @@ if last then
 end
 redis.call('HSET', KEYS[1], 'g', group)
 redis.call('HINCRBY', KEYS[1], 'rv', 1)
+stamp(KEYS[1])
 return {'ok', redis.call('HINCRBY', KEYS[1], 'v', 1), item}

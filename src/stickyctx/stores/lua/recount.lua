@@ -9,4 +9,5 @@ redis.call('HSET', KEYS[1], 'enc', ARGV[1], 't', ARGV[3], 'c', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'rv', 1)
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+stamp(KEYS[1])
 return redis.call('HINCRBY', KEYS[1], 'v', 1)

@@ -21,5 +21,6 @@ if ARGV[5] == '1' then
   end
   if removed then redis.call('HINCRBY', KEYS[1], 'rv', 1) end
 end
+stamp(KEYS[1])
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 return {sv}

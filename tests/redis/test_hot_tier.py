@@ -1,0 +1,169 @@
+"""The hot tier: a node's cache of decoded histories, validated by one script call per load.
+
+A hit answers ``same`` (no history crosses the network, nothing is decoded); after another
+node's appends only the new tail crosses; after a rewrite (clear, pop, a summary that deletes,
+a recount) the history is loaded in full. Never stale: every load equals a fresh node's load.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from stickyctx.core.keys import SessionKey
+from stickyctx.core.messages import Snapshot
+from stickyctx.stores import _redis_schema as schema
+from stickyctx.stores.redis import RedisStore
+
+from .conftest import NewKey, OpenStore, Target, msg
+
+
+def as_data(snapshot: Snapshot) -> tuple[object, ...]:
+    return (snapshot.status, snapshot.version, tuple(snapshot.messages), snapshot.total_tokens,
+            snapshot.summary, snapshot.encodings)
+
+
+class Watch:
+    """What a node's load script answered (same, tail or full) and how many items were decoded."""
+
+    def __init__(self, store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.store = store
+        self.answers: list[str] = []
+        self.decoded = 0
+        script: Callable[..., Any] = store.scripts.script
+
+        def recording(name: str, keys: list[str], args: list[Any]) -> Any:
+            reply = script(name, keys, args)
+            if name == "load":
+                first = reply[0]
+                self.answers.append(first.decode() if isinstance(first, bytes) else first)
+            return reply
+
+        monkeypatch.setattr(store.scripts, "script", recording)
+        decode = schema.decode_item
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.decoded += 1
+            return decode(*args, **kwargs)
+
+        monkeypatch.setattr(schema, "decode_item", counting)
+
+    def load(self, key: SessionKey) -> tuple[Snapshot, list[str], int]:
+        """Load; return the snapshot, the script's answers and the items decoded meanwhile."""
+        self.answers.clear()
+        self.decoded = 0
+        snapshot = self.store.load(key)
+        return snapshot, list(self.answers), self.decoded
+
+
+@contextmanager
+def nodes(target: Target, open_store: OpenStore,
+          monkeypatch: pytest.MonkeyPatch, **changes: Any) -> Iterator[tuple[Watch, RedisStore]]:
+    """Node A (watched) and node B, each a store with its own client and hot tier."""
+    yield Watch(open_store(target.url, **changes), monkeypatch), open_store(target.url)
+
+
+def test_a_hit_answers_same_and_decodes_nothing(
+    standalone: Target, open_store: OpenStore, new_key: NewKey,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with nodes(standalone, open_store, monkeypatch) as (a, b):
+        key = new_key()
+        b.append(key, [msg("user", f"message {i}") for i in range(20)], created=time.time())
+        first, answers, decoded = a.load(key)
+        assert (answers, decoded, first.tier) == (["full"], 20, "store")
+        again, answers, decoded = a.load(key)
+        assert (answers, decoded, again.tier) == (["same"], 0, "local")
+        assert as_data(again) == as_data(first)
+        # The node's own append extends its cached history: still a hit afterwards.
+        a.store.append(key, [msg("user", "one more"), msg("assistant", "ok")],
+                       created=time.time())
+        after, answers, decoded = a.load(key)
+        assert (answers, decoded, after.tier) == (["same"], 0, "local")
+        assert [m.content for m in after.messages][-3:] == ["message 19", "one more", "ok"]
+        assert after.version == first.version + 1
+        # A session's first write seeds the writer's hot tier: it knows the whole history.
+        other = new_key()
+        a.store.append(other, [msg("user", "first words")], created=time.time())
+        seeded, answers, decoded = a.load(other)
+        assert (answers, decoded, seeded.tier) == (["same"], 0, "local")
+        assert as_data(seeded) == as_data(b.load(other))
+
+
+def test_another_nodes_appends_reach_the_next_load_as_a_tail(
+    target: Target, open_store: OpenStore, new_key: NewKey, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with nodes(target, open_store, monkeypatch) as (a, b):
+        key = new_key()
+        b.append(key, [msg("user", "from b, 0")], created=time.time())
+        a.load(key)
+        for turn in range(1, 4):
+            written = b.append(key, [msg("user", f"from b, {turn}"),
+                                     msg("assistant", f"to b, {turn}")], created=time.time())
+            snapshot, answers, decoded = a.load(key)
+            assert (answers, decoded) == (["tail"], 2)
+            assert snapshot.version == written.version
+            assert [m.content for m in snapshot.messages][-2:] == [f"from b, {turn}",
+                                                                   f"to b, {turn}"]
+            assert as_data(snapshot) == as_data(open_store(target.url).load(key))  # not stale
+            a.store.append(key, [msg("user", f"from a, {turn}")], created=time.time())
+            assert a.load(key)[1] == ["same"]
+
+
+@pytest.mark.parametrize(("change", "answer", "decoded"), [
+    pytest.param(lambda s, k: s.clear(k), "full", 0, id="clear"),
+    pytest.param(lambda s, k: s.pop(k), "full", 3, id="pop"),
+    pytest.param(lambda s, k: s.apply_summary(k, "s", 1, watermark=2, expected_watermark=0,
+                                              delete_folded=True), "full", 2, id="fold-delete"),
+    pytest.param(lambda s, k: s.apply_summary(k, "s", 1, watermark=2, expected_watermark=0),
+                 "tail", 0, id="fold-archive"),
+    pytest.param(lambda s, k: s.recount(k, "o200k_base", {1: 9},
+                                        expected_version=s.load(k).version), "full", 4,
+                 id="recount"),
+])
+def test_after_another_nodes_rewrite_the_next_load_is_never_stale(
+    standalone: Target, open_store: OpenStore, new_key: NewKey,
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[RedisStore, SessionKey], object],
+    answer: str, decoded: int,
+) -> None:
+    with nodes(standalone, open_store, monkeypatch) as (a, b):
+        key = new_key()
+        b.append(key, [msg("user", "q1"), msg("assistant", "a1"), msg("user", "q2"),
+                       msg("assistant", "a2")], created=time.time())
+        before, _, _ = a.load(key)
+        change(b, key)
+        snapshot, answers, count = a.load(key)
+        assert (answers, count) == ([answer], decoded)
+        assert snapshot.version > before.version
+        assert as_data(snapshot) == as_data(open_store(standalone.url).load(key))
+
+
+def test_the_hot_tier_holds_at_most_hot_sessions_and_evicts_the_least_recently_used(
+    standalone: Target, open_store: OpenStore, new_key: NewKey,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with nodes(standalone, open_store, monkeypatch, hot_sessions=3) as (a, b):
+        keys = [new_key() for _ in range(5)]
+        for key in keys:
+            b.append(key, [msg("user", "hi")], created=time.time())
+            a.load(key)
+        assert len(a.store.ops.hot) == 3  # keys 2, 3, 4
+
+        def answer(i: int) -> str:
+            return a.load(keys[i])[1][0]
+
+        assert answer(2) == "same"  # now 3, 4, 2
+        assert answer(0) == "full"  # evicted: loaded again, and 3 leaves: 4, 2, 0
+        assert answer(3) == "full"  # 2, 0, 3
+        assert [answer(i) for i in (2, 0, 3)] == ["same"] * 3
+        assert len(a.store.ops.hot) == 3
+
+    with nodes(standalone, open_store, monkeypatch, hot_sessions=0) as (a, b):
+        key = new_key()
+        b.append(key, [msg("user", "hi")], created=time.time())
+        assert [a.load(key)[1] for _ in range(3)] == [["full"]] * 3  # no hot tier at all
+        assert len(a.store.ops.hot) == 0
