@@ -76,6 +76,7 @@ class Settings:
     hash_key: Secret | None = field(default=None, repr=False)
     memory_max_sessions: int = 100_000
     store_timeout: float = 1.0
+    store_replicas: int = 0
     heartbeat_interval: float = 2.0
     advertise: str | None = None  # this node's host:port, announced in heartbeats
     hot_sessions: int = 10_000
@@ -187,6 +188,11 @@ class Settings:
             raise bad("HEARTBEAT_INTERVAL", "must be a positive number of seconds")
         if self.advertise is not None and ":" not in self.advertise:
             raise bad("ADVERTISE", "must be host:port")
+        if self.store_replicas < 0:
+            raise bad("STORE_REPLICAS", "must be 0 or a positive number of replicas")
+        if self.store_replicas and self.store_url.lower().startswith("redis+cluster"):
+            raise bad("STORE_REPLICAS", "is not supported with redis+cluster:// (use Redis "
+                      "Cluster's own replication settings)")
         if self.store_timeout <= 0:
             raise bad("STORE_TIMEOUT", "must be a positive number of seconds")
         if self.hot_sessions < 0:
@@ -361,6 +367,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HASH_KEY": ("hash_key", _secret),
     "MEMORY_MAX_SESSIONS": ("memory_max_sessions", _int),
     "STORE_TIMEOUT": ("store_timeout", _float),
+    "STORE_REPLICAS": ("store_replicas", _int),
     "HEARTBEAT_INTERVAL": ("heartbeat_interval", _float),
     "ADVERTISE": ("advertise", _optional_str),
     "HOT_SESSIONS": ("hot_sessions", _int),

@@ -57,6 +57,7 @@ GOOD: list[tuple[str, str, str, Any, dict[str, str]]] = [
     ("HASH_KEY", "h" * 40, "hash_key", Secret("h" * 40), {}),
     ("MEMORY_MAX_SESSIONS", "50", "memory_max_sessions", 50, {}),
     ("STORE_TIMEOUT", "2.5", "store_timeout", 2.5, {}),
+    ("STORE_REPLICAS", "1", "store_replicas", 1, {}),
     ("HOT_SESSIONS", "0", "hot_sessions", 0, {}),
     ("HEARTBEAT_INTERVAL", "0.5", "heartbeat_interval", 0.5, {}),
     ("ADVERTISE", "10.0.0.1:8000", "advertise", "10.0.0.1:8000", {}),
@@ -97,6 +98,7 @@ BAD: list[tuple[str, str, dict[str, str]]] = [
     ("COOKIE_PATH", LEAK, {}),
     ("MEMORY_MAX_SESSIONS", LEAK, {}),
     ("STORE_TIMEOUT", LEAK, {}),
+    ("STORE_REPLICAS", LEAK, {}),
     ("HOT_SESSIONS", LEAK, {}),
     ("HEARTBEAT_INTERVAL", LEAK, {}),
     ("ADVERTISE", LEAK, {}),  # not host:port

@@ -22,6 +22,8 @@ def _limits(settings: Settings) -> Limits:
         max_tokens=settings.max_session_tokens,
         max_bytes=settings.max_session_bytes,
         refresh_ms=int(refresh * 1000),
+        replicas=settings.store_replicas,
+        replica_timeout_ms=max(1, int(settings.store_timeout * 500)),  # within the socket timeout
     )
 
 

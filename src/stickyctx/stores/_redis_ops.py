@@ -14,7 +14,7 @@ from typing import Any
 from .._ops import Call, Op
 from ..core.keys import SessionKey
 from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
-from ..errors import SessionBusyError, StoreError
+from ..errors import SessionBusyError, StoreError, StoreUnavailableError
 from . import _redis_schema as schema
 from ._crypto import DataKey, KeyRing
 from ._hot import HotTier, stale
@@ -145,6 +145,14 @@ class RedisOps:
             break
         if data_key is not None and result.status == "live":
             self._remember(key.tag, data_key)
+        if self.limits.replicas and result.status == "live" and result.seqs:
+            # Redis replicates asynchronously: an append the master took but no replica has
+            # would be lost by a failover. Acknowledge it only once enough replicas have it.
+            acked = yield Call("wait", (self.limits.replicas, self.limits.replica_timeout_ms))
+            if int(acked) < self.limits.replicas:
+                self.hot.invalidate(key.tag)
+                raise StoreUnavailableError(
+                    "append", f"written, but {acked} of {self.limits.replicas} replicas have it")
         if result.status == "live":
             stored = schema.stored_from(messages, result)
             self.hot.after_append(key.tag, stored, result, [m.encoding for m in stored])

@@ -38,6 +38,8 @@ class Limits:
     max_tokens: int
     max_bytes: int
     refresh_ms: int  # reads refresh the expiry at most this often
+    replicas: int = 0  # an append is acknowledged only once this many replicas have it
+    replica_timeout_ms: int = 1000
 
 
 @cache

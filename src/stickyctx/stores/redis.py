@@ -33,6 +33,12 @@ class _Scripts:
                     raise translate(name, exc) from exc
         raise AssertionError("unreachable")
 
+    def wait(self, replicas: int, timeout_ms: int) -> int:
+        try:
+            return int(self.client.wait(replicas, timeout_ms))
+        except Exception as exc:  # translated into the store's errors
+            raise translate("wait", exc) from exc
+
 
 class RedisStore:
     def __init__(self, client: Any, limits: Limits, hot_capacity: int = 10_000,

@@ -32,6 +32,12 @@ class _AsyncScripts:
                     raise translate(name, exc) from exc
         raise AssertionError("unreachable")
 
+    async def wait(self, replicas: int, timeout_ms: int) -> int:
+        try:
+            return int(await self.client.wait(replicas, timeout_ms))
+        except Exception as exc:  # translated into the store's errors
+            raise translate("wait", exc) from exc
+
 
 class AsyncRedisStore:
     def __init__(self, client: Any, limits: Limits, hot_capacity: int = 10_000,
