@@ -51,10 +51,15 @@ def rank(key: str, nodes: Sequence[NodeSpec]) -> list[NodeSpec]:
     return sorted(nodes, key=lambda n: (_score(n, key_hash), n.id), reverse=True)
 
 
+def _ceil(value: float) -> int:
+    """``ceil`` that ignores floating-point noise: 1.1 * 200 is 220, not 221."""
+    return math.ceil(round(value, 9))
+
+
 def capacity(node: NodeSpec, nodes: Sequence[NodeSpec], total: int, epsilon: float) -> int:
     """The most sessions ``node`` may hold when ``total`` sessions are placed."""
     weights = sum(n.weight for n in nodes)
-    return max(1, math.ceil((1.0 + epsilon) * total * node.weight / weights))
+    return max(1, _ceil((1.0 + epsilon) * total * node.weight / weights))
 
 
 def place(
@@ -80,7 +85,7 @@ def place(
     per_weight = (1.0 + epsilon) * total / sum(n.weight for n in nodes)
 
     def fits(node: NodeSpec) -> bool:
-        return loads.get(node.id, 0) + 1 <= max(1, math.ceil(per_weight * node.weight))
+        return loads.get(node.id, 0) + 1 <= max(1, _ceil(per_weight * node.weight))
 
     # Usually the first or second preference takes it: look at a few before sorting them all.
     candidates = [n for _, _, n in heapq.nlargest(4, scored) if fits(n)][:2]

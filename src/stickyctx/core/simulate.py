@@ -126,7 +126,7 @@ def simulate(nodes: int, sessions: int, epsilon: float = 0.25) -> SimulationResu
         checks.append(time.perf_counter() - started)
     return SimulationResult(
         nodes=nodes, sessions=sessions, epsilon=epsilon, max_over_avg=max_over_avg,
-        bound=math.ceil((1 + epsilon) * average), leave_moved=moved,
+        bound=math.ceil(round((1 + epsilon) * average, 9)), leave_moved=moved,
         leave_owned=loads[gone], leave_survivor_max_over_avg=survivor_max,
         leave_spread=len(takers), join_moved=join_moved, join_rehash_moved=rehash_moved,
         join_new_share=taken / extra,
