@@ -166,6 +166,7 @@ class StickyMiddleware:
             await send({"type": "http.response.body", "body": body})
         finally:
             try:
-                await run_async(logic.finish(), self.store, engine.telemetry, logic.session_hash)
+                await run_async(logic.finish(), self.store, engine.telemetry.observer(),
+                                logic.session_hash)
             except Exception:  # the response is already decided; never fail it here
                 logger.warning("stickyctx: releasing the turn lock failed", exc_info=True)

@@ -103,7 +103,8 @@ class Conversation(_Handle):
             self._serial = asyncio.Lock()
         logic = self._logic
         async with self._serial:
-            return await run_async(op, self._store, logic.engine.telemetry, logic.session_hash)
+            return await run_async(op, self._store, logic.engine.telemetry.observer(),
+                                   logic.session_hash)
 
     async def append(self, role: str, content: Any, *, turn_id: str | None = None,
                      **fields: Any) -> int:
@@ -172,7 +173,8 @@ class SyncConversation(_Handle):
     def _run(self, op: Op[T]) -> T:
         logic = self._logic
         with self._serial:  # threads sharing one request's handle take turns
-            return run_sync(op, self._store, logic.engine.telemetry, logic.session_hash)
+            return run_sync(op, self._store, logic.engine.telemetry.observer(),
+                            logic.session_hash)
 
     def append(self, role: str, content: Any, *, turn_id: str | None = None,
                **fields: Any) -> int:

@@ -92,7 +92,8 @@ class Engine:
         state = identify(cookie_headers, session_header, self.codec, self.flow,
                          self.members.view(), self.clock())
         self.observe(state)
-        self.telemetry.affinity(state, self.session_hash)
+        if self.telemetry.active():
+            self.telemetry.affinity(state, self.session_hash)
         return state
 
     def observe(self, state: SessionState) -> None:

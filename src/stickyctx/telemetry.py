@@ -87,6 +87,14 @@ _LOAD_OPS = frozenset({"load"})
 _SAVE_OPS = frozenset({"append", "clear", "pop", "apply_summary", "recount"})
 
 
+_UNCONFIGURED = frozenset({"ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider",
+                           "NoOpMeterProvider"})
+
+
+def _configured(provider: object) -> bool:
+    return type(provider).__name__ not in _UNCONFIGURED
+
+
 class Telemetry:
     """Tracer, meter and instruments, obtained once. Providers are injectable for tests."""
 
@@ -101,6 +109,7 @@ class Telemetry:
     ) -> None:
         self.node_id = node_id
         self.db_system = db_system
+        self._injected = tracer_provider is not None or meter_provider is not None
         # Writes go through to the store: this process's memory, or over the network.
         self._write_tier = "store" if db_system else "local"
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
@@ -138,6 +147,15 @@ class Telemetry:
             yield metrics.Observation(int(count()), node)
 
         return callback
+
+    def active(self) -> bool:
+        """Whether an SDK is configured (injected, or set globally at any time): without one,
+        the callers skip telemetry altogether, so it costs nothing."""
+        return self._injected or _configured(trace.get_tracer_provider()) or _configured(
+            metrics.get_meter_provider())
+
+    def observer(self) -> Telemetry | None:
+        return self if self.active() else None
 
     # Request-level --------------------------------------------------------------------------
 

@@ -87,7 +87,8 @@ class StickyWSGIMiddleware:
 
         def finish() -> None:
             try:
-                run_sync(logic.finish(), self.store, engine.telemetry, logic.session_hash)
+                run_sync(logic.finish(), self.store, engine.telemetry.observer(),
+                         logic.session_hash)
             except Exception:  # the response is already decided; never fail it here
                 logger.warning("stickyctx: releasing the turn lock failed", exc_info=True)
 
