@@ -23,7 +23,7 @@ def test_appends_wait_for_a_replica_and_fail_clearly_without_one(
     while replica.client().info("replication").get("master_link_status") != "up":
         assert time.monotonic() < deadline, "the replica did not sync"
         time.sleep(0.02)
-    store = open_store(master.url, store_replicas=1, store_timeout=0.5)
+    store = open_store(master.url, store_replicas=1, store_timeout=4.0)  # WAIT up to 2 s
     key = new_key()
     result = store.append(key, [msg("user", "replicated", dedupe="t1")], created=time.time())
     assert result.seqs == (1,)
