@@ -24,6 +24,7 @@ __all__ = ["HotTier"]
 class _Entry:
     meta: dict[str, str]
     items: list[StoredMessage] = field(default_factory=list)
+    _snapshot: Snapshot | None = None
 
     @property
     def version(self) -> int:
@@ -34,7 +35,11 @@ class _Entry:
         return int(self.meta.get("rv", 0))
 
     def snapshot(self) -> Snapshot:
-        return Loaded("full", self.meta, []).snapshot(Prefix(self.items))
+        # Built once per entry: an entry is replaced, never changed, when its session changes
+        # (its list only grows, and the prefix view keeps the length it had).
+        if self._snapshot is None:
+            self._snapshot = Loaded("full", self.meta, []).snapshot(Prefix(self.items))
+        return self._snapshot
 
 
 class HotTier:

@@ -132,15 +132,11 @@ def parse_load(reply: Sequence[Any],
     kind = _text(reply[0])
     if kind in ("revoked", "missing", "same"):
         return Loaded(kind, {}, [])
-    meta: dict[str, str] = {}
-    index = 1
-    while _text(reply[index]) != "|":
-        meta[_text(reply[index])] = _text(reply[index + 1])
-        index += 2
+    meta = {str(k): str(v) for k, v in json.loads(reply[1]).items()}
     open_ = opener(meta) if opener is not None else _same
     if "sum" in meta:
         meta["sum"] = open_(meta["sum"])
-    return Loaded(kind, meta, [decode_item(raw, open_) for raw in reply[index + 1:]])
+    return Loaded(kind, meta, [decode_item(raw, open_) for raw in reply[2:]])
 
 
 # Append ---------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 -- KEYS: meta, messages, dedupe, tombstone
 -- ARGV: idle_ms, absolute_ms, known_version, known_rewrite, known_count, refresh_ms,
 --       known_write_id, known_last_header (the "seq,group,cum,tokens,size," of item count-1)
--- -> {'revoked'} | {'missing'} | {'same'} | {'tail'|'full', meta..., '|', items...}
+-- -> {'revoked'} | {'missing'} | {'same'} | {'tail'|'full', meta as JSON, items...}
 if redis.call('EXISTS', KEYS[4]) == 1 then return {'revoked'} end
 local meta = redis.call('HGETALL', KEYS[1])
 if #meta == 0 then return {'missing'} end
@@ -27,8 +27,7 @@ if h.rv == ARGV[4] and known >= 0 and lines_up then
 else
   items = redis.call('LRANGE', KEYS[2], 0, -1)
 end
-local out = {kind}
-for i = 1, #meta do out[#out + 1] = meta[i] end
-out[#out + 1] = '|'
+-- The meta travels as one JSON string: one reply element instead of two per field.
+local out = {kind, cjson.encode(h)}
 for i = 1, #items do out[#out + 1] = items[i] end
 return out

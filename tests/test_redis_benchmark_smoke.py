@@ -1,0 +1,95 @@
+"""The Redis store benchmark runs end to end against its own server and reports every variant.
+
+No timing assertions: only that every row is there with numbers, and what does not depend on
+timing (round trips per operation, and that a version-checked read is never stale).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.conftest import require_binary
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "redis_store.py"
+TIME = r"[\d,]+(?:\.\d)?"
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    require_binary("redis-server")
+    if importlib.util.find_spec("agents") is None:
+        pytest.skip("MISSING PACKAGE: openai-agents is not installed; the Redis benchmark "
+                    "compares against its RedisSession (pip install -e '.[bench]' provides it)")
+    spec = importlib.util.spec_from_file_location("stickyctx_bench_redis_store", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look it up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows(section: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| ") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_redis_benchmark_reports_every_variant(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    argv = ["--quick", "--sizes", "10", "--rounds", "1", "--stale-trials", "6",
+            "--placement", "same"]
+    assert bench.main(argv) == 0
+    if affinity is not None:
+        assert os.sched_getaffinity(0) == affinity  # the benchmark unpinned this process
+    out = capsys.readouterr().out
+
+    sections = out.split("### Placement: ")
+    assert sections[0].startswith("## Redis store")
+    assert len(sections) == 2, out  # one placement asked for
+    timings, rest = sections[1].split("Round trips and commands")
+    rows = _rows(timings)
+
+    for name in (*bench.APPENDS, *bench.LOADS):
+        assert re.fullmatch(rf"{TIME} / {TIME}", rows[name][0]), (name, rows[name])
+    for name in bench.CLIENTS:
+        assert all(re.fullmatch(TIME, cell) for cell in rows[name]), (name, rows[name])
+    ratios = [name for name in rows if "÷" in name]
+    assert len(ratios) == 9
+    for name in ratios:
+        assert re.fullmatch(r"[\d.]+× \([\d.]+–[\d.]+\)", rows[name][0]), (name, rows[name])
+
+    commands = _rows(rest.split("Staleness")[0])
+    for name in (*bench.APPENDS, *bench.LOADS):
+        assert name in commands, name
+    # What does not depend on timing: stickyctx appends and loads in one round trip, a single
+    # EVALSHA; the pub/sub-validated hit makes none.
+    for name in (bench.S_APPEND, bench.A_APPEND, bench.S_HANDLE, bench.A_HANDLE,
+                 bench.S_HIT, bench.A_HIT, bench.S_COLD, bench.A_COLD):
+        assert commands[name][:2] == ["1", "1: EVALSHA"], (name, commands[name])
+    assert commands[bench.A_LOCKED][:2] == ["3", "3: EVALSHA ×3"]
+    assert commands[bench.P_HIT][:2] == ["0", "0"]
+    assert "PUBLISH" in commands[bench.P_APPEND][2]
+    assert float(commands[bench.AG_ADD][0]) >= 1
+
+    staleness = _rows(rest.split("Staleness")[1])
+    assert set(staleness) >= {"idle", "busy (500 µs slices)"}
+    for loop in ("idle", "busy (500 µs slices)"):
+        reads, pubsub, checked, window, never = staleness[loop]
+        assert reads == "6"
+        assert re.fullmatch(r"\d/3 \(\d+%\)", pubsub), pubsub
+        assert checked == "0/3"  # a version-checked read is never stale
+        assert re.fullmatch(r"(-?[\d,.]+ / ){2}-?[\d,.]+", window), window
+        assert never == "0"
