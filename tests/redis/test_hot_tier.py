@@ -53,10 +53,12 @@ class Watch:
         monkeypatch.setattr(schema, "decode_item", counting)
 
     def load(self, key: SessionKey) -> tuple[Snapshot, list[str], int]:
-        """Load; return the snapshot, the script's answers and the items decoded meanwhile."""
+        """Load and read the whole history; return the snapshot, the script's answers and the
+        items decoded meanwhile (items are decoded lazily, the first time they are read)."""
         self.answers.clear()
         self.decoded = 0
         snapshot = self.store.load(key)
+        list(snapshot.messages)
         return snapshot, list(self.answers), self.decoded
 
 
@@ -167,3 +169,34 @@ def test_the_hot_tier_holds_at_most_hot_sessions_and_evicts_the_least_recently_u
         b.append(key, [msg("user", "hi")], created=time.time())
         assert [a.load(key)[1] for _ in range(3)] == [["full"]] * 3  # no hot tier at all
         assert len(a.store.ops.hot) == 0
+
+
+def test_a_cold_load_decodes_only_what_the_window_reads(
+        standalone: Target, open_store: OpenStore, new_key: NewKey,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoding is most of a cold load's cost: a window of the newest turns decodes those only."""
+    from stickyctx.core.pruning import plan_window
+
+    writer, reader = open_store(standalone.url), open_store(standalone.url, hot_sessions=0)
+    key = new_key()
+    for turn in range(200):
+        writer.append(key, [msg("user", f"question {turn}"), msg("assistant", f"answer {turn}")],
+                      created=time.time())
+    decoded = 0
+    decode = schema.decode_item
+
+    def counting(*args: object, **kwargs: object) -> object:
+        nonlocal decoded
+        decoded += 1
+        return decode(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(schema, "decode_item", counting)
+    snapshot = reader.load(key)
+    assert decoded == 0
+    plan = plan_window(snapshot.messages, 200, eviction="turn")
+    window = snapshot.messages[plan.start:]
+    assert [m.content for m in window][-1] == "answer 199"
+    # The window, the group just before it (where the walk stopped) and the first message
+    # (where the summary watermark is checked): a few more than the window, never the history.
+    assert len(window) <= decoded <= len(window) + 5
+    assert len(snapshot.messages) == 400

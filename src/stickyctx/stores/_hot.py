@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 
 from ..core.messages import AppendResult, Snapshot, StoredMessage
 from ..core.views import Prefix
-from ._redis_schema import Loaded, item_header
+from ._items import LazyItems
+from ._redis_schema import Loaded, decode_item, item_header
 
 __all__ = ["HotTier"]
 
@@ -23,7 +24,7 @@ __all__ = ["HotTier"]
 @dataclass(slots=True)
 class _Entry:
     meta: dict[str, str]
-    items: list[StoredMessage] = field(default_factory=list)
+    items: LazyItems = field(default_factory=lambda: LazyItems((), decode_item))
     _snapshot: Snapshot | None = None
 
     @property
@@ -38,7 +39,7 @@ class _Entry:
         # Built once per entry: an entry is replaced, never changed, when its session changes
         # (its list only grows, and the prefix view keeps the length it had).
         if self._snapshot is None:
-            self._snapshot = Loaded("full", self.meta, []).snapshot(Prefix(self.items))
+            self._snapshot = Loaded("full", self.meta, self.items).snapshot(Prefix(self.items))
         return self._snapshot
 
 
@@ -76,16 +77,16 @@ class HotTier:
                 assert seen is not None
                 return seen.snapshot()
             if loaded.kind == "full":
-                entry = _Entry(dict(loaded.meta), list(loaded.items))
+                entry = _Entry(dict(loaded.meta), loaded.items)
             else:  # tail: only appends happened since the version we presented
                 current = self._entries.get(tag)
                 if current is None or current.rewrite != loaded.rewrite:
                     return None
-                last = current.items[-1].seq if current.items else 0
-                if loaded.items and loaded.items[0].seq > last + 1:
+                last = current.items.last_seq()
+                first = loaded.items.first_seq()
+                if first is not None and first > last + 1:
                     return None  # a gap: the list changed in a way we did not see
-                fresh = [m for m in loaded.items if m.seq > last]
-                current.items.extend(fresh)
+                current.items.extend(loaded.items.raw_after(last))
                 entry = _Entry(dict(loaded.meta), current.items)
             self._store(tag, entry)
             return entry.snapshot()
@@ -103,7 +104,7 @@ class HotTier:
                     # The session's first write: this node knows its whole history.
                     meta = {"v": "1", "rv": "0", "t": str(result.total_tokens),
                             "enc": ",".join(sorted(set(encodings))), "w": result.write_id}
-                    self._store(tag, _Entry(meta, list(stored)))
+                    self._store(tag, _Entry(meta, LazyItems(stored, decode_item)))
                 return
             if (entry.version + 1 != result.version or result.dropped
                     or entry.meta.get("w", "") != result.previous_write_id):

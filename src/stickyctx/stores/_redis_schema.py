@@ -18,6 +18,7 @@ from ..core.keys import SessionKey
 from ..core.messages import GROUP_OPENERS, AppendResult, NewMessage, Snapshot, StoredMessage
 from ..core.messages import Summary as SummaryRecord
 from ..errors import FencedError, StickyctxError, StoreError, StoreUnavailableError
+from ._items import LazyItems
 
 __all__ = ["KEYS", "Limits", "append_args", "decode_item", "encode_item", "parse_append",
            "parse_load", "script"]
@@ -102,7 +103,7 @@ def item_header(m: StoredMessage) -> str:
 class Loaded:
     kind: str  # revoked | missing | same | tail | full
     meta: dict[str, str]
-    items: list[StoredMessage]
+    items: LazyItems
 
     @property
     def version(self) -> int:
@@ -131,12 +132,12 @@ def parse_load(reply: Sequence[Any],
     """Parse a load reply; ``opener`` gives the payload decoder for the session's meta."""
     kind = _text(reply[0])
     if kind in ("revoked", "missing", "same"):
-        return Loaded(kind, {}, [])
+        return Loaded(kind, {}, LazyItems((), decode_item))
     meta = {str(k): str(v) for k, v in json.loads(reply[1]).items()}
     open_ = opener(meta) if opener is not None else _same
     if "sum" in meta:
         meta["sum"] = open_(meta["sum"])
-    return Loaded(kind, meta, [decode_item(raw, open_) for raw in reply[2:]])
+    return Loaded(kind, meta, LazyItems(reply[2:], lambda raw: decode_item(raw, open_)))
 
 
 # Append ---------------------------------------------------------------------------------------
