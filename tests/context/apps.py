@@ -5,13 +5,13 @@ Flask (``StickyCtx``) and a raw WSGI app behind ``StickyWSGIMiddleware``.
 ``reply`` it then takes the window (with ``system``) and appends the reply as the assistant, as
 a chat endpoint does. It answers ``{"seq", "messages", "window"}``.
 
-``build(settings, store)`` returns the app over that store; ``post_all(app, bodies)`` posts the
+``build(settings, store)`` returns the app over that store (a ``Backing``: the ASGI apps use
+its async form, the WSGI apps its sync form); ``post_all(app, bodies)`` posts the
 bodies in order as one client (one session cookie) and returns ``(status, content type, JSON)``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -36,9 +36,10 @@ from stickyctx import (
 )
 from stickyctx.asgi import Receive, Scope, Send
 from stickyctx.flask import StickyCtx, current_context
-from stickyctx.stores import AsyncMemoryStore, MemoryStore
 
-__all__ = ["EDGES", "Answer", "Build", "PostAll"]
+from .backends import Backing, EventLoop
+
+__all__ = ["EDGES", "EDGES_ON_EVERY_STORE", "Answer", "Build", "PostAll"]
 
 Answer = tuple[int, str, Any]  # status, content type, JSON body
 
@@ -61,17 +62,17 @@ def _turn_sync(conv: SyncConversation, body: dict[str, Any]) -> dict[str, Any]:
     return {"seq": seq, "messages": conv.messages(), "window": window}
 
 
-def starlette_app(settings: Settings, store: MemoryStore) -> Any:
+def starlette_app(settings: Settings, store: Backing) -> Any:
     async def turn(request: StarletteRequest) -> JSONResponse:
         conv = get_context(request)
         assert isinstance(conv, Conversation)
         return JSONResponse(await _turn_async(conv, await request.json()))
 
-    middleware = Middleware(StickyMiddleware, settings=settings, store=AsyncMemoryStore(store))
+    middleware = Middleware(StickyMiddleware, settings=settings, store=store.async_)
     return Starlette(routes=[Route("/turn", turn, methods=["POST"])], middleware=[middleware])
 
 
-def raw_asgi_app(settings: Settings, store: MemoryStore) -> Any:
+def raw_asgi_app(settings: Settings, store: Backing) -> Any:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         body, more = b"", True
         while more:
@@ -84,21 +85,21 @@ def raw_asgi_app(settings: Settings, store: MemoryStore) -> Any:
                     "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": payload})
 
-    return StickyMiddleware(app, settings, store=AsyncMemoryStore(store))
+    return StickyMiddleware(app, settings, store=store.async_)
 
 
-def flask_app(settings: Settings, store: MemoryStore) -> Any:
+def flask_app(settings: Settings, store: Backing) -> Any:
     app = flask.Flask("stickyctx_context_tests")
 
     @app.post("/turn")
     def turn() -> Any:
         return _turn_sync(current_context(), flask.request.get_json())
 
-    StickyCtx(app, settings, store=store)
+    StickyCtx(app, settings, store=store.sync)
     return app
 
 
-def raw_wsgi_app(settings: Settings, store: MemoryStore) -> Any:
+def raw_wsgi_app(settings: Settings, store: Backing) -> Any:
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         conv = environ["stickyctx"]
@@ -107,7 +108,7 @@ def raw_wsgi_app(settings: Settings, store: MemoryStore) -> Any:
         start_response("200 OK", [("Content-Type", "application/json")])
         return [payload.encode()]
 
-    return StickyWSGIMiddleware(app, settings, store=store)
+    return StickyWSGIMiddleware(app, settings, store=store.sync)
 
 
 def post_all_asgi(app: Any, bodies: list[Any]) -> list[Answer]:
@@ -121,7 +122,7 @@ def post_all_asgi(app: Any, bodies: list[Any]) -> list[Answer]:
                             response.json()))
             return out
 
-    return asyncio.run(run())
+    return EventLoop.run(run())  # where the async Redis stores live
 
 
 def post_all_wsgi(app: Any, bodies: list[Any]) -> list[Answer]:
@@ -135,7 +136,7 @@ def post_all_wsgi(app: Any, bodies: list[Any]) -> list[Answer]:
     return out
 
 
-Build = Callable[[Settings, MemoryStore], Any]
+Build = Callable[[Settings, Backing], Any]
 PostAll = Callable[[Any, list[Any]], list[Answer]]
 
 EDGES: list[Any] = [
@@ -143,4 +144,17 @@ EDGES: list[Any] = [
     pytest.param(raw_asgi_app, post_all_asgi, id="asgi"),
     pytest.param(flask_app, post_all_wsgi, id="flask"),
     pytest.param(raw_wsgi_app, post_all_wsgi, id="wsgi"),
+]
+
+# Each edge on the memory store, then on Redis with the store form it uses (the ``kind`` fixture,
+# parametrized indirectly: the kind's store and settings are the node's).
+EDGES_ON_EVERY_STORE: list[Any] = [
+    pytest.param(starlette_app, post_all_asgi, "async", id="starlette-memory"),
+    pytest.param(raw_asgi_app, post_all_asgi, "async", id="asgi-memory"),
+    pytest.param(flask_app, post_all_wsgi, "sync", id="flask-memory"),
+    pytest.param(raw_wsgi_app, post_all_wsgi, "sync", id="wsgi-memory"),
+    pytest.param(starlette_app, post_all_asgi, "redis-async", id="starlette-redis"),
+    pytest.param(raw_asgi_app, post_all_asgi, "cluster-async", id="asgi-cluster"),
+    pytest.param(flask_app, post_all_wsgi, "redis-sync", id="flask-redis"),
+    pytest.param(raw_wsgi_app, post_all_wsgi, "cluster-sync", id="wsgi-cluster"),
 ]

@@ -1,4 +1,4 @@
-"""Fixtures of the context-window tests: the two drivers (sync handle, async handle)."""
+"""Fixtures of the context-window tests: the kinds (a handle path over a store backend)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,24 @@ from collections.abc import Iterator
 import pytest
 
 from . import summarizers
-from .harness import DRIVERS, EventLoop
+from .backends import KINDS, MEMORY, Driver, EventLoop
 
 
-@pytest.fixture(params=DRIVERS)
-def kind(request: pytest.FixtureRequest) -> str:
-    """``sync``: ``SyncConversation`` (the WSGI path); ``async``: ``Conversation`` (ASGI)."""
-    value: str = request.param
-    return value
+@pytest.fixture(params=[pytest.param(name, id=name) for name in MEMORY])
+def kind(request: pytest.FixtureRequest) -> Iterator[Driver]:
+    """``sync``: ``SyncConversation`` (the WSGI path); ``async``: ``Conversation`` (ASGI), on the
+    memory store; ``@on(...)`` adds the Redis kinds (see ``backends``). The stores a Redis kind
+    opened are closed when the test ends; the shared servers are never flushed."""
+    name: str = request.param
+    server = KINDS[name].server
+    if server is None:
+        yield Driver.memory(name)
+        return
+    driver = Driver.on_server(name, request.getfixturevalue(server).url)
+    try:
+        yield driver
+    finally:
+        driver.close()
 
 
 @pytest.fixture
@@ -27,6 +37,6 @@ def folded() -> Iterator[list[str]]:
 
 @pytest.fixture(scope="session", autouse=True)
 def async_driver_loop() -> Iterator[None]:
-    """Close the async driver's event loop at the end of the run."""
+    """Close the async kinds' event loop at the end of the run."""
     yield
     EventLoop.close()

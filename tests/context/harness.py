@@ -1,19 +1,19 @@
-"""Drive one session's requests through the public handles, sync or async.
+"""Drive one session's requests through the public handles, sync or async, on any store.
 
-``Chat(kind, settings)`` holds an engine and a real ``MemoryStore`` (built from the settings, as
-the middleware builds it) and a session token carried in the session header, as a non-browser
-client would. ``chat.request()`` starts one request: a ``SessionLogic`` behind a
-``SyncConversation`` over the store (``kind="sync"``, the WSGI path) or a ``Conversation`` over an
-``AsyncMemoryStore`` on the same store, every call run to completion on one event loop
-(``kind="async"``, the ASGI path). ``request.finish()`` is what the middleware does at the end of
-a request.
+``Chat(kind, settings)`` holds an engine and a real store (``Backing``: opened from the settings
+as the middleware opens it, on the memory store or on Redis, see ``backends``) and a session
+token carried in the session header, as a non-browser client would. ``chat.request()`` starts
+one request: a ``SessionLogic`` behind a ``SyncConversation`` over the sync store (the kind's
+path ``sync``, the WSGI path) or a ``Conversation`` over the async store, every call run to
+completion on one event loop (path ``async``, the ASGI path). ``request.finish()`` is what the
+middleware does at the end of a request. A kind is a ``Driver`` from the ``kind`` fixture, or
+the name of a memory kind (``"sync"``, ``"async"``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -22,76 +22,21 @@ from stickyctx._ops import run_async, run_sync
 from stickyctx._session import SessionLogic
 from stickyctx.core.flow import SESSION_HEADER
 from stickyctx.core.keys import SessionKey
-from stickyctx.core.messages import Snapshot, Summary
+from stickyctx.core.messages import Snapshot
 from stickyctx.core.tokenizer import REPLY_PRIMER_TOKENS
 from stickyctx.engine import Engine
-from stickyctx.stores import AsyncMemoryStore, MemoryStore
 
 from ..conftest import make_settings
+from .backends import Backing, Driver, EventLoop
 
-__all__ = ["DRIVERS", "Chat", "CountingStore", "EventLoop", "Request", "settings_for",
-           "store_options"]
+__all__ = ["Backing", "Chat", "Driver", "EventLoop", "Request", "settings_for"]
 
-DRIVERS = ("sync", "async")
 T = TypeVar("T")
-
-
-class EventLoop:
-    """The event loop of the async driver: one for the whole test run (``conftest`` closes it)."""
-
-    loop: asyncio.AbstractEventLoop | None = None
-
-    @classmethod
-    def run(cls, coroutine: Coroutine[Any, Any, T]) -> T:
-        if cls.loop is None:
-            cls.loop = asyncio.new_event_loop()
-        return cls.loop.run_until_complete(coroutine)
-
-    @classmethod
-    def close(cls) -> None:
-        if cls.loop is not None:
-            cls.loop.run_until_complete(cls.loop.shutdown_default_executor())
-            cls.loop.close()
-            cls.loop = None
 
 
 def settings_for(**changes: Any) -> Settings:
     """Test settings; a request that waits for a turn a test forgot to end fails fast."""
     return make_settings(**{"turn_timeout": 2.0, **changes})
-
-
-class CountingStore(MemoryStore):
-    """The real memory store, counting the calls of the primitives these tests watch."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.recounts = 0
-        self.summaries: list[Summary | None] = []  # what every apply_summary call returned
-
-    def recount(self, key: SessionKey, encoding: str, tokens: dict[int, int], *,
-                expected_version: int) -> int | None:
-        self.recounts += 1
-        return super().recount(key, encoding, tokens, expected_version=expected_version)
-
-    def apply_summary(self, key: SessionKey, text: str, tokens: int, *, watermark: int,
-                      expected_watermark: int, delete_folded: bool = False) -> Summary | None:
-        applied = super().apply_summary(key, text, tokens, watermark=watermark,
-                                        expected_watermark=expected_watermark,
-                                        delete_folded=delete_folded)
-        self.summaries.append(applied)
-        return applied
-
-    @property
-    def applied(self) -> int:
-        return sum(1 for s in self.summaries if s is not None)
-
-
-def store_options(settings: Settings) -> dict[str, Any]:
-    """What the middleware passes the memory store it opens for these settings."""
-    return {"max_sessions": settings.memory_max_sessions, "idle_ttl": settings.idle_ttl,
-            "absolute_ttl": settings.absolute_ttl,
-            "max_session_tokens": settings.max_session_tokens,
-            "max_session_bytes": settings.max_session_bytes}
 
 
 class Request:
@@ -101,15 +46,15 @@ class Request:
         state = chat.engine.identify([], chat.token if chat.token is not None else "new")
         if chat.token is None:
             chat.token = dict(chat.engine.response_headers(state))[SESSION_HEADER]
-        self.kind = chat.kind
+        self.path = chat.kind.path
         self.store = chat.store
         self.logic = SessionLogic(chat.engine, state, auto_lock=auto_lock)
         self._sync: SyncConversation | None = None
         self._async: Conversation | None = None
-        if chat.kind == "sync":
-            self._sync = SyncConversation(self.logic, chat.store)
+        if self.path == "sync":
+            self._sync = SyncConversation(self.logic, chat.store.sync)
         else:
-            self._async = Conversation(self.logic, AsyncMemoryStore(chat.store))
+            self._async = Conversation(self.logic, chat.store.async_)
 
     @property
     def handle(self) -> SyncConversation | Conversation:
@@ -152,14 +97,17 @@ class Request:
 
     def finish(self) -> None:
         """The end of the request, as the middleware ends it."""
-        if self.kind == "sync":
-            run_sync(self.logic.finish(), self.store)
+        if self.path == "sync":
+            run_sync(self.logic.finish(), self.store.sync)
         else:
-            EventLoop.run(run_async(self.logic.finish(), AsyncMemoryStore(self.store)))
+            EventLoop.run(run_async(self.logic.finish(), self.store.async_))
 
     def crash_after_response(self) -> None:
         """Release the turn, then lose the fold (a process that died in ``finish``)."""
-        run_sync(self.logic.unlock(), self.store)
+        if self.path == "sync":
+            run_sync(self.logic.unlock(), self.store.sync)
+        else:
+            EventLoop.run(run_async(self.logic.unlock(), self.store.async_))
 
     @property
     def key(self) -> SessionKey:
@@ -169,14 +117,23 @@ class Request:
 class Chat:
     """One session, as a client sees it across requests."""
 
-    def __init__(self, kind: str, settings: Settings, *, engine: Engine | None = None,
-                 store: CountingStore | None = None) -> None:
-        self.kind = kind
-        self.settings = settings
-        self.engine = engine if engine is not None else Engine(settings)
-        self.store = store if store is not None else CountingStore(**store_options(settings))
+    def __init__(self, kind: Driver | str, settings: Settings, *, engine: Engine | None = None,
+                 store: Backing | None = None) -> None:
+        self.kind = kind if isinstance(kind, Driver) else Driver.memory(kind)
+        self.settings = self.kind.configure(settings)
+        self.engine = engine if engine is not None else Engine(self.settings)
+        self.store = store if store is not None else self.kind.open(self.settings)
         self.token: str | None = None
         self._counts: dict[str, int] = {}
+
+    def other_node(self) -> Chat:
+        """This session as another node serves it: on Redis, a store of its own (connections and
+        hot tier) over the same data; on the memory store (one process's data), this chat."""
+        if not self.kind.on_redis:
+            return self
+        other = Chat(self.kind, self.settings)
+        other.token = self.token
+        return other
 
     def request(self, *, auto_lock: bool = True) -> Request:
         return Request(self, auto_lock=auto_lock)
@@ -194,7 +151,7 @@ class Chat:
         """The store's current snapshot of this session (read straight from the store)."""
         assert self.token is not None, "no request was made yet"
         session_id = self.engine.identify([], self.token).session_id
-        return self.store.load(self.engine.keys.derive(session_id))
+        return self.store.sync.load(self.engine.keys.derive(session_id))
 
     def count(self, messages: Sequence[Mapping[str, Any]]) -> int:
         """``tokenizer.count_messages(messages)``: the sum of ``count_message`` of each message

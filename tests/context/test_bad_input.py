@@ -10,7 +10,8 @@ import pytest
 from stickyctx import InvalidMessageError, MessageTooLargeError
 
 from .apps import EDGES, Build, PostAll
-from .harness import Chat, CountingStore, settings_for, store_options
+from .backends import MEMORY, REDIS, Backing, on
+from .harness import Chat, Driver, settings_for
 
 BAD = [
     pytest.param({"role": "wizard", "content": "hello"}, id="unknown-role"),
@@ -23,8 +24,9 @@ BAD = [
 ]
 
 
+@on(*MEMORY, *REDIS)
 @pytest.mark.parametrize("message", BAD)
-def test_the_handle_refuses_a_bad_message(kind: str, message: dict[str, Any]) -> None:
+def test_the_handle_refuses_a_bad_message(kind: Driver, message: dict[str, Any]) -> None:
     chat = Chat(kind, settings_for())
     with chat.turn() as request:
         request.append("user", "a good one first")
@@ -37,7 +39,8 @@ def test_the_handle_refuses_a_bad_message(kind: str, message: dict[str, Any]) ->
         assert request.token_count() == before
 
 
-def test_the_handle_refuses_content_that_is_not_text(kind: str) -> None:
+@on(*MEMORY, *REDIS)
+def test_the_handle_refuses_content_that_is_not_text(kind: Driver) -> None:
     chat = Chat(kind, settings_for())
     with chat.turn() as request:
         for content in (b"bytes", 3.5, ("a", "tuple"), object()):
@@ -49,13 +52,15 @@ def test_the_handle_refuses_content_that_is_not_text(kind: str) -> None:
         assert request.messages() == []
 
 
+# Through the edges on the memory store: a bad message is refused before the store is reached,
+# and the handle tests above check that nothing of it is stored, on every kind.
 @pytest.mark.parametrize(("build", "post_all"), EDGES)
 @pytest.mark.parametrize("message", BAD)
 def test_a_bad_message_is_a_422_json_answer(
     build: Build, post_all: PostAll, message: dict[str, Any],
 ) -> None:
     settings = settings_for()
-    app = build(settings, CountingStore(**store_options(settings)))
+    app = build(settings, Backing.memory(settings))
     good = {"role": "user", "content": "hello"}
     answers = post_all(app, [good, message, good])
     assert answers[0][0] == 200
@@ -73,7 +78,7 @@ def test_a_message_over_the_size_limit_is_a_413_json_answer(
     build: Build, post_all: PostAll,
 ) -> None:
     settings = settings_for(max_message_bytes=500)
-    app = build(settings, CountingStore(**store_options(settings)))
+    app = build(settings, Backing.memory(settings))
     [(status, content_type, body)] = post_all(app, [{"role": "user", "content": "x" * 600}])
     assert (status, content_type, body["error"]) == (413, "application/json",
                                                      "message_too_large")

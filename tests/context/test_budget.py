@@ -14,7 +14,8 @@ from stickyctx import ContextOverflowError
 from stickyctx.core.summarizer import HEADER
 from stickyctx.core.tokenizer import REPLY_PRIMER_TOKENS
 
-from .harness import DRIVERS, Chat, Request, settings_for
+from .backends import MEMORY, REDIS, on
+from .harness import Chat, Driver, Request, settings_for
 
 # Text that costs tokens unevenly: words, digits, punctuation, non-Latin scripts, emoji.
 PIECES = [*"abcdefgh ijk lmn opq  .,!?\n0123456789-:'\"", "é", "ß", "漢", "字", "🙂", "Alice",
@@ -89,20 +90,19 @@ def check_window(request: Request, chat: Chat, budget: int | None, system: str |
     assert not body or body[0]["role"] == "user"  # of whole groups
 
 
-@hyp_settings(max_examples=60, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow])
-@given(
-    kind=st.sampled_from(DRIVERS),
-    groups=GROUPS,
-    token_budget=st.integers(60, 2500),
-    reserve_share=st.floats(0, 0.5),
-    explicit_budget=st.none() | st.integers(20, 2500),
-    system=st.none() | TEXT,
-    pruning=st.sampled_from(["sliding", "summarize"]),
-    eviction=st.sampled_from(["block", "turn"]),
-)
-def test_window_always_fits_the_budget(
-    kind: str, groups: list[Group], token_budget: int, reserve_share: float,
+CASES = {
+    "groups": GROUPS,
+    "token_budget": st.integers(60, 2500),
+    "reserve_share": st.floats(0, 0.5),
+    "explicit_budget": st.none() | st.integers(20, 2500),
+    "system": st.none() | TEXT,
+    "pruning": st.sampled_from(["sliding", "summarize"]),
+    "eviction": st.sampled_from(["block", "turn"]),
+}
+
+
+def fits_the_budget(
+    kind: Driver | str, groups: list[Group], token_budget: int, reserve_share: float,
     explicit_budget: int | None, system: str | None, pruning: str, eviction: str,
 ) -> None:
     chat = Chat(kind, settings_for(
@@ -118,9 +118,35 @@ def test_window_always_fits_the_budget(
         check_window(request, chat, explicit_budget, system)
 
 
+@hyp_settings(max_examples=60, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(MEMORY), **CASES)
+def test_window_always_fits_the_budget(
+    kind: str, groups: list[Group], token_budget: int, reserve_share: float,
+    explicit_budget: int | None, system: str | None, pruning: str, eviction: str,
+) -> None:
+    fits_the_budget(kind, groups, token_budget, reserve_share, explicit_budget, system,
+                    pruning, eviction)
+
+
+# A few examples on Redis: the store serves the history and applies the folds; the window's
+# arithmetic is the same code whatever the store. ``kind`` only names the server and a namespace
+# of this test: every example opens a session of its own, so sharing it between examples is safe.
+@on(*REDIS)
+@hyp_settings(max_examples=6, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(**CASES)
+def test_window_always_fits_the_budget_on_redis(
+    kind: Driver, groups: list[Group], token_budget: int, reserve_share: float,
+    explicit_budget: int | None, system: str | None, pruning: str, eviction: str,
+) -> None:
+    fits_the_budget(kind, groups, token_budget, reserve_share, explicit_budget, system,
+                    pruning, eviction)
+
+
 @pytest.mark.parametrize("pruning", [pytest.param("sliding", id="sliding"),
                                      pytest.param("summarize", id="summarize")])
-def test_the_budget_arithmetic_is_exact(kind: str, pruning: str) -> None:
+def test_the_budget_arithmetic_is_exact(kind: Driver, pruning: str) -> None:
     """available = budget - reserve - reply primer - system message [- summary budget]: a window
     of exactly the budget is accepted, one token more is not."""
     chat = Chat(kind, settings_for(response_reserve=50, eviction="turn", pruning=pruning,
@@ -138,12 +164,13 @@ def test_the_budget_arithmetic_is_exact(kind: str, pruning: str) -> None:
         assert shorter == [whole[0], whole[-1]]
 
 
+@on(*MEMORY, *REDIS)
 @pytest.mark.parametrize("storage", [
     pytest.param("archive", id="archive"),
     pytest.param("delete", id="delete"),
 ])
 def test_token_count_is_a_recount_through_appends_clear_and_summary_deletion(
-    kind: str, storage: str,
+    kind: Driver, storage: str,
 ) -> None:
     chat = Chat(kind, settings_for(token_budget=400, pruning="summarize",
                                    summary_storage=storage))

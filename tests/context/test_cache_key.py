@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ..conftest import KEY_A, KEY_B
-from .harness import Chat, settings_for
+from .harness import Chat, Driver, settings_for
 
 
-def test_the_prompt_cache_key_is_a_stable_keyed_name_of_the_session(kind: str) -> None:
+def test_the_prompt_cache_key_is_a_stable_keyed_name_of_the_session(kind: Driver) -> None:
     chat = Chat(kind, settings_for())
     keys, ids = [], []
     for _ in range(3):

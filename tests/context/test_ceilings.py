@@ -11,8 +11,9 @@ import pytest
 
 from stickyctx import InvalidMessageError, MessageTooLargeError
 
+from .backends import MEMORY, REDIS, on
 from .chatter import assistant_text, user_text
-from .harness import Chat, settings_for
+from .harness import Chat, Driver, settings_for
 from .test_groups import conversation
 
 
@@ -20,11 +21,12 @@ def size(message: dict[str, Any]) -> int:
     return len(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode())
 
 
+@on(*MEMORY, *REDIS)
 @pytest.mark.parametrize("ceiling", [
     pytest.param({"max_session_tokens": 700}, id="tokens"),
     pytest.param({"max_session_bytes": 2500, "max_message_bytes": 2500}, id="bytes"),
 ])
-def test_a_ceiling_drops_the_oldest_whole_groups(kind: str, ceiling: dict[str, int]) -> None:
+def test_a_ceiling_drops_the_oldest_whole_groups(kind: Driver, ceiling: dict[str, int]) -> None:
     chat = Chat(kind, settings_for(**ceiling))
     groups = conversation(seed=3, turns=16)
     groups.insert(9, [{"role": "user", "content": "Tell me everything about Kyoto. " * 60},
@@ -63,7 +65,8 @@ def test_a_ceiling_drops_the_oldest_whole_groups(kind: str, ceiling: dict[str, i
     assert chat.count(groups[9]) - 3 > 700 or sum(size(m) for m in groups[9]) > 2500
 
 
-def test_a_message_over_max_message_bytes_is_refused(kind: str) -> None:
+@on(*MEMORY, *REDIS)
+def test_a_message_over_max_message_bytes_is_refused(kind: Driver) -> None:
     chat = Chat(kind, settings_for(max_message_bytes=1000))
     overhead = size({"role": "user", "content": ""})
     exactly = "x" * (1000 - overhead)
@@ -80,8 +83,9 @@ def test_a_message_over_max_message_bytes_is_refused(kind: str) -> None:
         assert request.token_count() == chat.count(request.messages())
 
 
-def test_the_default_ceilings_hold_ten_thousand_chat_messages() -> None:
-    chat = Chat("sync", settings_for())
+@on("sync", "redis-sync")  # ten thousand round trips: one Redis kind is enough (about 3 s)
+def test_the_default_ceilings_hold_ten_thousand_chat_messages(kind: Driver) -> None:
+    chat = Chat(kind, settings_for())
     rng = random.Random(12)
     pool = [user_text(rng) if i % 2 == 0 else assistant_text(rng) for i in range(400)]
     texts = [f"({i}) {pool[i % 400]}" for i in range(10_000)]

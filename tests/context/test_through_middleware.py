@@ -9,9 +9,9 @@ import pytest
 
 from stickyctx.core.summarizer import HEADER
 
-from .apps import EDGES, Build, PostAll
+from .apps import EDGES, EDGES_ON_EVERY_STORE, Build, PostAll
 from .chatter import assistant_text, user_text
-from .harness import Chat, CountingStore, settings_for, store_options
+from .harness import Backing, Chat, Driver, settings_for
 
 SYSTEM = "You are a helpful assistant."
 
@@ -19,7 +19,7 @@ SYSTEM = "You are a helpful assistant."
 @pytest.mark.parametrize(("build", "post_all"), EDGES)
 def test_each_edge_folds_after_its_requests(build: Build, post_all: PostAll) -> None:
     settings = settings_for(token_budget=700, pruning="summarize", eviction="turn")
-    store = CountingStore(**store_options(settings))
+    store = Backing.memory(settings)
     rng = random.Random(6)
     bodies = [{"role": "user", "content": ("My name is Alice. " if turn == 0 else "")
                + user_text(rng), "reply": assistant_text(rng), "system": SYSTEM}
@@ -38,12 +38,13 @@ def test_each_edge_folds_after_its_requests(build: Build, post_all: PostAll) -> 
     assert len(answers[-1][2]["messages"]) == 28  # archived: nothing was lost
 
 
-@pytest.mark.parametrize(("build", "post_all"), EDGES)
-def test_the_fold_runs_when_the_request_ends(build: Build, post_all: PostAll) -> None:
+@pytest.mark.parametrize(("build", "post_all", "kind"), EDGES_ON_EVERY_STORE, indirect=["kind"])
+def test_the_fold_runs_when_the_request_ends(build: Build, post_all: PostAll,
+                                             kind: Driver) -> None:
     """The last request's own question evicts the first turn; nothing comes after it, so only
     the end of that request can have folded it."""
-    settings = settings_for(token_budget=800, pruning="summarize", eviction="turn")
-    store = CountingStore(**store_options(settings))
+    node = Chat(kind, settings_for(token_budget=800, pruning="summarize", eviction="turn"))
+    store = node.store  # the store and settings of a node of this kind
     facts = ["My name is Alice.", "I prefer tea, never coffee.",
              "Remember: my flight number is 4417."]
     bodies = [{"role": "user", "content": fact, "reply": "Noted.", "system": SYSTEM}
@@ -51,7 +52,7 @@ def test_the_fold_runs_when_the_request_ends(build: Build, post_all: PostAll) ->
     long_question = "Please plan a detailed three week itinerary for Japan. " * 63
     bodies.append({"role": "user", "content": long_question, "reply": "Here it is.",
                    "system": SYSTEM})
-    answers = post_all(build(settings, store), bodies)
+    answers = post_all(build(node.settings, store), bodies)
     window = answers[-1][2]["window"]
     assert window[0] == {"role": "system", "content": SYSTEM}
     # The first turn left the window (no summary yet: it is folded when the request ends).

@@ -1,19 +1,23 @@
 """The cost of a window follows the window, not the history: the messages a request touches to
 build a window are the same in number for 100 and for 10,000 stored messages.
 
-Counted, not timed: the store's snapshot views are replaced by a subclass that counts every
-message read through them (by index, slice or iteration).
+Counted, not timed: the store's snapshot views (the memory store's, and on Redis the hot tier's,
+which every Redis snapshot is served from) are replaced by a subclass that counts every message
+read through them (by index, slice or iteration); on Redis, the steady state's loads must also be
+answered by the node's hot tier (the store only confirms the version).
 """
 
 from __future__ import annotations
 
 import pytest
 
+import stickyctx.stores._hot
 import stickyctx.stores.memory
 from stickyctx.core.messages import StoredMessage
 from stickyctx.core.views import Prefix
 
-from .harness import Chat, settings_for
+from .backends import MEMORY, on
+from .harness import Chat, Driver, settings_for
 
 SLACK = 16  # a binary search over the seqs may take a few more steps in a longer history
 
@@ -40,27 +44,34 @@ def history(size: int) -> list[dict[str, str]]:
             for i in range(size)]
 
 
-def window_reads(kind: str, size: int, **changes: object) -> tuple[int, list[dict[str, str]]]:
+def window_reads(kind: Driver, size: int, **changes: object) -> tuple[int, list[dict[str, str]]]:
+    """The reads of the steady state's window, and that window."""
     chat = Chat(kind, settings_for(**changes))
     with chat.turn() as request:
         request.extend(history(size))
     for _ in range(2):  # the second window is the steady state (a first fold is done once)
+        chat.store.tiers.clear()
         with chat.turn() as request:
             CountingPrefix.reads = 0
             window = request.window(1500)
             reads = CountingPrefix.reads
+    # ... and its history came from the node's memory: on Redis no history crossed the network
+    assert chat.store.tiers
+    assert set(chat.store.tiers) == {"local"}
     return reads, window
 
 
+@on(*MEMORY, "redis-sync")  # the Redis paths share one hot tier code: one kind is enough
 @pytest.mark.parametrize("changes", [
     pytest.param({"eviction": "turn"}, id="sliding-turn"),
     pytest.param({"eviction": "block"}, id="sliding-block"),
     pytest.param({"pruning": "summarize", "token_budget": 2000}, id="summarize"),
 ])
 def test_window_reads_do_not_grow_with_the_history(
-    kind: str, changes: dict[str, object], monkeypatch: pytest.MonkeyPatch,
+    kind: Driver, changes: dict[str, object], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(stickyctx.stores.memory, "Prefix", CountingPrefix)
+    monkeypatch.setattr(stickyctx.stores._hot, "Prefix", CountingPrefix)
     small_reads, small = window_reads(kind, 100, **changes)
     large_reads, large = window_reads(kind, 10_000, **changes)
     shorter = min(len(small), len(large)) - 1  # block windows start at absolute positions
