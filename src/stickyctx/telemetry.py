@@ -109,7 +109,8 @@ class Telemetry:
     ) -> None:
         self.node_id = node_id
         self.db_system = db_system
-        self._injected = tracer_provider is not None or meter_provider is not None
+        self._active = tracer_provider is not None or meter_provider is not None
+        self._recheck = 0.0  # when to look for a global SDK provider again
         # Writes go through to the store: this process's memory, or over the network.
         self._write_tier = "store" if db_system else "local"
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
@@ -150,9 +151,21 @@ class Telemetry:
 
     def active(self) -> bool:
         """Whether an SDK is configured (injected, or set globally at any time): without one,
-        the callers skip telemetry altogether, so it costs nothing."""
-        return self._injected or _configured(trace.get_tracer_provider()) or _configured(
-            metrics.get_meter_provider())
+        the callers skip telemetry altogether, so it costs nothing.
+
+        The global providers are looked up at most once a second (each lookup reads the
+        environment); once an SDK is there it stays (OpenTelemetry sets a provider only once).
+        """
+        if self._active:
+            return True
+        now = time.monotonic()
+        if now < self._recheck:
+            return False
+        if _configured(trace.get_tracer_provider()) or _configured(metrics.get_meter_provider()):
+            self._active = True
+            return True
+        self._recheck = now + 1.0
+        return False
 
     def observer(self) -> Telemetry | None:
         return self if self.active() else None
