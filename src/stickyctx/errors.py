@@ -54,7 +54,8 @@ class SessionBusyError(StickyctxError):
 
 
 class SessionGoneError(StickyctxError):
-    """The session was destroyed earlier in this request; its context can no longer be used."""
+    """The session was destroyed (earlier in this request, or before a background job that
+    names it by id ran) or rotated away; its context can no longer be used under that id."""
 
 
 class StoreError(StickyctxError):
