@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import socket
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -30,6 +31,19 @@ Eviction = Literal["block", "turn"]
 SummaryStorage = Literal["archive", "delete"]
 SameSite = Literal["lax", "strict", "none"]
 TurnLock = Literal["auto", "manual"]
+
+
+def _outside_package() -> int:
+    """The ``stacklevel`` of the first caller outside stickyctx (so a warning names user code)."""
+    frame = sys._getframe(1)
+    level = 1
+    package = os.path.dirname(__file__)
+    # dataclasses' generated __init__ has no file of its own: it counts as ours.
+    while frame is not None and (frame.f_code.co_filename.startswith(package)
+                                 or frame.f_code.co_filename == "<string>"):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def _default_node_id() -> str:
@@ -103,7 +117,7 @@ class Settings:
                 "stickyctx: STICKYCTX_DEV=1 and no STICKYCTX_SECRET_KEYS: using a random signing "
                 "key; sessions will not survive a restart and Secure cookies are off",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=_outside_package(),
             )
             keys = (Secret(secrets.token_urlsafe(48)),)
         for key in keys:
