@@ -40,6 +40,7 @@ class NewMessage:
     encoding: str
     size: int  # bytes of its JSON form
     dedupe: str | None = None  # idempotency key of this append, if any
+    json: str = ""  # its compact JSON form, computed once by build_message
 
     def payload(self) -> dict[str, Any]:
         return {"role": self.role, "content": self.content, **self.fields}
@@ -156,4 +157,4 @@ def build_message(
         private = json.loads(encoded)
         content = private["content"]
         fields = {k: v for k, v in private.items() if k not in _RESERVED}
-    return NewMessage(role, content, dict(fields), tokens, tokenizer.name, size, dedupe)
+    return NewMessage(role, content, dict(fields), tokens, tokenizer.name, size, dedupe, encoded)

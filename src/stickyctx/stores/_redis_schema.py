@@ -64,7 +64,9 @@ def _same(text: str) -> str:
 
 
 def payload(message: NewMessage, seal: Codec = _same) -> str:
-    return seal(json.dumps(message.payload(), separators=(",", ":"), ensure_ascii=False))
+    body = message.json or json.dumps(message.payload(), separators=(",", ":"),
+                                      ensure_ascii=False)
+    return seal(body)
 
 
 def encode_item(m: StoredMessage, seal: Codec = _same) -> str:

@@ -21,8 +21,8 @@ end
 
 -- A write id that changes with every write and never repeats, even if Redis lost writes and
 -- the version climbs back to a number a node has cached: its hot tier then reloads.
-local function stamp(meta_key)
-  local t = redis.call('TIME')
+local function stamp(meta_key, t)
+  t = t or redis.call('TIME')
   local w = t[1] .. '.' .. t[2]
   redis.call('HSET', meta_key, 'w', w)
   return w

@@ -7,7 +7,8 @@
 if redis.call('EXISTS', KEYS[5]) == 1 then return {'revoked'} end
 local ok, current = fence_ok(KEYS[4], ARGV[3])
 if not ok then return {'fenced', current} end
-local now = now_ms()
+local clock = redis.call('TIME')  -- one clock reading: the deadline and the write id
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local idle, absolute = tonumber(ARGV[4]), tonumber(ARGV[5])
 local dek = ARGV[9]
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -25,7 +26,8 @@ elseif dek ~= '' then
     return {'dek', stored}
   end
 end
-local m = redis.call('HMGET', KEYS[1], 'v', 'rv', 'n', 'g', 't', 'b', 'c', 'cr', 'enc')
+local m = redis.call('HMGET', KEYS[1], 'v', 'rv', 'n', 'g', 't', 'b', 'c', 'cr', 'enc', 'w')
+local previous = m[10] or ''
 local v, rv, n, g = tonumber(m[1]), tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
 local t, b, c, created, enc = tonumber(m[5]), tonumber(m[6]), tonumber(m[7]), tonumber(m[8]), m[9]
 local flags, out = '', {}
@@ -79,8 +81,7 @@ if wrote then
   redis.call('HSET', KEYS[1], 'v', v, 'rv', rv, 'n', n, 'g', g, 't', t, 'b', b, 'c', c,
              'enc', enc, 'rf', now)
 end
-local previous = redis.call('HGET', KEYS[1], 'w') or ''
-local w = wrote and stamp(KEYS[1]) or previous
+local w = wrote and stamp(KEYS[1], clock) or previous
 expire_all({KEYS[1], KEYS[2], KEYS[3]}, now, created, idle, absolute)
 local reply = {'live', v, t, dropped, flags, w, previous}
 for i = 1, #out do reply[#reply + 1] = out[i] end
