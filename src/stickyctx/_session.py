@@ -8,7 +8,6 @@ rotation and destruction.
 from __future__ import annotations
 
 import base64
-import bisect
 import contextlib
 import hashlib
 import logging
@@ -18,23 +17,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ._ops import Call, Compute, Op, Record, Sleep
+from ._ops import Call, Op, Sleep
+from ._windowing import Windowing, _Fold
 from .core.flow import SessionState, new_session
 from .core.keys import SessionKey
 from .core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, build_message
-from .core.pruning import WindowPlan, plan_window
-from .core.summarizer import fits
 from .core.tokenizer import REPLY_PRIMER_TOKENS
-from .core.views import Concat, Prefix
+from .core.views import Concat
 from .engine import Engine
 from .errors import (
-    ContextOverflowError,
     SessionBusyError,
     SessionGoneError,
     StoreUnavailableError,
-    SummarizerError,
 )
-from .telemetry import ATTR, SPAN
+from .telemetry import ATTR
 
 logger = logging.getLogger("stickyctx")
 
@@ -43,36 +39,18 @@ __all__ = ["SessionLogic"]
 _EMPTY = Snapshot("missing")
 _FIRST_WAIT = 0.002
 _MAX_WAIT = 0.05
-_SUMMARY_LEASE_TTL = 120.0
 
 
-class _Fold:
-    """Messages that left the window and wait to be folded into the running summary."""
-
-    __slots__ = ("evicted", "expected", "previous", "upto")
-
-    def __init__(self, expected: int, upto: int, previous: str | None,
-                 evicted: list[dict[str, Any]]) -> None:
-        self.expected = expected  # the watermark the summary must still have
-        self.upto = upto  # the last seq the new summary covers
-        self.previous = previous
-        self.evicted = evicted
-
-
-class SessionLogic:
+class SessionLogic(Windowing):
     """Per-request state and operations. Never shared between requests."""
 
     __slots__ = (
         "_fence",
-        "_fold",
         "_hash",
         "_key",
         "_known_live",
-        "_own_from",
-        "_snapshot",
         "_turn_counts",
         "_uncertain_lease",
-        "_window_space",
         "auto_lock",
         "engine",
         "holder",
@@ -250,148 +228,6 @@ class SessionLogic:
         snapshot = yield from self.load()
         return snapshot.total_tokens + REPLY_PRIMER_TOKENS if snapshot.messages else 0
 
-    def window(self, budget: int | None, system: str | None) -> Op[list[dict[str, Any]]]:
-        snapshot = yield from self.load()
-        started = time.time_ns()
-        settings = self.engine.settings
-        limit = settings.token_budget if budget is None else budget
-        head: list[dict[str, Any]] = []
-        available = limit - settings.response_reserve - REPLY_PRIMER_TOKENS
-        head_tokens = 0
-        if system is not None:
-            head.append({"role": "system", "content": system})
-            head_tokens = self.engine.tokenizer.count_message(head[0])
-            available -= head_tokens
-        summarize = settings.pruning == "summarize"
-        if summarize:
-            available -= settings.effective_summary_budget
-            self._window_space = available  # to plan the fold again at the end of the request
-        plan = self._window_plan(snapshot, available, limit, summarize)
-        evicted_groups = None
-        if summarize and plan.start > plan.first:
-            previous = snapshot.summary
-            evicted = snapshot.messages[plan.first:plan.start]
-            evicted_groups = len({m.group for m in evicted})
-            fold = _Fold(previous.watermark if previous else 0, evicted[-1].seq,
-                         previous.text if previous else None, [m.as_dict() for m in evicted])
-            if self._stale_eviction(snapshot, available) and (yield from self._run_fold(fold)):
-                snapshot = yield from self._reload()
-                plan = self._window_plan(snapshot, available, limit, summarize)
-            else:
-                self._fold = fold  # after the response (or by the next window, if sooner)
-        if summarize and snapshot.summary is not None and snapshot.summary.text:
-            text, tokens = self._fitted_summary(snapshot.summary.text)
-            if text:
-                head.append({"role": "system", "content": text})
-                head_tokens += tokens + self.engine.summary_frame
-        window = head + [m.as_dict() for m in snapshot.messages[plan.start:]]
-        yield Record(SPAN.WINDOW, {
-            ATTR.MESSAGES_BEFORE: len(snapshot.messages), ATTR.MESSAGES_AFTER: len(window),
-            ATTR.TOKENS_BEFORE: snapshot.total_tokens,
-            ATTR.TOKENS_AFTER: plan.tokens + head_tokens + REPLY_PRIMER_TOKENS,
-            ATTR.EVICTED_GROUPS: evicted_groups,
-            ATTR.WATERMARK: snapshot.summary.watermark if snapshot.summary else None,
-        }, started, time.time_ns())
-        return window
-
-    def _fitted_summary(self, text: str) -> tuple[str, int]:
-        """The stored summary and its tokens, re-fitted when it no longer fits its budget (it
-        was counted with another encoding, or the summary budget shrank since): for this window
-        only. Counts are memoized by the engine: a summary changes once per fold."""
-        engine = self.engine
-        budget = engine.settings.effective_summary_budget - engine.summary_frame
-        tokens = engine.count_text(text)
-        if tokens <= budget:
-            return text, tokens
-        fitted = engine.builtin_summarizer(text, [], budget)
-        return fitted, engine.count_text(fitted)
-
-    def _window_plan(self, snapshot: Snapshot, available: int, limit: int,
-                     summarize: bool) -> WindowPlan:
-        """The plan, or ``ContextOverflowError`` with what the smallest window needs (the newest
-        group with the system prompt, summary budget, reply primer and response reserve) against
-        the budget the caller asked for."""
-        try:
-            plan = self._plan(snapshot, max(available, 0), summarize)
-        except ContextOverflowError as exc:
-            raise ContextOverflowError(exc.needed + limit - available, limit) from None
-        if available < 0:  # not even an empty history fits
-            raise ContextOverflowError(limit - available, limit)
-        return plan
-
-    def _plan(self, snapshot: Snapshot, available: int, summarize: bool) -> WindowPlan:
-        settings = self.engine.settings
-        after = snapshot.summary.watermark if summarize and snapshot.summary is not None else 0
-        return plan_window(snapshot.messages, available, eviction=settings.eviction,
-                           low_water=settings.low_water, after_seq=after)
-
-    def _stale_eviction(self, snapshot: Snapshot, available: int) -> bool:
-        """Whether the window was already evicting before this request's own appends (so an
-        earlier fold was lost or is late): then it is folded now rather than after the response.
-        """
-        if self._own_from is None:
-            return True  # this request appended nothing: the eviction predates it
-        own = self._own_from
-        before = Prefix(snapshot.messages,
-                        bisect.bisect_left(snapshot.messages, own, key=lambda m: m.seq))
-        try:
-            plan = self._plan(replace(snapshot, messages=before), available, True)
-        except ContextOverflowError:
-            return True  # the history before this request's appends did not even fit
-        return plan.start > plan.first
-
-    def _reload(self) -> Op[Snapshot]:
-        self._snapshot = None
-        return (yield from self.load())
-
-    def _run_fold(self, fold: _Fold) -> Op[bool]:
-        """Fold evicted messages into the summary, at most once per eviction across requests
-        (a ``summary`` lease, then a compare-and-set on the watermark). True when applied."""
-        settings = self.engine.settings
-        token = yield Call("acquire_lease", (self.key,), {
-            "holder": self.holder, "ttl": _SUMMARY_LEASE_TTL, "name": "summary"},
-            {ATTR.LEASE_NAME: "summary"})
-        if token is None:
-            return False  # another request is folding this session right now
-        try:
-            started = time.time_ns()
-            budget = settings.effective_summary_budget - self.engine.summary_frame
-            text, fallback = yield from self._summarize(fold, budget)
-            applied = yield Call("apply_summary", (
-                self.key, text, self.engine.tokenizer.count_text(text)), {
-                "watermark": fold.upto, "expected_watermark": fold.expected,
-                "delete_folded": settings.summary_storage == "delete"})
-            yield Record(SPAN.SUMMARIZE, {
-                ATTR.WATERMARK: fold.upto, ATTR.FALLBACK: fallback,
-                ATTR.MESSAGES_BEFORE: len(fold.evicted), ATTR.SUMMARY_APPLIED: applied is not None,
-                ATTR.SUMMARIZER: settings.summarizer or "builtin",
-            }, started, time.time_ns())
-            return applied is not None
-        finally:
-            yield Call("release_lease", (self.key, token), {"name": "summary"})
-
-    def _summarize(self, fold: _Fold, budget: int) -> Op[tuple[str, bool]]:
-        """The configured summarizer's text, and whether the built-in one had to stand in
-        (the configured one raised, returned a non-string, or overflowed its budget)."""
-        engine = self.engine
-        text: Any = None
-        custom = engine.summarizer is not engine.builtin_summarizer
-        if engine.summarizer is not engine.builtin_summarizer:
-            try:
-                text = yield Compute(engine.summarizer, (fold.previous, fold.evicted, budget))
-                if not isinstance(text, str):
-                    raise SummarizerError(f"summarizer returned {type(text).__name__}, not str")
-            except Exception as exc:  # noqa: BLE001 - any failure falls back, never loses data
-                logger.warning("stickyctx: summarizer failed, using the built-in one: %s", exc)
-                text = None
-            if text is not None and not fits(engine.tokenizer, text, budget):
-                logger.warning("stickyctx: summary over its budget, using the built-in one")
-                text = None
-        if text is None:
-            text = engine.builtin_summarizer(fold.previous, fold.evicted, budget)
-            return str(text), custom
-        return str(text), False
-
     def build(self, role: str, content: Any, turn_id: str | None,
               fields: Mapping[str, Any]) -> NewMessage:
         turn = turn_id if turn_id is not None else self.idempotency_key
@@ -497,18 +333,3 @@ class SessionLogic:
             fold = self._final_fold() or fold
         if fold is not None and not self.state.destroyed:
             yield from self._run_fold(fold)
-
-    def _final_fold(self) -> _Fold | None:
-        snapshot, space = self._snapshot, self._window_space
-        if snapshot is None or space is None or not snapshot.exists:
-            return None
-        try:
-            plan = self._plan(snapshot, max(space, 0), True)
-        except ContextOverflowError:
-            return None
-        if plan.start <= plan.first:
-            return None
-        previous = snapshot.summary
-        evicted = snapshot.messages[plan.first:plan.start]
-        return _Fold(previous.watermark if previous else 0, evicted[-1].seq,
-                     previous.text if previous else None, [m.as_dict() for m in evicted])
