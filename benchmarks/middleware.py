@@ -15,18 +15,16 @@ import argparse
 import asyncio
 import gc
 import io
-import os
-import platform
 import random
 import sys
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 import flask
+from _machine import describe  # a sibling module: benchmarks run as scripts
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -493,20 +491,7 @@ def profile(variants: list[Variant], label: str, requests: int) -> int:
 
 
 def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = ", ".join(f"{name} {metadata.version(name)}"
-                         for name in ("stickyctx", "starlette", "flask", "werkzeug",
-                                      "itsdangerous"))
-    return (f"{os.cpu_count()} cores, {model}; Python {platform.python_version()} "
-            f"({platform.python_implementation()}); {versions}")
+    return describe(("stickyctx", "starlette", "flask", "werkzeug", "itsdangerous"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

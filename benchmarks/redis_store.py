@@ -27,7 +27,6 @@ import contextlib
 import gc
 import importlib.util
 import os
-import platform
 import random
 import shutil
 import socket
@@ -39,11 +38,12 @@ import warnings
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from importlib import metadata, resources
+from importlib import resources
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from _machine import describe  # a sibling module: benchmarks run as scripts
 
 from stickyctx import Conversation, Secret, Settings, SyncConversation
 from stickyctx._ops import run_async
@@ -1198,21 +1198,9 @@ def report(r: Result, sizes: Sequence[int]) -> str:
 
 
 def machine(server_version: str) -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = ", ".join(f"{name} {metadata.version(name)}"
-                         for name in ("stickyctx", "redis", "openai-agents"))
     hiredis = "hiredis parser" if _has_hiredis() else "pure-Python parser (no hiredis)"
-    return (f"{os.cpu_count()} cores, {model}; Python {platform.python_version()} "
-            f"({platform.python_implementation()}); redis-server {server_version}; {versions} "
-            f"({hiredis})")
+    return describe(("stickyctx", "redis", "openai-agents"),
+                    server=f"redis-server {server_version}") + f" ({hiredis})"
 
 
 def _has_hiredis() -> bool:

@@ -24,7 +24,6 @@ import argparse
 import base64
 import gc
 import os
-import platform
 import random
 import shutil
 import socket
@@ -37,10 +36,10 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 import redis
+from _machine import describe  # a sibling module: benchmarks run as scripts
 
 from stickyctx import Secret, Settings, SyncConversation
 from stickyctx._ops import run_sync
@@ -247,20 +246,8 @@ def measure(variant: Variant, binary: str, texts: Corpus, ring: str) -> tuple[Ro
 # Report -------------------------------------------------------------------------------------
 
 def machine(server_version: str) -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = ", ".join(f"{name} {metadata.version(name)}"
-                         for name in ("stickyctx", "redis", "cryptography"))
-    return (f"{os.cpu_count()} cores, {model}; Python {platform.python_version()} "
-            f"({platform.python_implementation()}); redis-server {server_version} (default "
-            f"memory settings); {versions}")
+    return describe(("stickyctx", "redis", "cryptography"),
+                    server=f"redis-server {server_version} (default memory settings)")
 
 
 def payload(texts: Corpus, engine: Engine) -> tuple[float, float, float, float]:

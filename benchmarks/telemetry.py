@@ -23,17 +23,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
-import platform
 import random
 import sys
 import time
 import warnings
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
+from _machine import describe  # a sibling module: benchmarks run as scripts
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -302,19 +300,7 @@ def report(variants: list[Variant]) -> str:
 
 
 def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = ", ".join(f"{name} {metadata.version(name)}"
-                         for name in ("stickyctx", "opentelemetry-api", "opentelemetry-sdk"))
-    return (f"{os.cpu_count()} cores, {model}; Python {platform.python_version()} "
-            f"({platform.python_implementation()}); {versions}")
+    return describe(("stickyctx", "opentelemetry-api", "opentelemetry-sdk"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,8 +25,6 @@ import argparse
 import functools
 import gc
 import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -34,9 +32,9 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
+from _machine import describe  # a sibling module: benchmarks run as scripts
 from langchain_core.messages import (
     AIMessage,
     BaseMessage,
@@ -502,19 +500,7 @@ def report(windows: list[WindowRow], appends: dict[int, list[int]],
 
 
 def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = ", ".join(f"{name} {metadata.version(name)}"
-                         for name in ("stickyctx", "tiktoken", "langchain-core"))
-    return (f"{os.cpu_count()} cores, {model}; Python {platform.python_version()} "
-            f"({platform.python_implementation()}); {versions}")
+    return describe(("stickyctx", "tiktoken", "langchain-core"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "middleware.py"
+from tests.benchmark_loader import load_benchmark
 
 
 @pytest.fixture
 def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("stickyctx_bench_middleware", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses and Flask look it up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("middleware", monkeypatch)
 
 
 def test_middleware_benchmark_reports_every_variant(

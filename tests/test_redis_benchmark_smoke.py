@@ -9,15 +9,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.benchmark_loader import load_benchmark
 from tests.conftest import require_binary
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "redis_store.py"
 TIME = r"[\d,]+(?:\.\d)?"
 
 
@@ -27,13 +25,7 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     if importlib.util.find_spec("agents") is None:
         pytest.skip("MISSING PACKAGE: openai-agents is not installed; the Redis benchmark "
                     "compares against its RedisSession (pip install -e '.[bench]' provides it)")
-    spec = importlib.util.spec_from_file_location("stickyctx_bench_redis_store", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look it up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("redis_store", monkeypatch)
 
 
 def _rows(section: str) -> dict[str, list[str]]:

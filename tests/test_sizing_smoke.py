@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.benchmark_loader import load_benchmark
 from tests.conftest import require_binary
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "sizing.py"
 BYTES = r"([\d,]+) B"
 
 
 @pytest.fixture
 def sizing(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     require_binary("redis-server")
-    spec = importlib.util.spec_from_file_location("stickyctx_bench_sizing", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look it up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("sizing", monkeypatch)
 
 
 def _number(text: str) -> int:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "windows.py"
+from tests.benchmark_loader import load_benchmark
+
 TIME = re.compile(r"[\d,]+\.\d\d? (µs|ms)")
 
 
@@ -19,13 +18,7 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     if importlib.util.find_spec("langchain_core") is None:
         pytest.skip("MISSING PACKAGE: langchain-core is not installed; the window benchmark "
                     "compares against its trim_messages (pip install -e '.[dev]' provides it)")
-    spec = importlib.util.spec_from_file_location("stickyctx_bench_windows", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look it up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("windows", monkeypatch)
 
 
 def _rows(out: str) -> dict[str, list[str]]:

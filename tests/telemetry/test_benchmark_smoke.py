@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from types import ModuleType
 
 import pytest
 
-from tests.conftest import ROOT
-
-SCRIPT = ROOT / "benchmarks" / "telemetry.py"
+from tests.benchmark_loader import load_benchmark
 
 
 @pytest.fixture
 def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("stickyctx_bench_telemetry", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look it up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("telemetry", monkeypatch)
 
 
 def test_telemetry_benchmark_reports_every_variant(
