@@ -5,10 +5,13 @@ default memory settings), and writes sessions the way the middleware does: one r
 with the turn lock taken and released, the user message and the assistant's reply appended
 through a ``SyncConversation``. Then it reports
 
-* Redis: ``used_memory`` after the writes minus before (``INFO memory``), per session, and the
-  ``MEMORY USAGE`` of each key part of the session;
+* Redis: the ``MEMORY USAGE`` of each key part of the session and their sum per session, and, for
+  comparison, ``used_memory`` after the writes minus before (``INFO memory``), which also moves
+  with Redis's client buffers (reclaimed on Redis's own timer): noise that only a large run
+  averages away;
 * the hot tier: how much this process's memory grows (``tracemalloc``, after a collection) while
-  a second store, another node with nothing cached, loads every session once;
+  a second store, another node with nothing cached, loads every session once and reads all of
+  it (the hot tier decodes messages when they are first read: this is its largest size);
 * the embedded store: the same measure while the sessions are written to a ``MemoryStore``.
 
 Variants: plain; with turn ids (an idempotency key per request, so the dedupe set is filled);
@@ -199,7 +202,8 @@ def traced(action: Callable[[], Any]) -> int:
 @dataclass(frozen=True)
 class Row:
     variant: Variant
-    redis_bytes: float  # used_memory growth per session
+    redis_bytes: float  # MEMORY USAGE of the session's keys, per session
+    used_memory_bytes: float  # used_memory growth per session (client buffers make it noisy)
     keys: float  # Redis keys per session
     parts: dict[str, float]  # MEMORY USAGE per key part, per session
     hot_bytes: float  # this process's growth per cached session (hot tier)
@@ -224,7 +228,7 @@ def measure(variant: Variant, binary: str, texts: Corpus, ring: str) -> tuple[Ro
                            for k in keys) / sessions for part in PARTS}
         reader = open_sync(settings.with_changes(hot_sessions=sessions + 1))  # another node
         reader.load(warm[0])  # connection, scripts
-        hot = traced(lambda: [reader.load(k) for k in keys])
+        hot = traced(lambda: [list(reader.load(k).messages) for k in keys])
         assert all(reader.load(k).tier == "local" for k in keys[:3])  # the loads were cached
         writer.close()
         reader.close()
@@ -239,8 +243,8 @@ def measure(variant: Variant, binary: str, texts: Corpus, ring: str) -> tuple[Ro
         memory = traced(lambda: write(mem_engine, store, mem_states, texts,
                                       variant.turn_ids)) / sessions
         store.close()
-    return Row(variant, (after - before) / sessions, count / sessions, parts, hot / sessions,
-               memory), version
+    return Row(variant, sum(parts.values()), (after - before) / sessions, count / sessions, parts,
+               hot / sessions, memory), version
 
 
 # Report -------------------------------------------------------------------------------------
@@ -279,16 +283,17 @@ def report(rows: Sequence[Row], texts: Corpus, engine: Engine, version: str,
         f"per session: turn lock, user message, reply, release), {elapsed:.0f} s. Payload per "
         f"session: {per_session:,.0f} bytes of message JSON ({tokens:,.0f} tokens); a user "
         f"message {user:,.0f} bytes, a reply {reply:,.0f} bytes on average.", "",
-        "Redis (`INFO memory` `used_memory` growth, and `MEMORY USAGE` of each key part):", "",
+        "Redis (`MEMORY USAGE` of the session's keys, and of each key part; `used_memory` growth "
+        "for comparison):", "",
         "| variant | per session | per message | ÷ payload | keys | meta `s` | messages `m` "
-        "| dedupe `d` | fence `f` |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| dedupe `d` | fence `f` | `used_memory` growth |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         parts = " | ".join(f"{row.parts[p]:,.0f}" if row.parts[p] else "—" for p in PARTS)
         out.append(f"| {row.variant.name} | {row.redis_bytes:,.0f} B | "
                    f"{row.redis_bytes / messages:,.0f} B | {row.redis_bytes / per_session:.2f} | "
-                   f"{row.keys:.0f} | {parts} |")
+                   f"{row.keys:.0f} | {parts} | {row.used_memory_bytes:,.0f} B |")
     out += [
         "", "This process (`tracemalloc` growth after a collection, per session):", "",
         "| variant | hot tier | ÷ payload | embedded store | ÷ payload |",
