@@ -47,13 +47,13 @@ class SessionLogic(Windowing):
     __slots__ = (
         "_fence",
         "_hash",
+        "_holder",
         "_key",
         "_known_live",
         "_turn_counts",
         "_uncertain_lease",
         "auto_lock",
         "engine",
-        "holder",
         "idempotency_key",
         "state",
     )
@@ -70,7 +70,7 @@ class SessionLogic(Windowing):
         self.state = state
         self.auto_lock = auto_lock
         self.idempotency_key = idempotency_key
-        self.holder = f"{engine.node_id}:{secrets.token_hex(6)}"
+        self._holder: str | None = None
         self._key: SessionKey | None = None
         self._hash: tuple[str, str] | None = None  # (session id, its telemetry name)
         self._snapshot: Snapshot | None = None
@@ -83,6 +83,13 @@ class SessionLogic(Windowing):
         self._own_from: int | None = None  # seq of the first message this request appended
 
     # Helpers --------------------------------------------------------------------------------
+
+    @property
+    def holder(self) -> str:
+        """This request's name on leases (made when first needed: most requests take none)."""
+        if self._holder is None:
+            self._holder = f"{self.engine.node_id}:{secrets.token_hex(6)}"
+        return self._holder
 
     @property
     def key(self) -> SessionKey:

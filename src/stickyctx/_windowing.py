@@ -33,16 +33,17 @@ _SUMMARY_LEASE_TTL = 120.0
 
 
 class _Fold:
-    """Messages that left the window and wait to be folded into the running summary."""
+    """Messages that left the window and wait to be folded into the running summary. They are
+    turned into message dicts only when the fold runs (a later plan often supersedes it)."""
 
     __slots__ = ("evicted", "expected", "previous", "upto")
 
-    def __init__(self, expected: int, upto: int, previous: str | None,
-                 evicted: list[dict[str, Any]]) -> None:
-        self.expected = expected  # the watermark the summary must still have
-        self.upto = upto  # the last seq the new summary covers
-        self.previous = previous
-        self.evicted = evicted
+    def __init__(self, snapshot: Snapshot, plan: WindowPlan) -> None:
+        summary = snapshot.summary
+        self.evicted = snapshot.messages[plan.first:plan.start]
+        self.expected = summary.watermark if summary else 0  # the watermark it must still have
+        self.upto = self.evicted[-1].seq  # the last seq the new summary covers
+        self.previous = summary.text if summary else None
 
 
 class Windowing:
@@ -54,7 +55,6 @@ class Windowing:
 
     engine: Engine
     state: SessionState
-    holder: str
     _snapshot: Snapshot | None
     _own_from: int | None
     _window_space: int | None
@@ -62,6 +62,10 @@ class Windowing:
 
     @property
     def key(self) -> SessionKey:
+        raise NotImplementedError
+
+    @property
+    def holder(self) -> str:
         raise NotImplementedError
 
     def load(self) -> Op[Snapshot]:
@@ -86,11 +90,8 @@ class Windowing:
         plan = self._window_plan(snapshot, available, limit, summarize)
         evicted_groups = None
         if summarize and plan.start > plan.first:
-            previous = snapshot.summary
-            evicted = snapshot.messages[plan.first:plan.start]
-            evicted_groups = len({m.group for m in evicted})
-            fold = _Fold(previous.watermark if previous else 0, evicted[-1].seq,
-                         previous.text if previous else None, [m.as_dict() for m in evicted])
+            fold = _Fold(snapshot, plan)
+            evicted_groups = len({m.group for m in fold.evicted})
             if self._stale_eviction(snapshot, available) and (yield from self._run_fold(fold)):
                 snapshot = yield from self._reload()
                 plan = self._window_plan(snapshot, available, limit, summarize)
@@ -191,11 +192,12 @@ class Windowing:
         """The configured summarizer's text, and whether the built-in one had to stand in
         (the configured one raised, returned a non-string, or overflowed its budget)."""
         engine = self.engine
+        evicted = [m.as_dict() for m in fold.evicted]
         text: Any = None
         custom = engine.summarizer is not engine.builtin_summarizer
-        if engine.summarizer is not engine.builtin_summarizer:
+        if custom:
             try:
-                text = yield Compute(engine.summarizer, (fold.previous, fold.evicted, budget))
+                text = yield Compute(engine.summarizer, (fold.previous, evicted, budget))
                 if not isinstance(text, str):
                     raise SummarizerError(f"summarizer returned {type(text).__name__}, not str")
             except Exception as exc:  # noqa: BLE001 - any failure falls back, never loses data
@@ -205,7 +207,7 @@ class Windowing:
                 logger.warning("stickyctx: summary over its budget, using the built-in one")
                 text = None
         if text is None:
-            text = engine.builtin_summarizer(fold.previous, fold.evicted, budget)
+            text = engine.builtin_summarizer(fold.previous, evicted, budget)
             return str(text), custom
         return str(text), False
 
@@ -219,7 +221,4 @@ class Windowing:
             return None
         if plan.start <= plan.first:
             return None
-        previous = snapshot.summary
-        evicted = snapshot.messages[plan.first:plan.start]
-        return _Fold(previous.watermark if previous else 0, evicted[-1].seq,
-                     previous.text if previous else None, [m.as_dict() for m in evicted])
+        return _Fold(snapshot, plan)

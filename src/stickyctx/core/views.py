@@ -5,12 +5,40 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TypeVar, overload
 
-__all__ = ["Concat", "Prefix"]
+__all__ = ["Concat", "Prefix", "View"]
 
 T = TypeVar("T")
 
 
-class Prefix(Sequence[T]):
+class View(Sequence[T]):
+    """A read-only sequence defined by its length and ``_at(index)`` (an index in range):
+    negative indices and slices (which copy just the slice) are handled here, once."""
+
+    __slots__ = ()
+
+    def _at(self, index: int) -> T:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[T]: ...
+    def __getitem__(self, index: int | slice) -> T | Sequence[T]:
+        size = len(self)
+        if isinstance(index, slice):
+            return tuple(self._at(i) for i in range(*index.indices(size)))
+        if index < 0:
+            index += size
+        if not 0 <= index < size:
+            raise IndexError(index)
+        return self._at(index)
+
+    def __iter__(self) -> Iterator[T]:
+        for i in range(len(self)):
+            yield self._at(i)
+
+
+class Prefix(View[T]):
     """The first ``length`` items of a sequence that is only ever appended to (never mutated)."""
 
     __slots__ = ("_items", "_length")
@@ -22,26 +50,11 @@ class Prefix(Sequence[T]):
     def __len__(self) -> int:
         return self._length
 
-    @overload
-    def __getitem__(self, index: int) -> T: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[T]: ...
-    def __getitem__(self, index: int | slice) -> T | Sequence[T]:
-        if isinstance(index, slice):
-            return tuple(self._items[i] for i in range(*index.indices(self._length)))
-        if index < 0:
-            index += self._length
-        if not 0 <= index < self._length:
-            raise IndexError(index)
+    def _at(self, index: int) -> T:
         return self._items[index]
 
-    def __iter__(self) -> Iterator[T]:
-        items = self._items
-        for i in range(self._length):
-            yield items[i]
 
-
-class Concat(Sequence[T]):
+class Concat(View[T]):
     """``base`` followed by ``extra``, without copying ``base``."""
 
     __slots__ = ("_base", "_extra")
@@ -53,18 +66,7 @@ class Concat(Sequence[T]):
     def __len__(self) -> int:
         return len(self._base) + len(self._extra)
 
-    @overload
-    def __getitem__(self, index: int) -> T: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[T]: ...
-    def __getitem__(self, index: int | slice) -> T | Sequence[T]:
-        if isinstance(index, slice):
-            return tuple(self[i] for i in range(*index.indices(len(self))))
-        size = len(self)
-        if index < 0:
-            index += size
-        if not 0 <= index < size:
-            raise IndexError(index)
+    def _at(self, index: int) -> T:
         base = len(self._base)
         return self._base[index] if index < base else self._extra[index - base]
 

@@ -8,10 +8,10 @@ views of it stay valid.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import overload
+from collections.abc import Callable, Iterable
 
 from ..core.messages import StoredMessage
+from ..core.views import View
 
 __all__ = ["LazyItems", "header_seq"]
 
@@ -27,7 +27,7 @@ def header_seq(raw: bytes | str | StoredMessage) -> int:
     return int(raw[: raw.index(",")])
 
 
-class LazyItems(Sequence[StoredMessage]):
+class LazyItems(View[StoredMessage]):
     __slots__ = ("_decode", "_items")
 
     def __init__(self, raw: Iterable[bytes | str | StoredMessage], decode: Decoder) -> None:
@@ -43,23 +43,6 @@ class LazyItems(Sequence[StoredMessage]):
             item = self._decode(item)
             self._items[index] = item  # decoded once; the same value whatever thread wins
         return item
-
-    @overload
-    def __getitem__(self, index: int) -> StoredMessage: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[StoredMessage]: ...
-    def __getitem__(self, index: int | slice) -> StoredMessage | Sequence[StoredMessage]:
-        if isinstance(index, slice):
-            return tuple(self._at(i) for i in range(*index.indices(len(self._items))))
-        if index < 0:
-            index += len(self._items)
-        if not 0 <= index < len(self._items):
-            raise IndexError(index)
-        return self._at(index)
-
-    def __iter__(self) -> Iterator[StoredMessage]:
-        for i in range(len(self._items)):
-            yield self._at(i)
 
     def last_seq(self) -> int:
         return header_seq(self._items[-1]) if self._items else 0
