@@ -71,7 +71,6 @@ class MembershipManager:
         self._placed: dict[str, int] = {}  # placements since the last heartbeat, per node
         self._lock = threading.Lock()
         self.last_beat: float | None = None
-        self.changes = 0  # how many times the live set changed (joins and departures)
         self.on_change: Callable[[int, list[str], list[str]], None] | None = None
 
     def view(self) -> Membership:
@@ -134,10 +133,8 @@ class MembershipManager:
             loads[self.node_id] = self.active.count()
         nodes.sort(key=lambda n: n.id)
         before, after = self._view.ids(), {n.id for n in nodes}
-        if after != before:
-            self.changes += 1
-            if self.on_change is not None:
-                self.on_change(len(after), sorted(after - before), sorted(before - after))
+        if after != before and self.on_change is not None:
+            self.on_change(len(after), sorted(after - before), sorted(before - after))
         with self._lock:
             self._view = Membership(tuple(nodes), loads)
             self._placed.clear()

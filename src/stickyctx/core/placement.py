@@ -56,10 +56,18 @@ def _ceil(value: float) -> int:
     return math.ceil(round(value, 9))
 
 
+def _bound(nodes: Sequence[NodeSpec], total: int, epsilon: float) -> float:
+    """The bounded-load cap per unit of weight when ``total`` sessions are placed."""
+    return (1.0 + epsilon) * total / sum(n.weight for n in nodes)
+
+
+def _cap(node: NodeSpec, bound: float) -> int:
+    return max(1, _ceil(bound * node.weight))
+
+
 def capacity(node: NodeSpec, nodes: Sequence[NodeSpec], total: int, epsilon: float) -> int:
     """The most sessions ``node`` may hold when ``total`` sessions are placed."""
-    weights = sum(n.weight for n in nodes)
-    return max(1, _ceil((1.0 + epsilon) * total * node.weight / weights))
+    return _cap(node, _bound(nodes, total, epsilon))
 
 
 def place(
@@ -81,11 +89,10 @@ def place(
     scored = [(_score(n, key_hash), n.id, n) for n in nodes]
     if loads is None:
         return max(scored)[1]
-    total = sum(loads.get(n.id, 0) for n in nodes) + 1
-    per_weight = (1.0 + epsilon) * total / sum(n.weight for n in nodes)
+    bound = _bound(nodes, sum(loads.get(n.id, 0) for n in nodes) + 1, epsilon)
 
     def fits(node: NodeSpec) -> bool:
-        return loads.get(node.id, 0) + 1 <= max(1, _ceil(per_weight * node.weight))
+        return loads.get(node.id, 0) + 1 <= _cap(node, bound)
 
     # Usually the first or second preference takes it: look at a few before sorting them all.
     candidates = [n for _, _, n in heapq.nlargest(4, scored) if fits(n)][:2]

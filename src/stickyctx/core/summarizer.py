@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Union
 
 from ..errors import ConfigError
@@ -124,7 +124,3 @@ def load_summarizer(spec: str) -> Summarizer:
 
 def fits(tokenizer: Tokenizer, text: object, budget: int) -> bool:
     return isinstance(text, str) and tokenizer.count_text(text) <= budget
-
-
-def evicted_dicts(messages: Sequence[Any]) -> list[dict[str, Any]]:
-    return [m.as_dict() for m in messages]
