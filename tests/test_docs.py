@@ -26,3 +26,19 @@ def test_every_variable_is_in_the_configuration_table(variable: str) -> None:
 def test_every_header_is_documented(header: str) -> None:
     text = (DOCS / "headers-and-cookies.md").read_text().lower()
     assert header in text
+
+
+def _commands() -> list[str]:
+    from stickyctx.cli.main import build_parser
+
+    parser = build_parser()
+    for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
+        return sorted(action.choices)  # type: ignore[arg-type]
+    raise AssertionError("no subcommands")
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_is_in_the_cli_page(command: str) -> None:
+    rows = [line for line in (DOCS / "cli.md").read_text().splitlines()
+            if line.startswith(f"| `stickyctx {command}")]
+    assert len(rows) == 1, f"stickyctx {command} must have exactly one row in docs/cli.md"
