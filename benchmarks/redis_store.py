@@ -46,17 +46,17 @@ import redis.asyncio as aioredis
 from _machine import describe  # a sibling module: benchmarks run as scripts
 
 from stickyctx import Conversation, Secret, Settings, SyncConversation
-from stickyctx._ops import run_async
-from stickyctx._session import SessionLogic
 from stickyctx.core.flow import SessionState
 from stickyctx.core.ids import new_session_id
-from stickyctx.core.keys import KeyDeriver, SessionKey, derive_hash_key
 from stickyctx.core.messages import AppendResult, NewMessage, Snapshot, build_message
-from stickyctx.engine import Engine
-from stickyctx.stores import _redis_schema as schema
+from stickyctx.core.storekeys import KeyDeriver, SessionKey, derive_hash_key
+from stickyctx.sansio.drive import run_async
+from stickyctx.session.logic import SessionLogic
+from stickyctx.session.services import Engine
+from stickyctx.stores.redis import schema
 from stickyctx.stores import open_async, open_sync
-from stickyctx.stores.redis import RedisStore
-from stickyctx.stores.redis_async import AsyncRedisStore
+from stickyctx.stores.redis.async_store import AsyncRedisStore
+from stickyctx.stores.redis.sync_store import RedisStore
 
 ns = time.perf_counter_ns
 _timeout = getattr(asyncio, "timeout", None)  # Python 3.11+
@@ -412,7 +412,7 @@ class OutsideLuaLoader:
 
     def __init__(self, store: AsyncRedisStore) -> None:
         self.store = store
-        prelude = (resources.files("stickyctx.stores") / "lua" / "_prelude.lua").read_text()
+        prelude = (resources.files("stickyctx.stores.redis") / "lua" / "_prelude.lua").read_text()
         self.source = prelude + _META_ONLY
         self.sha = ""
 

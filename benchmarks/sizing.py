@@ -45,12 +45,12 @@ import redis
 from _machine import describe  # a sibling module: benchmarks run as scripts
 
 from stickyctx import Secret, Settings, SyncConversation
-from stickyctx._ops import run_sync
-from stickyctx._session import SessionLogic
 from stickyctx.core.flow import SessionState
-from stickyctx.core.keys import SessionKey
 from stickyctx.core.messages import build_message
-from stickyctx.engine import Engine
+from stickyctx.core.storekeys import SessionKey
+from stickyctx.sansio.drive import run_sync
+from stickyctx.session.logic import SessionLogic
+from stickyctx.session.services import Engine
 from stickyctx.stores import SyncStore, open_sync
 
 PARTS = ("s", "m", "d", "f")  # meta, messages, dedupe, fence counter (the leases are released)

@@ -45,13 +45,13 @@ from langchain_core.messages import (
 )
 
 from stickyctx import Settings, SyncConversation
-from stickyctx._ops import run_sync
-from stickyctx._session import SessionLogic
 from stickyctx.core.flow import SessionState
 from stickyctx.core.ids import new_session_id
 from stickyctx.core.messages import NewMessage, build_message
 from stickyctx.core.tokenizer import Tokenizer
-from stickyctx.engine import Engine
+from stickyctx.sansio.drive import run_sync
+from stickyctx.session.logic import SessionLogic
+from stickyctx.session.services import Engine
 from stickyctx.stores.memory import MemoryStore
 
 BUDGET = 8000

@@ -32,9 +32,9 @@ from starlette.routing import Route
 from werkzeug.test import Client
 
 from stickyctx import Conversation, Settings, StickyMiddleware, SyncConversation, get_context
-from stickyctx.core.keys import SessionKey
-from stickyctx.engine import Engine
+from stickyctx.core.storekeys import SessionKey
 from stickyctx.flask import StickyCtx, current_context
+from stickyctx.session.services import Engine
 from stickyctx.stores import AsyncMemoryStore, MemoryStore, SyncStore
 
 from .conftest import FakeClock, make_settings

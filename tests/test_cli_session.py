@@ -10,7 +10,7 @@ import pytest
 from stickyctx import Settings
 from stickyctx.cli.main import main
 from stickyctx.core.messages import build_message
-from stickyctx.engine import Engine
+from stickyctx.session.services import Engine
 from stickyctx.stores import open_sync
 from tests.conftest import KEY_A
 from tests.redis_servers import RedisServer

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from stickyctx import StoreUnavailableError, SyncConversation
-from stickyctx._ops import run_sync
-from stickyctx._session import SessionLogic
-from stickyctx.engine import Engine
+from stickyctx.sansio.drive import run_sync
+from stickyctx.session.logic import SessionLogic
+from stickyctx.session.services import Engine
 from stickyctx.stores import open_sync
 from tests.conftest import make_settings
 from tests.redis_fixtures import MakeRedisServer

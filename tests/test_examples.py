@@ -1,4 +1,4 @@
-"""The example chat apps (FastAPI and Flask) and the ``stickyctx.demo`` pieces they share.
+"""The example chat apps (FastAPI and Flask) and the ``stickyctx.chat_example`` pieces they share.
 
 Each example is driven through its framework's test client, and the FastAPI one also through a
 real uvicorn process; the OpenAI-compatible backend is exercised against a local HTTP server.
@@ -20,9 +20,9 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from stickyctx.chat_example import CHAT_PAGE, Backend, BackendError, areply, offline_reply, reply
 from stickyctx.cli.demo import load_example
 from stickyctx.core.tokenizer import load_tokenizer
-from stickyctx.demo import CHAT_PAGE, Backend, BackendError, areply, offline_reply, reply
 
 from .conftest import KEY_A, AppServer
 

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from stickyctx.cli import main
-from stickyctx.core.lbconfig import LBOptions, envoy
 from stickyctx.core.nodes import parse_nodes
-from stickyctx.core.simulate import SimulationResult
+from stickyctx.tools.balancers import LBOptions, envoy
+from stickyctx.tools.simulation import SimulationResult
 
 from .conftest import KEY_A, require_binary
 from .e2e.loadbalancers import nginx_runnable

@@ -12,9 +12,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, StringConstraints
 
 from stickyctx import Settings, StickyMiddleware
-from stickyctx.demo import CHAT_PAGE, BackendError, areply
+from stickyctx.chat_example import CHAT_PAGE, BackendError, areply
 from stickyctx.fastapi import Conversation, install_error_handlers
-from stickyctx.otel_setup import configure_from_env
+from stickyctx.telemetry.setup import configure_from_env
 
 SYSTEM = "You are a concise, friendly assistant."
 

@@ -10,9 +10,9 @@ from typing import Any
 from flask import Flask, request
 
 from stickyctx import Settings
-from stickyctx.demo import CHAT_PAGE, BackendError, reply
+from stickyctx.chat_example import CHAT_PAGE, BackendError, reply
 from stickyctx.flask import StickyCtx, current_context
-from stickyctx.otel_setup import configure_from_env
+from stickyctx.telemetry.setup import configure_from_env
 
 SYSTEM = "You are a concise, friendly assistant."
 

@@ -4,11 +4,9 @@ ASGI and WSGI middleware that gives every conversation a signed session, keeps i
 that holds its context, stores every acknowledged turn, and keeps the context within a budget.
 """
 
-from ._secret import Secret
 from ._version import __version__
-from .asgi import StickyMiddleware
-from .context import get_context
-from .conversation import Conversation, SyncConversation
+from .edges.asgi import StickyMiddleware
+from .edges.wsgi import StickyWSGIMiddleware
 from .errors import (
     ConfigError,
     ContextOverflowError,
@@ -23,8 +21,10 @@ from .errors import (
     StoreUnavailableError,
     SummarizerError,
 )
+from .session.handle import Conversation, SyncConversation
+from .session.lookup import get_context
 from .settings import Settings
-from .wsgi import StickyWSGIMiddleware
+from .settings.secret import Secret
 
 __all__ = [
     "ConfigError",

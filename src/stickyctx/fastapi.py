@@ -17,8 +17,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("stickyctx.fastapi needs FastAPI: pip install 'stickyctx[fastapi]'") from exc
 
-from . import conversation as _conversation
 from .errors import StickyctxError, http_error
+from .session import handle as _conversation
 
 __all__ = ["Conversation", "get_conversation", "install_error_handlers"]
 

@@ -17,10 +17,10 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("stickyctx.flask needs Flask: pip install 'stickyctx[flask]'") from exc
 
-from .conversation import SyncConversation
+from .edges.wsgi import StickyWSGIMiddleware
 from .errors import NoContextError, StickyctxError, http_error
+from .session.handle import SyncConversation
 from .settings import Settings
-from .wsgi import StickyWSGIMiddleware
 
 __all__ = ["StickyCtx", "current_context"]
 

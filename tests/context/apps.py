@@ -34,7 +34,7 @@ from stickyctx import (
     SyncConversation,
     get_context,
 )
-from stickyctx.asgi import Receive, Scope, Send
+from stickyctx.edges.asgi import Receive, Scope, Send
 from stickyctx.flask import StickyCtx, current_context
 
 from .backends import Backing, EventLoop

@@ -31,8 +31,8 @@ from typing import Any, Literal, TypeVar
 import pytest
 
 from stickyctx import Settings
-from stickyctx.core.keys import SessionKey
 from stickyctx.core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
+from stickyctx.core.storekeys import SessionKey
 from stickyctx.settings import Secret
 from stickyctx.stores import AsyncMemoryStore, MemoryStore, open_async, open_sync
 from stickyctx.stores.base import AsyncStore, SyncStore

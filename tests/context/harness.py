@@ -18,13 +18,13 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from stickyctx import Conversation, Settings, SyncConversation
-from stickyctx._ops import run_async, run_sync
-from stickyctx._session import SessionLogic
 from stickyctx.core.flow import SESSION_HEADER
-from stickyctx.core.keys import SessionKey
 from stickyctx.core.messages import Snapshot
+from stickyctx.core.storekeys import SessionKey
 from stickyctx.core.tokenizer import REPLY_PRIMER_TOKENS
-from stickyctx.engine import Engine
+from stickyctx.sansio.drive import run_async, run_sync
+from stickyctx.session.logic import SessionLogic
+from stickyctx.session.services import Engine
 
 from ..conftest import make_settings
 from .backends import Backing, Driver, EventLoop

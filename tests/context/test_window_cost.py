@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-import stickyctx.stores._hot
 import stickyctx.stores.memory
+import stickyctx.stores.redis.hot
 from stickyctx.core.messages import StoredMessage
 from stickyctx.core.views import Prefix
 
@@ -71,7 +71,7 @@ def test_window_reads_do_not_grow_with_the_history(
     kind: Driver, changes: dict[str, object], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(stickyctx.stores.memory, "Prefix", CountingPrefix)
-    monkeypatch.setattr(stickyctx.stores._hot, "Prefix", CountingPrefix)
+    monkeypatch.setattr(stickyctx.stores.redis.hot, "Prefix", CountingPrefix)
     small_reads, small = window_reads(kind, 100, **changes)
     large_reads, large = window_reads(kind, 10_000, **changes)
     shorter = min(len(small), len(large)) - 1  # block windows start at absolute positions

@@ -8,7 +8,7 @@ import pytest
 from redis.crc import key_slot
 
 from stickyctx.core.ids import new_session_id
-from stickyctx.core.keys import KeyDeriver, derive_hash_key
+from stickyctx.core.storekeys import KeyDeriver, derive_hash_key
 from tests.conftest import KEY_A, KEY_B
 
 KEY_C = "c" * 40

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from stickyctx.core.keys import SessionKey
+from stickyctx.core.storekeys import SessionKey
 from tests.conftest import KEY_A, AppServer
 from tests.redis_servers import RedisServer, poll
 

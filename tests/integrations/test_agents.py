@@ -40,15 +40,15 @@ from openai.types.responses import (
 )
 
 from stickyctx import Conversation, SessionGoneError, Settings, StickyMiddleware
-from stickyctx._ops import run_async
-from stickyctx._session import SessionLogic
 from stickyctx.core.flow import SESSION_HEADER
 from stickyctx.core.ids import new_session_id
 from stickyctx.core.messages import Snapshot
-from stickyctx.engine import Engine
 from stickyctx.errors import InvalidMessageError
 from stickyctx.fastapi import Conversation as ConversationDep
 from stickyctx.integrations.agents import ITEM_FIELD, StickySession
+from stickyctx.sansio.drive import run_async
+from stickyctx.session.logic import SessionLogic
+from stickyctx.session.services import Engine
 from stickyctx.stores import open_async
 from stickyctx.stores.base import AsyncStore
 from tests.conftest import make_settings

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from stickyctx import Conversation, Settings, StickyMiddleware, get_context
-from stickyctx.asgi import Receive, Scope, Send
+from stickyctx.edges.asgi import Receive, Scope, Send
 from tests.edges import Reply, Req, asgi_request
 
 SESSION_HEADER = "X-Stickyctx-Session"

@@ -14,11 +14,11 @@ import pytest
 
 from stickyctx import Settings
 from stickyctx.core.ids import new_session_id
-from stickyctx.core.keys import KeyDeriver, SessionKey
 from stickyctx.core.messages import NewMessage, build_message
+from stickyctx.core.storekeys import KeyDeriver, SessionKey
 from stickyctx.core.tokenizer import load_tokenizer
 from stickyctx.stores import open_sync
-from stickyctx.stores.redis import RedisStore
+from stickyctx.stores.redis.sync_store import RedisStore
 from tests.conftest import make_settings
 from tests.redis_servers import RedisCluster, RedisServer
 

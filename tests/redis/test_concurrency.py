@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from stickyctx.stores.redis import RedisStore
+from stickyctx.stores.redis.sync_store import RedisStore
 
 from . import writers
 from .conftest import HASH_KEY, NewKey, OpenStore, Target, msg

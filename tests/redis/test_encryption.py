@@ -11,8 +11,8 @@ import time
 import pytest
 
 from stickyctx import ConfigError, StoreError
-from stickyctx.core.keys import SessionKey
-from stickyctx.stores._crypto import parse_key_ring
+from stickyctx.core.storekeys import SessionKey
+from stickyctx.stores.crypto import parse_key_ring
 
 from .conftest import NewKey, OpenStore, Target, msg, stored_values
 

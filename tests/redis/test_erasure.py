@@ -7,8 +7,8 @@ import asyncio
 import time
 from typing import Any
 
-from stickyctx.engine import Engine
-from stickyctx.stores._redis_schema import FENCE, META, TOMBSTONE
+from stickyctx.session.services import Engine
+from stickyctx.stores.redis.schema import FENCE, META, TOMBSTONE
 from tests.redis_servers import poll
 
 from .chat import Client, sticky

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from stickyctx.core.keys import SessionKey
-from stickyctx.stores._redis_schema import DEDUPE, MESSAGES, META
+from stickyctx.core.storekeys import SessionKey
+from stickyctx.stores.redis.schema import DEDUPE, MESSAGES, META
 from tests.redis_servers import RedisServer, poll
 
 from .conftest import NewKey, OpenStore, Target, msg

@@ -8,12 +8,12 @@ from itertools import pairwise
 
 import pytest
 
-from stickyctx._ops import run_sync
-from stickyctx._session import SessionLogic
-from stickyctx.conversation import SyncConversation
 from stickyctx.core.flow import SessionState, new_session
-from stickyctx.engine import Engine
 from stickyctx.errors import FencedError
+from stickyctx.sansio.drive import run_sync
+from stickyctx.session.handle import SyncConversation
+from stickyctx.session.logic import SessionLogic
+from stickyctx.session.services import Engine
 from tests.redis_servers import poll
 
 from .conftest import NewKey, OpenStore, Target, msg, redis_settings

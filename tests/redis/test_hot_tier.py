@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from stickyctx.core.keys import SessionKey
 from stickyctx.core.messages import Snapshot
-from stickyctx.stores import _redis_schema as schema
-from stickyctx.stores.redis import RedisStore
+from stickyctx.core.storekeys import SessionKey
+from stickyctx.stores.redis import schema
+from stickyctx.stores.redis.sync_store import RedisStore
 
 from .conftest import NewKey, OpenStore, Target, msg
 

@@ -13,11 +13,12 @@ import pytest
 from redis.crc import key_slot
 
 from stickyctx.core.ids import new_session_id
-from stickyctx.core.keys import KeyDeriver, SessionKey
-from stickyctx.engine import Engine
+from stickyctx.core.storekeys import KeyDeriver, SessionKey
 from stickyctx.errors import FencedError
+from stickyctx.session.services import Engine
 from stickyctx.stores import open_async
-from stickyctx.stores._redis_schema import (
+from stickyctx.stores.redis.async_store import AsyncRedisStore
+from stickyctx.stores.redis.schema import (
     DEDUPE,
     FENCE,
     KEYS,
@@ -27,7 +28,6 @@ from stickyctx.stores._redis_schema import (
     TOMBSTONE,
     TURN_LEASE,
 )
-from stickyctx.stores.redis_async import AsyncRedisStore
 from tests.conftest import KEY_A, KEY_B, ROOT
 
 from .chat import Client, sticky
@@ -217,10 +217,10 @@ def test_no_keys_command_anywhere_in_the_sources() -> None:
     assert _LUA_KEYS.search("local all = redis.call('KEYS', '*')")
     assert _PY_KEYS.search("client.keys('stickyctx:*')")
     assert _PY_KEYS.search('client.execute_command("KEYS", "*")')
-    lua = sorted((SOURCES / "stores" / "lua").glob("*.lua"))
+    lua = sorted((SOURCES / "stores" / "redis" / "lua").glob("*.lua"))
     python = sorted(SOURCES.rglob("*.py"))
     assert len(lua) >= 10
-    assert Path(SOURCES / "stores" / "_redis_schema.py") in python
+    assert Path(SOURCES / "stores" / "redis" / "schema.py") in python
     for path in lua:
         assert not _LUA_KEYS.search(path.read_text()), path.name
     for path in python:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 
-from stickyctx._ops import run_sync
+from stickyctx.cluster.members import MembershipManager
 from stickyctx.core.flow import Membership
-from stickyctx.membership import MembershipManager
-from stickyctx.stores.redis import RedisStore
+from stickyctx.sansio.drive import run_sync
+from stickyctx.stores.redis.sync_store import RedisStore
 from tests.redis_servers import poll
 
 from .conftest import OpenStore, Target, redis_settings

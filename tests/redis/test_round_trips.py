@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from stickyctx.stores.redis import RedisStore
+from stickyctx.stores.redis.sync_store import RedisStore
 from tests.redis_servers import RedisServer
 
 from .conftest import NewKey, OpenStore, msg

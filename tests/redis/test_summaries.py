@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from stickyctx.core.messages import Summary
-from stickyctx.stores._redis_schema import META
+from stickyctx.stores.redis.schema import META
 
 from .conftest import NewKey, OpenStore, Target, msg
 

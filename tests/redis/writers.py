@@ -11,8 +11,8 @@ import time
 from typing import Any
 
 from stickyctx import Settings
-from stickyctx.core.keys import SessionKey
 from stickyctx.core.messages import NewMessage
+from stickyctx.core.storekeys import SessionKey
 from stickyctx.settings import Secret
 from stickyctx.stores import open_sync
 

@@ -26,7 +26,7 @@ import pytest
 
 from stickyctx import Settings
 from stickyctx.core.ids import new_session_id
-from stickyctx.core.keys import KeyDeriver, SessionKey
+from stickyctx.core.storekeys import KeyDeriver, SessionKey
 from stickyctx.settings import Secret
 from stickyctx.stores import open_async, open_sync
 from stickyctx.stores.base import AsyncStore, SyncStore

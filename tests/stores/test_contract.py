@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from stickyctx.core.keys import SessionKey
 from stickyctx.core.messages import GROUP_OPENERS, NewMessage, Snapshot, build_message
+from stickyctx.core.storekeys import SessionKey
 from stickyctx.core.tokenizer import load_tokenizer
 from stickyctx.errors import FencedError
 from stickyctx.stores.base import AsyncStore, SyncStore

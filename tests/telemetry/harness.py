@@ -39,7 +39,7 @@ from stickyctx import (
     SyncConversation,
     get_context,
 )
-from stickyctx.core.keys import SessionKey
+from stickyctx.core.storekeys import SessionKey
 from stickyctx.stores import AsyncMemoryStore
 from stickyctx.telemetry import SCOPE
 from tests.conftest import FakeClock

@@ -1,4 +1,4 @@
-"""``stickyctx.otel_setup``: the examples and ``stickyctx demo`` set up the SDK only when the
+"""``stickyctx.telemetry.setup``: the examples and ``stickyctx demo`` set up the SDK only when the
 standard ``OTEL_*`` variables ask for an export, and import nothing from it otherwise.
 
 What the helper installs is global, so every test that installs it runs in a fresh interpreter.
@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 from stickyctx import ConfigError
-from stickyctx.otel_setup import configure_from_env, wants_export
+from stickyctx.telemetry.setup import configure_from_env, wants_export
 from tests.conftest import KEY_A, ROOT
 
 # Load an example exactly as ``stickyctx demo`` does, serve one chat turn in-process through
@@ -26,7 +26,7 @@ SERVE_EXAMPLE = textwrap.dedent("""
     from opentelemetry import trace
 
     from stickyctx.cli.demo import load_example
-    from stickyctx.otel_setup import configure_from_env
+    from stickyctx.telemetry.setup import configure_from_env
 
     name = sys.argv[1]
     app = load_example(name)
@@ -76,7 +76,7 @@ def test_otel_variables_install_the_sdk_and_our_spans_reach_the_exporter(name: s
     assert (report["traces"], report["metrics"]) == (["console"], [])
     assert "opentelemetry.sdk.trace" in report["sdk"]  # type: ignore[operator]
     assert '"name": "stickyctx.affinity"' in console
-    assert '"name": "stickyctx.context.save"' in console
+    assert '"name": "stickyctx.session.lookup.save"' in console
     assert '"service.name": "chat-under-test"' in console
 
 

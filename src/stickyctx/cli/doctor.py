@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from .. import stores
 from ..core.ids import new_session_id
-from ..core.keys import KeyDeriver
+from ..core.storekeys import KeyDeriver
 from ..core.tokenizer import encoding_for, load_tokenizer
 from ..errors import ConfigError
 from ..settings import Settings

@@ -13,10 +13,10 @@ import os
 import sys
 from pathlib import Path
 
-from ..core import lbconfig
 from ..core.nodes import parse_nodes
 from ..errors import ConfigError
 from ..settings import Settings
+from ..tools import balancers as lbconfig
 from ._types import Subparsers
 
 _GENERATORS = {"haproxy": lbconfig.haproxy, "nginx": lbconfig.nginx, "envoy": lbconfig.envoy}

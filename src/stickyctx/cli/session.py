@@ -12,10 +12,10 @@ import time
 from typing import Any
 
 from ..core.ids import is_valid_session_id
-from ..core.keys import SessionKey
+from ..core.storekeys import SessionKey
 from ..core.tokens import TokenCodec
-from ..engine import Engine
 from ..errors import StickyctxError
+from ..session.services import Engine
 from ..settings import Settings
 from ..stores import open_sync
 from ._types import Subparsers

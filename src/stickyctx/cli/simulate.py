@@ -12,9 +12,9 @@ import argparse
 import json
 import os
 
-from ..core.simulate import simulate
 from ..errors import ConfigError
 from ..settings import Settings
+from ..tools.simulation import simulate
 from ._types import Subparsers
 
 

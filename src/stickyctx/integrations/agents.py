@@ -53,15 +53,15 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "pip install 'stickyctx[agents]'"
     ) from exc
 
-from .._ops import run_async
-from .._session import SessionLogic
-from ..conversation import Conversation
 from ..core.affinity import classify
 from ..core.flow import SessionState
 from ..core.ids import is_valid_session_id
 from ..core.placement import place
-from ..engine import Engine
 from ..errors import InvalidMessageError, SessionGoneError
+from ..sansio.drive import run_async
+from ..session.handle import Conversation
+from ..session.logic import SessionLogic
+from ..session.services import Engine
 from ..settings import Settings
 from ..stores.base import AsyncStore
 

@@ -6,10 +6,10 @@ import time
 from collections.abc import Callable
 
 from ..settings import Settings
-from ._crypto import KeyRing, parse_key_ring
-from ._redis_schema import Limits
 from .base import AsyncStore, SyncStore
+from .crypto import KeyRing, parse_key_ring
 from .memory import AsyncMemoryStore, MemoryStore
+from .redis.schema import Limits
 
 __all__ = ["AsyncMemoryStore", "AsyncStore", "MemoryStore", "SyncStore", "open_async", "open_sync"]
 
@@ -48,9 +48,9 @@ def open_sync(settings: Settings, clock: Callable[[], float] = time.time) -> Syn
     """The store named by ``STICKYCTX_STORE_URL``, in its sync form (for WSGI)."""
     if not settings.uses_redis:
         return _memory(settings, clock)
-    from ._redis_clients import sync_client
-    from ._redis_url import parse_redis_url
-    from .redis import RedisStore
+    from .redis.clients import sync_client
+    from .redis.sync_store import RedisStore
+    from .redis.url import parse_redis_url
 
     client = sync_client(parse_redis_url(settings.store_url), settings.store_timeout)
     return RedisStore(client, _limits(settings), settings.hot_sessions, _ring(settings))
@@ -60,9 +60,9 @@ def open_async(settings: Settings, clock: Callable[[], float] = time.time) -> As
     """The store named by ``STICKYCTX_STORE_URL``, in its async form (for ASGI)."""
     if not settings.uses_redis:
         return AsyncMemoryStore(_memory(settings, clock))
-    from ._redis_clients import async_client
-    from ._redis_url import parse_redis_url
-    from .redis_async import AsyncRedisStore
+    from .redis.async_store import AsyncRedisStore
+    from .redis.clients import async_client
+    from .redis.url import parse_redis_url
 
     client = async_client(parse_redis_url(settings.store_url), settings.store_timeout)
     return AsyncRedisStore(client, _limits(settings), settings.hot_sessions, _ring(settings))

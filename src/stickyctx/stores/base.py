@@ -33,8 +33,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Protocol, runtime_checkable
 
-from ..core.keys import SessionKey
 from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
+from ..core.storekeys import SessionKey
 
 __all__ = ["AsyncStore", "SyncStore"]
 

@@ -14,7 +14,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 
-from ..core.keys import SessionKey
 from ..core.messages import (
     GROUP_OPENERS,
     AppendResult,
@@ -23,6 +22,7 @@ from ..core.messages import (
     StoredMessage,
     Summary,
 )
+from ..core.storekeys import SessionKey
 from ..core.views import Prefix
 from ..errors import FencedError
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .nodes import NodeSpec
+from ..core.nodes import NodeSpec
 
 __all__ = ["LBOptions", "envoy", "haproxy", "nginx"]
 

@@ -14,11 +14,11 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ..core.keys import SessionKey
-from ..core.messages import GROUP_OPENERS, AppendResult, NewMessage, Snapshot, StoredMessage
-from ..core.messages import Summary as SummaryRecord
-from ..errors import FencedError, StickyctxError, StoreError, StoreUnavailableError
-from ._items import LazyItems
+from ...core.messages import GROUP_OPENERS, AppendResult, NewMessage, Snapshot, StoredMessage
+from ...core.messages import Summary as SummaryRecord
+from ...core.storekeys import SessionKey
+from ...errors import FencedError, StickyctxError, StoreError, StoreUnavailableError
+from .items import LazyItems
 
 __all__ = ["KEYS", "Limits", "append_args", "decode_item", "encode_item", "parse_append",
            "parse_load", "script"]
@@ -45,7 +45,7 @@ class Limits:
 
 @cache
 def script(name: str) -> str:
-    folder = resources.files("stickyctx.stores") / "lua"
+    folder = resources.files("stickyctx.stores.redis") / "lua"
     prelude = (folder / "_prelude.lua").read_text()
     return prelude + "\n" + (folder / f"{name}.lua").read_text()
 

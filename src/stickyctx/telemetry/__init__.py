@@ -18,8 +18,8 @@ from typing import Any
 from opentelemetry import context, metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from ._version import __version__
-from .errors import FencedError
+from .._version import __version__
+from ..errors import FencedError
 
 __all__ = ["ATTR", "METRIC", "SPAN", "Telemetry"]
 
@@ -28,13 +28,13 @@ SCOPE = "stickyctx"
 
 class SPAN:
     AFFINITY = "stickyctx.affinity"
-    LOAD = "stickyctx.context.load"
-    SAVE = "stickyctx.context.save"
-    WINDOW = "stickyctx.context.window"
-    SUMMARIZE = "stickyctx.context.summarize"
+    LOAD = "stickyctx.session.lookup.load"
+    SAVE = "stickyctx.session.lookup.save"
+    WINDOW = "stickyctx.session.lookup.window"
+    SUMMARIZE = "stickyctx.session.lookup.summarize"
     LEASE = "stickyctx.turn.lease"
     STORE = "stickyctx.store"  # other store operations: stickyctx.store <operation>
-    MEMBERSHIP = "stickyctx.membership.change"
+    MEMBERSHIP = "stickyctx.cluster.members.change"
 
 
 class ATTR:
@@ -72,8 +72,8 @@ class METRIC:
     REQUESTS = "stickyctx.requests"
     SESSIONS_ACTIVE = "stickyctx.sessions.active"
     FAILOVERS = "stickyctx.failovers"
-    LOAD_DURATION = "stickyctx.context.load.duration"
-    SAVE_DURATION = "stickyctx.context.save.duration"
+    LOAD_DURATION = "stickyctx.session.lookup.load.duration"
+    SAVE_DURATION = "stickyctx.session.lookup.save.duration"
     STORE_ERRORS = "stickyctx.store.errors"
     DUPLICATES = "stickyctx.turns.duplicates"
     WINDOW_TOKENS = "stickyctx.window.tokens"

@@ -1,16 +1,16 @@
-"""The Redis store, sync form (for WSGI): a thin driver of ``_redis_ops`` over redis-py."""
+"""The Redis store, sync form (for WSGI): a thin driver of ``ops`` over redis-py."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from .._ops import run_sync
-from ..core.keys import SessionKey
-from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
-from ._crypto import KeyRing
-from ._redis_ops import RedisOps
-from ._redis_schema import Limits, repeatable, script, translate
+from ...core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
+from ...core.storekeys import SessionKey
+from ...sansio.drive import run_sync
+from ..crypto import KeyRing
+from .ops import RedisOps
+from .schema import Limits, repeatable, script, translate
 
 __all__ = ["RedisStore"]
 

@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-from ._secret import Secret
-from .core.nodes import NodeSpec, is_valid_node_id, parse_nodes
-from .errors import ConfigError
+from ..core.nodes import NodeSpec, is_valid_node_id, parse_nodes
+from ..errors import ConfigError
+from .secret import Secret
 
 __all__ = ["MIN_KEY_BYTES", "Secret", "Settings"]
 

@@ -13,15 +13,15 @@ from collections.abc import Callable, Sequence
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from .core.cookies import CookieSpec
-from .core.flow import FlowConfig, Membership, SessionState, identify, response_headers
-from .core.keys import KeyDeriver, derive_hash_key
-from .core.summarizer import ExtractiveSummarizer, Summarizer, load_summarizer
-from .core.tokenizer import Tokenizer, encoding_for, load_tokenizer
-from .core.tokens import TokenCodec
-from .membership import MembershipManager
-from .settings import Settings
-from .telemetry import Telemetry
+from ..cluster.members import MembershipManager
+from ..core.cookies import CookieSpec
+from ..core.flow import FlowConfig, Membership, SessionState, identify, response_headers
+from ..core.storekeys import KeyDeriver, derive_hash_key
+from ..core.summarizer import ExtractiveSummarizer, Summarizer, load_summarizer
+from ..core.tokenizer import Tokenizer, encoding_for, load_tokenizer
+from ..core.tokens import TokenCodec
+from ..settings import Settings
+from ..telemetry import Telemetry
 
 __all__ = ["Engine"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from redis.backoff import NoBackoff
 
-from ._redis_url import RedisTarget
+from .url import RedisTarget
 
 __all__ = ["async_client", "sync_client"]
 
@@ -41,8 +41,8 @@ def sync_client(target: RedisTarget, timeout: float) -> Any:
         sentinel_kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         if "sentinel_password" in target.options:
             sentinel_kwargs["password"] = target.options["sentinel_password"]
-        sentinel = Sentinel(list(target.hosts), sentinel_kwargs=sentinel_kwargs, **options)  # type: ignore[no-untyped-call]
-        return sentinel.master_for(target.service or "", db=target.db, retry=_no_retry())  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(list(target.hosts), sentinel_kwargs=sentinel_kwargs, **options)
+        return sentinel.master_for(target.service or "", db=target.db, retry=_no_retry())
     host, port = target.hosts[0]
     return redis.Redis(host=host, port=port, db=target.db, retry=_no_retry(), **options)
 
@@ -65,7 +65,7 @@ def async_client(target: RedisTarget, timeout: float) -> Any:
         sentinel_kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         if "sentinel_password" in target.options:
             sentinel_kwargs["password"] = target.options["sentinel_password"]
-        sentinel = Sentinel(list(target.hosts), sentinel_kwargs=sentinel_kwargs, **options)  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(list(target.hosts), sentinel_kwargs=sentinel_kwargs, **options)
         return sentinel.master_for(target.service or "", db=target.db, retry=_no_retry_async())
     host, port = target.hosts[0]
     return aioredis.Redis(host=host, port=port, db=target.db, retry=_no_retry_async(), **options)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .conversation import Conversation, SyncConversation
-from .errors import NoContextError
+from ..errors import NoContextError
+from .handle import Conversation, SyncConversation
 
 __all__ = ["get_context"]
 

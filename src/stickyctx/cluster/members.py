@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._ops import Call, Op
-from .core.flow import Membership
-from .core.keys import SessionKey
-from .core.nodes import NodeSpec
-from .settings import Settings
+from ..core.flow import Membership
+from ..core.nodes import NodeSpec
+from ..core.storekeys import SessionKey
+from ..sansio.drive import Call, Op
+from ..settings import Settings
 
 __all__ = ["ActiveSessions", "MembershipManager"]
 

@@ -1,4 +1,4 @@
-"""One request's session logic, written once as sans-I/O operations (see ``_ops``).
+"""One request's session logic, written once as sans-I/O operations (see ``stickyctx.sansio``).
 
 The handles in ``conversation`` drive these operations with a sync or an async store; the logic
 here decides everything: the turn lock, lazy loading, expiry and revocation, idempotent appends,
@@ -17,20 +17,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ._ops import Call, Op, Sleep
-from ._windowing import Windowing, _Fold
-from .core.flow import SessionState, new_session
-from .core.keys import SessionKey
-from .core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, build_message
-from .core.tokenizer import REPLY_PRIMER_TOKENS
-from .core.views import Concat
-from .engine import Engine
-from .errors import (
+from ..core.flow import SessionState, new_session
+from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, build_message
+from ..core.storekeys import SessionKey
+from ..core.tokenizer import REPLY_PRIMER_TOKENS
+from ..core.views import Concat
+from ..errors import (
     SessionBusyError,
     SessionGoneError,
     StoreUnavailableError,
 )
-from .telemetry import ATTR
+from ..sansio.drive import Call, Op, Sleep
+from ..telemetry import ATTR
+from .services import Engine
+from .windows import Windowing, _Fold
 
 logger = logging.getLogger("stickyctx")
 

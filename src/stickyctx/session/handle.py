@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
-from ._ops import Op, run_async, run_sync
-from ._session import SessionLogic
-from .core.affinity import Affinity
-from .stores.base import AsyncStore, SyncStore
+from ..core.affinity import Affinity
+from ..sansio.drive import Op, run_async, run_sync
+from ..stores.base import AsyncStore, SyncStore
+from .logic import SessionLogic
 
 __all__ = ["Conversation", "SyncConversation"]
 

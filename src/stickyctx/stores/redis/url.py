@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 __all__ = ["RedisTarget", "parse_redis_url"]
 

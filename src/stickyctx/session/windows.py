@@ -1,5 +1,6 @@
 """Windows and running summaries: the part of a request's session logic that assembles the
-context handed to the model and folds what leaves it into the summary (sans-I/O, see ``_ops``).
+context handed to the model and folds what leaves it into the summary (sans-I/O,
+see ``stickyctx.sansio``).
 
 ``SessionLogic`` inherits this; it is kept apart because it is one concept: what the window is,
 and when and how evicted turns are summarized (after the response, at most once, never lost).
@@ -13,17 +14,17 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from ._ops import Call, Compute, Op, Record
-from .core.flow import SessionState
-from .core.keys import SessionKey
-from .core.messages import Snapshot
-from .core.pruning import WindowPlan, plan_window
-from .core.summarizer import fits
-from .core.tokenizer import REPLY_PRIMER_TOKENS
-from .core.views import Prefix
-from .engine import Engine
-from .errors import ContextOverflowError, SummarizerError
-from .telemetry import ATTR, SPAN
+from ..core.flow import SessionState
+from ..core.messages import Snapshot
+from ..core.pruning import WindowPlan, plan_window
+from ..core.storekeys import SessionKey
+from ..core.summarizer import fits
+from ..core.tokenizer import REPLY_PRIMER_TOKENS
+from ..core.views import Prefix
+from ..errors import ContextOverflowError, SummarizerError
+from ..sansio.drive import Call, Compute, Op, Record
+from ..telemetry import ATTR, SPAN
+from .services import Engine
 
 __all__ = ["Windowing"]
 

@@ -13,10 +13,10 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from ..core.messages import AppendResult, Snapshot, StoredMessage
-from ..core.views import Prefix
-from ._items import LazyItems
-from ._redis_schema import Loaded, decode_item, item_header
+from ...core.messages import AppendResult, Snapshot, StoredMessage
+from ...core.views import Prefix
+from .items import LazyItems
+from .schema import Loaded, decode_item, item_header
 
 __all__ = ["HotTier"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from ..core.messages import StoredMessage
-from ..core.views import View
+from ...core.messages import StoredMessage
+from ...core.views import View
 
 __all__ = ["LazyItems", "header_seq"]
 

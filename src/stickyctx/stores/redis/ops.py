@@ -1,4 +1,4 @@
-"""The Redis store's logic, once, as sans-I/O operations (see ``stickyctx._ops``).
+"""The Redis store's logic, once, as sans-I/O operations (see ``stickyctx.sansio.drive``).
 
 Each operation yields ``Call("script", (name, keys, args))`` and receives the reply; the sync and
 async adapters differ only in how they run a script. The hot tier lives here too.
@@ -11,14 +11,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
-from .._ops import Call, Op
-from ..core.keys import SessionKey
-from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
-from ..errors import SessionBusyError, StoreError, StoreUnavailableError
-from . import _redis_schema as schema
-from ._crypto import DataKey, KeyRing
-from ._hot import HotTier, stale
-from ._redis_schema import (
+from ...core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
+from ...core.storekeys import SessionKey
+from ...errors import SessionBusyError, StoreError, StoreUnavailableError
+from ...sansio.drive import Call, Op
+from ..crypto import DataKey, KeyRing
+from . import schema
+from .hot import HotTier, stale
+from .schema import (
     DEDUPE,
     FENCE,
     LEASES,
@@ -93,7 +93,7 @@ class RedisOps:
             self._remember(key.tag, fresh)
 
     def load(self, key: SessionKey) -> Op[Snapshot]:
-        from ..errors import StoreUnavailableError
+        from ...errors import StoreUnavailableError
 
         seen = self.hot.known(key.tag)
         names = schema.keys(key, META, MESSAGES, DEDUPE, TOMBSTONE)

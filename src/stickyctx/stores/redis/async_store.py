@@ -1,16 +1,16 @@
-"""The Redis store, async form (for ASGI): a thin driver of ``_redis_ops`` over redis.asyncio."""
+"""The Redis store, async form (for ASGI): a thin driver of ``ops`` over redis.asyncio."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from .._ops import run_async
-from ..core.keys import SessionKey
-from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
-from ._crypto import KeyRing
-from ._redis_ops import RedisOps
-from ._redis_schema import Limits, repeatable, script, translate
+from ...core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
+from ...core.storekeys import SessionKey
+from ...sansio.drive import run_async
+from ..crypto import KeyRing
+from .ops import RedisOps
+from .schema import Limits, repeatable, script, translate
 
 __all__ = ["AsyncRedisStore"]
 

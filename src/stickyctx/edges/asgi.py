@@ -16,16 +16,16 @@ from typing import Any
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from . import stores
-from ._heartbeat import AsyncHeartbeat
-from ._ops import run_async
-from ._session import SessionLogic
-from .conversation import Conversation
-from .core.flow import AFFINITY_ANNOTATION, OWNER_ANNOTATION, SESSION_HEADER
-from .engine import Engine
-from .errors import StickyctxError, http_error
-from .settings import Settings
-from .stores.base import AsyncStore
+from .. import stores
+from ..cluster.heartbeat import AsyncHeartbeat
+from ..core.flow import AFFINITY_ANNOTATION, OWNER_ANNOTATION, SESSION_HEADER
+from ..errors import StickyctxError, http_error
+from ..sansio.drive import run_async
+from ..session.handle import Conversation
+from ..session.logic import SessionLogic
+from ..session.services import Engine
+from ..settings import Settings
+from ..stores.base import AsyncStore
 
 __all__ = ["StickyMiddleware"]
 

@@ -15,8 +15,8 @@ import random
 import threading
 from typing import Any
 
-from ._ops import run_async, run_sync
-from .membership import MembershipManager
+from ..sansio.drive import run_async, run_sync
+from .members import MembershipManager
 
 __all__ = ["AsyncHeartbeat", "ThreadHeartbeat"]
 

@@ -15,9 +15,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from .affinity import classify
-from .nodes import NodeSpec
-from .placement import place
+from ..core.affinity import classify
+from ..core.nodes import NodeSpec
+from ..core.placement import place
 
 __all__ = ["SimulationResult", "simulate"]
 

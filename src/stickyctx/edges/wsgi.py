@@ -15,15 +15,15 @@ from typing import Any
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from . import stores
-from ._heartbeat import ThreadHeartbeat
-from ._ops import run_sync
-from ._session import SessionLogic
-from .conversation import SyncConversation
-from .engine import Engine
-from .errors import StickyctxError, http_error
-from .settings import Settings
-from .stores.base import SyncStore
+from .. import stores
+from ..cluster.heartbeat import ThreadHeartbeat
+from ..errors import StickyctxError, http_error
+from ..sansio.drive import run_sync
+from ..session.handle import SyncConversation
+from ..session.logic import SessionLogic
+from ..session.services import Engine
+from ..settings import Settings
+from ..stores.base import SyncStore
 
 __all__ = ["StickyWSGIMiddleware"]
 
