@@ -338,7 +338,7 @@ def _forget_tokens(app: Any) -> Callable[[], None]:
             node: Any = app.middleware_stack if isinstance(app, Starlette) else app.wsgi_app
             while not isinstance(node, (StickyMiddleware, StickyWSGIMiddleware)):
                 node = node.app
-            found.append(node.engine.codec._cache)
+            found.append(node.services.codec._cache)
         found[0].clear()
 
     return forget

@@ -50,13 +50,12 @@ from stickyctx.core.flow import SessionState
 from stickyctx.core.ids import new_session_id
 from stickyctx.core.messages import AppendResult, NewMessage, Snapshot, build_message
 from stickyctx.core.storekeys import KeyDeriver, SessionKey, derive_hash_key
-from stickyctx.sansio.drive import run_async
-from stickyctx.session.logic import SessionLogic
-from stickyctx.session.services import Engine
+from stickyctx.sansio import run_async, run_sync
+from stickyctx.session.logic import Session
+from stickyctx.session.services import Services
+from stickyctx.stores import redis_store
 from stickyctx.stores.redis import schema
-from stickyctx.stores import open_async, open_sync
-from stickyctx.stores.redis.async_store import AsyncRedisStore
-from stickyctx.stores.redis.sync_store import RedisStore
+from stickyctx.stores.redis.store import RedisStore as StoreLogic
 
 ns = time.perf_counter_ns
 _timeout = getattr(asyncio, "timeout", None)  # Python 3.11+
@@ -210,7 +209,7 @@ class Corpus:
     items: list[dict[str, str]]
 
     @classmethod
-    def build(cls, engine: Engine, longest: int) -> Corpus:
+    def build(cls, engine: Services, longest: int) -> Corpus:
         def message(role: str, text: str) -> NewMessage:
             return build_message(role, text, {}, engine.tokenizer,
                                  engine.settings.max_message_bytes)
@@ -222,6 +221,46 @@ class Corpus:
 
 
 # Sessions the variants work on -----------------------------------------------------------------
+
+class RedisStore:
+    """The Redis store's primitives driven blocking (the WSGI path)."""
+
+    def __init__(self, store: StoreLogic) -> None:
+        self.ops = self.store = store
+
+    @property
+    def client(self) -> Any:
+        return self.store.sync_io.client
+
+    def __getattr__(self, name: str) -> Any:
+        primitive = getattr(self.store, name)
+        return lambda *args, **kwargs: run_sync(primitive(*args, **kwargs), self.store.sync_io)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class AsyncRedisStore:
+    """The same primitives driven on the running event loop (the ASGI path)."""
+
+    def __init__(self, store: StoreLogic) -> None:
+        self.ops = self.store = store
+
+    @property
+    def client(self) -> Any:
+        return self.store.async_io.client  # the running loop's
+
+    def __getattr__(self, name: str) -> Any:
+        primitive = getattr(self.store, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await run_async(primitive(*args, **kwargs), self.store.async_io)
+
+        return call
+
+    async def close(self) -> None:
+        await self.store.aclose()
+
 
 AnyStore = RedisStore | AsyncRedisStore
 
@@ -425,7 +464,7 @@ class OutsideLuaLoader:
         pipe.lrange(names[1], 0, -1)
         head, items = await pipe.execute()
         ops = self.store.ops
-        loaded = schema.parse_load([*head, *items], ops._opener(key.tag))
+        loaded = schema.parse_load([*head, *items], ops.keys.opener(key.tag))
         if loaded.kind in ("revoked", "missing"):
             return Snapshot(loaded.kind)  # type: ignore[arg-type]
         snapshot = ops.hot.apply(key.tag, None, loaded)
@@ -532,7 +571,7 @@ class Bench:
     url: str
     sizes: tuple[int, ...]
     settings: Settings = field(init=False)
-    engine: Engine = field(init=False)
+    engine: Services = field(init=False)
     corpus: Corpus = field(init=False)
     deriver: KeyDeriver = field(init=False)
     closers: list[Callable[[], Any]] = field(default_factory=list)
@@ -540,20 +579,18 @@ class Bench:
 
     def __post_init__(self) -> None:
         self.settings = _settings(self.url)
-        self.engine = Engine(self.settings)
+        self.engine = Services(self.settings)
         self.corpus = Corpus.build(self.engine, max(self.sizes) + 1)
         self.deriver = self.engine.keys
 
     def sync_store(self, hot: int = 10_000) -> RedisStore:
-        store = open_sync(replace(self.settings, hot_sessions=hot))
-        assert isinstance(store, RedisStore)
+        store = RedisStore(redis_store(replace(self.settings, hot_sessions=hot)))
         self.closers.append(store.close)
         return store
 
     def async_store(self, hot: int = 10_000, socket_timeout: float | None = STORE_TIMEOUT,
                     ) -> AsyncRedisStore:
-        store = open_async(replace(self.settings, hot_sessions=hot))
-        assert isinstance(store, AsyncRedisStore)
+        store = AsyncRedisStore(redis_store(replace(self.settings, hot_sessions=hot)))
         if socket_timeout != STORE_TIMEOUT:  # before its first connection is made
             store.client.connection_pool.connection_kwargs["socket_timeout"] = socket_timeout
         self.closers.append(store.close)
@@ -595,11 +632,11 @@ def _handle_append(b: Bench, name: str, store: AnyStore, size: int, *, lock: boo
 
     async def before() -> None:
         await session.ready(b.deriver)
-        logic = SessionLogic(b.engine, b.state(session), auto_lock=lock)
+        logic = Session(b.engine, store.store, b.state(session), auto_lock=lock)
         if isinstance(store, AsyncRedisStore):
-            current[:] = [logic, Conversation(logic, store)]
+            current[:] = [logic, Conversation(logic)]
         else:
-            current[:] = [logic, SyncConversation(logic, store)]
+            current[:] = [logic, SyncConversation(logic)]
 
     def after() -> None:
         session.appended += 1
@@ -613,7 +650,7 @@ def _handle_append(b: Bench, name: str, store: AnyStore, size: int, *, lock: boo
         logic, handle = current
         await handle.append("user", USER)
         if lock:
-            await run_async(logic.finish(), store)
+            await run_async(logic.finish(), store.store.async_io)
 
     return Variant(name, "append", size, async_op, before, after)
 
@@ -929,8 +966,7 @@ async def node_a(url: str) -> None:
     (0: idle).
     """
     settings = _settings(url)
-    store = open_async(settings)
-    assert isinstance(store, AsyncRedisStore)
+    store = AsyncRedisStore(redis_store(settings))
     node = PubSubNode(store)
     await node.start()
     deriver = KeyDeriver(derive_hash_key(HASH_KEY, (SECRET,)), NAMESPACE)
@@ -1008,8 +1044,7 @@ def stale_experiment(b: Bench, core: int | None, trials: int, nice: int) -> list
         command = [taskset, "-c", str(core), *command]
     child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     raise_priority(child.pid, nice)
-    store = open_sync(b.settings)
-    assert isinstance(store, RedisStore)
+    store = RedisStore(redis_store(b.settings))
     try:
         assert child.stdout is not None
         line = child.stdout.readline()  # the child prints its port once ready

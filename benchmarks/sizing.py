@@ -46,12 +46,13 @@ from _machine import describe  # a sibling module: benchmarks run as scripts
 
 from stickyctx import Secret, Settings, SyncConversation
 from stickyctx.core.flow import SessionState
-from stickyctx.core.messages import build_message
+from stickyctx.core.messages import Snapshot, build_message
 from stickyctx.core.storekeys import SessionKey
-from stickyctx.sansio.drive import run_sync
-from stickyctx.session.logic import SessionLogic
-from stickyctx.session.services import Engine
-from stickyctx.stores import SyncStore, open_sync
+from stickyctx.edges.request import identify
+from stickyctx.sansio import run_sync
+from stickyctx.session.logic import Session
+from stickyctx.session.services import Services
+from stickyctx.stores import Store, open_store
 
 PARTS = ("s", "m", "d", "f")  # meta, messages, dedupe, fence counter (the leases are released)
 STANDARD_PORTS = frozenset({6379, 6380, 16379, 16380, 26379, 26380})
@@ -171,17 +172,17 @@ def settings_for(variant: Variant, store_url: str, sessions: int, ring: str) -> 
         hot_sessions=0, memory_max_sessions=sessions + 1)
 
 
-def write(engine: Engine, store: SyncStore, states: Sequence[SessionState], texts: Corpus,
+def write(engine: Services, store: Store, states: Sequence[SessionState], texts: Corpus,
           turn_ids: bool) -> list[SessionKey]:
     """One request per turn, as the middleware runs them (turn lock in ``auto`` mode)."""
     for number, (state, messages) in enumerate(zip(states, texts, strict=True)):
         for turn, start in enumerate(range(0, len(messages), 2)):
-            logic = SessionLogic(engine, state, auto_lock=True,
-                                 idempotency_key=f"req-{number}-{turn}" if turn_ids else None)
-            conv = SyncConversation(logic, store)
+            logic = Session(engine, store, state, auto_lock=True,
+                            idempotency_key=f"req-{number}-{turn}" if turn_ids else None)
+            conv = SyncConversation(logic)
             for role, raw in messages[start:start + 2]:
                 conv.append(role, raw.decode())  # a fresh string, as a request body gives
-            run_sync(logic.finish(), store)
+            run_sync(logic.finish(), store.sync_io)
     return [engine.keys.derive(state.session_id) for state in states]
 
 
@@ -215,10 +216,10 @@ def measure(variant: Variant, binary: str, texts: Corpus, ring: str) -> tuple[Ro
     with private_redis(binary) as admin:
         port = admin.connection_pool.connection_kwargs["port"]
         settings = settings_for(variant, f"redis://127.0.0.1:{port}/0", sessions, ring)
-        engine = Engine(settings)
-        writer = open_sync(settings)
-        warm = write(engine, writer, [engine.identify([], None)], texts[:1], variant.turn_ids)
-        states = [engine.identify([], None) for _ in texts]
+        engine = Services(settings)
+        writer = open_store(settings)
+        warm = write(engine, writer, [identify(engine, [], None)], texts[:1], variant.turn_ids)
+        states = [identify(engine, [], None) for _ in texts]
         gc.collect()
         before = int(admin.info("memory")["used_memory"])
         keys = write(engine, writer, states, texts, variant.turn_ids)
@@ -226,20 +227,24 @@ def measure(variant: Variant, binary: str, texts: Corpus, ring: str) -> tuple[Ro
         count = int(admin.dbsize()) - int(admin.exists(*(warm[0].key(p) for p in PARTS)))
         parts = {part: sum(int(admin.memory_usage(k.key(part), samples=0) or 0)
                            for k in keys) / sessions for part in PARTS}
-        reader = open_sync(settings.with_changes(hot_sessions=sessions + 1))  # another node
-        reader.load(warm[0])  # connection, scripts
-        hot = traced(lambda: [list(reader.load(k).messages) for k in keys])
-        assert all(reader.load(k).tier == "local" for k in keys[:3])  # the loads were cached
+        reader = open_store(settings.with_changes(hot_sessions=sessions + 1))  # another node
+
+        def load(key: SessionKey) -> Snapshot:
+            return run_sync(reader.load(key), reader.sync_io)
+
+        load(warm[0])  # connection, scripts
+        hot = traced(lambda: [list(load(k).messages) for k in keys])
+        assert all(load(k).tier == "local" for k in keys[:3])  # the loads were cached
         writer.close()
         reader.close()
         version = str(admin.info("server")["redis_version"])
     memory = None
     if not variant.encrypted:
         mem_settings = settings_for(variant, "memory://", sessions, ring)
-        mem_engine = Engine(mem_settings)
-        store = open_sync(mem_settings)
-        write(mem_engine, store, [mem_engine.identify([], None)], texts[:1], variant.turn_ids)
-        mem_states = [mem_engine.identify([], None) for _ in texts]
+        mem_engine = Services(mem_settings)
+        store = open_store(mem_settings)
+        write(mem_engine, store, [identify(mem_engine, [], None)], texts[:1], variant.turn_ids)
+        mem_states = [identify(mem_engine, [], None) for _ in texts]
         memory = traced(lambda: write(mem_engine, store, mem_states, texts,
                                       variant.turn_ids)) / sessions
         store.close()
@@ -254,7 +259,7 @@ def machine(server_version: str) -> str:
                     server=f"redis-server {server_version} (default memory settings)")
 
 
-def payload(texts: Corpus, engine: Engine) -> tuple[float, float, float, float]:
+def payload(texts: Corpus, engine: Services) -> tuple[float, float, float, float]:
     """Per session: JSON bytes and tokens as stored; mean bytes of a user and a reply message."""
     sizes: dict[str, list[int]] = {"user": [], "assistant": []}
     tokens = 0
@@ -272,7 +277,7 @@ def payload(texts: Corpus, engine: Engine) -> tuple[float, float, float, float]:
             mean(sizes["assistant"]))
 
 
-def report(rows: Sequence[Row], texts: Corpus, engine: Engine, version: str,
+def report(rows: Sequence[Row], texts: Corpus, engine: Services, version: str,
            elapsed: float) -> str:
     per_session, tokens, user, reply = payload(texts, engine)
     messages = len(texts[0])
@@ -330,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for variant in VARIANTS:
             row, version = measure(variant, binary, texts, ring)
             rows.append(row)
-        engine = Engine(settings_for(VARIANTS[0], "memory://", 1, ring))
+        engine = Services(settings_for(VARIANTS[0], "memory://", 1, ring))
         print(report(rows, texts, engine, version, time.monotonic() - began))
     return 0
 

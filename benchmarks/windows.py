@@ -49,9 +49,9 @@ from stickyctx.core.flow import SessionState
 from stickyctx.core.ids import new_session_id
 from stickyctx.core.messages import NewMessage, build_message
 from stickyctx.core.tokenizer import Tokenizer
-from stickyctx.sansio.drive import run_sync
-from stickyctx.session.logic import SessionLogic
-from stickyctx.session.services import Engine
+from stickyctx.sansio import run_sync
+from stickyctx.session.logic import Session
+from stickyctx.session.services import Services
 from stickyctx.stores.memory import MemoryStore
 
 BUDGET = 8000
@@ -203,21 +203,22 @@ class CountingStore(MemoryStore):
     folds = 0
 
     def apply_summary(self, *args: Any, **kwargs: Any) -> Any:
-        applied = super().apply_summary(*args, **kwargs)
+        applied = yield from super().apply_summary(*args, **kwargs)
         self.folds += applied is not None
         return applied
 
 
 @dataclass
 class Bench:
-    """One engine and one memory store; sessions seeded through the store, used by handles."""
+    """One node's services and one memory store; sessions seeded through the store, used by
+    handles."""
 
     settings: Settings
-    engine: Engine = field(init=False)
+    engine: Services = field(init=False)
     store: CountingStore = field(init=False)
 
     def __post_init__(self) -> None:
-        self.engine = Engine(self.settings)
+        self.engine = Services(self.settings)
         self.store = CountingStore(max_session_tokens=self.settings.max_session_tokens,
                                    max_session_bytes=self.settings.max_session_bytes)
 
@@ -231,22 +232,22 @@ class Bench:
     def seed(self, built: Sequence[NewMessage]) -> str:
         """A new session holding ``built`` (one write); its id."""
         session_id = new_session_id()
-        result = self.store.append(self.engine.keys.derive(session_id), built,
-                                   created=time.time())
+        result = run_sync(self.store.append(self.engine.keys.derive(session_id), built,
+                                            created=time.time()))
         assert result.status == "live"
         assert len(result.seqs) == len(built)
         assert not result.dropped
         return session_id
 
     def handle(self, session_id: str, *, auto_lock: bool = True,
-               ) -> tuple[SyncConversation, SessionLogic]:
+               ) -> tuple[SyncConversation, Session]:
         """A request's handle on an existing session (an affinity hit, the turn lock on auto)."""
         state = SessionState(session_id, self.engine.node_id, int(time.time()), "hit", "cookie")
-        logic = SessionLogic(self.engine, state, auto_lock=auto_lock)
-        return SyncConversation(logic, self.store), logic
+        logic = Session(self.engine, self.store, state, auto_lock=auto_lock)
+        return SyncConversation(logic), logic
 
-    def finish(self, logic: SessionLogic) -> None:
-        run_sync(logic.finish(), self.store)
+    def finish(self, logic: Session) -> None:
+        run_sync(logic.finish())
 
 
 def _settings(**changes: Any) -> Settings:

@@ -34,8 +34,9 @@ from werkzeug.test import Client
 from stickyctx import Conversation, Settings, StickyMiddleware, SyncConversation, get_context
 from stickyctx.core.storekeys import SessionKey
 from stickyctx.flask import StickyCtx, current_context
-from stickyctx.session.services import Engine
-from stickyctx.stores import AsyncMemoryStore, MemoryStore, SyncStore
+from stickyctx.sansio import Op
+from stickyctx.session.services import Services
+from stickyctx.stores import MemoryStore, Store
 
 from .conftest import FakeClock, make_settings
 
@@ -112,8 +113,8 @@ class RecordingStore(MemoryStore):
         self.calls: list[tuple[str, str]] = []
         self.on_refused: Callable[[], None] | None = None
 
-    def acquire_lease(self, key: SessionKey, *args: Any, **kwargs: Any) -> int | None:
-        token = super().acquire_lease(key, *args, **kwargs)
+    def acquire_lease(self, key: SessionKey, *args: Any, **kwargs: Any) -> Op[int | None]:
+        token = yield from super().acquire_lease(key, *args, **kwargs)
         if token is None and self.on_refused is not None:
             self.on_refused()
         return token
@@ -131,8 +132,8 @@ def _recording(name: str) -> Callable[..., Any]:
 
 
 # Every primitive of the store protocol that takes a session key is recorded.
-for _name in [n for n, v in vars(SyncStore).items() if callable(v) and not n.startswith("_")]:
-    if _name != "close":
+for _name in [n for n, v in vars(Store).items() if callable(v) and not n.startswith("_")]:
+    if _name not in ("close", "aclose", "heartbeat"):
         setattr(RecordingStore, _name, _recording(_name))
 
 
@@ -146,7 +147,7 @@ def make_store(settings: Settings, clock: Callable[[], float]) -> RecordingStore
 
 def store_tag(settings: Settings, session_id: str) -> str:
     """The store's name (key tag) for a session id under these settings."""
-    return Engine(settings).keys.derive(session_id).tag
+    return Services(settings).keys.derive(session_id).tag
 
 
 # Gates: hold a handler in the middle of its turn ----------------------------------------------
@@ -413,7 +414,7 @@ class Edge:
     def __post_init__(self) -> None:
         if self.kind == "asgi":
             mw = Middleware(StickyMiddleware, settings=self.settings,
-                            store=AsyncMemoryStore(self.store), clock=self.clock)
+                            store=self.store, clock=self.clock)
             self.app = starlette_chat_app(self.hooks, [mw])
         else:
             flask_app = flask_chat_app(self.hooks)

@@ -29,7 +29,6 @@ from stickyctx import (
     get_context,
 )
 from stickyctx import fastapi as sticky_fastapi
-from stickyctx.stores import AsyncMemoryStore
 
 from .conftest import KEY_A, FakeClock, make_settings
 from .edges import Browser, Req, asgi_request, make_edge, make_store
@@ -39,7 +38,7 @@ Scope = dict[str, Any]
 
 def wrap(app: Any, clock: FakeClock, **changes: Any) -> StickyMiddleware:
     settings = make_settings(**changes)
-    return StickyMiddleware(app, settings, store=AsyncMemoryStore(make_store(settings, clock)),
+    return StickyMiddleware(app, settings, store=make_store(settings, clock),
                             clock=clock)
 
 
@@ -225,7 +224,7 @@ def test_fastapi_dependency_and_add_middleware(clock: FakeClock) -> None:
     settings = make_settings()
     app = FastAPI()
     app.add_middleware(StickyMiddleware, settings=settings,  # type: ignore[arg-type]
-                       store=AsyncMemoryStore(make_store(settings, clock)), clock=clock)
+                       store=make_store(settings, clock), clock=clock)
 
     @app.post("/chat")
     async def chat(conv: sticky_fastapi.Conversation, message: str) -> dict[str, Any]:

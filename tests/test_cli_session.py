@@ -10,10 +10,12 @@ import pytest
 from stickyctx import Settings
 from stickyctx.cli.main import main
 from stickyctx.core.messages import build_message
-from stickyctx.session.services import Engine
-from stickyctx.stores import open_sync
+from stickyctx.edges.request import identify
+from stickyctx.session.services import Services
+from stickyctx.stores import open_store
 from tests.conftest import KEY_A
 from tests.redis_servers import RedisServer
+from tests.support.stores import SyncCalls
 
 
 @pytest.fixture
@@ -26,15 +28,15 @@ def env(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> Settings:
 
 
 def _conversation(settings: Settings) -> tuple[str, str]:
-    engine = Engine(settings)
-    state = engine.identify([], None)
-    store = open_sync(settings)
-    key = engine.keys.derive(state.session_id)
-    messages = [build_message(role, text, {}, engine.tokenizer, 10_000)
+    services = Services(settings)
+    state = identify(services, [], None)
+    store = SyncCalls(open_store(settings))
+    key = services.keys.derive(state.session_id)
+    messages = [build_message(role, text, {}, services.tokenizer, 10_000)
                 for role, text in (("user", "hello MARKER-1"), ("assistant", "hi MARKER-2"))]
     store.append(key, messages, created=time.time())
     store.close()
-    token = engine.codec.sign(state.session_id, state.owner, state.created)
+    token = services.codec.sign(state.session_id, state.owner, state.created)
     return state.session_id, token
 
 
@@ -54,7 +56,7 @@ def test_inspect_shows_messages_tokens_and_status(
 def test_purge_removes_every_key_and_leaves_a_tombstone(
         env: Settings, redis_server: RedisServer, capsys: pytest.CaptureFixture[str]) -> None:
     session_id, _ = _conversation(env)
-    tag = Engine(env).keys.derive(session_id).tag
+    tag = Services(env).keys.derive(session_id).tag
     assert any(tag in k for k in redis_server.scan_keys())
     assert main(["purge", session_id]) == 0
     assert "purged" in capsys.readouterr().out

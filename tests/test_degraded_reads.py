@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from stickyctx import StoreUnavailableError, SyncConversation
-from stickyctx.sansio.drive import run_sync
-from stickyctx.session.logic import SessionLogic
-from stickyctx.session.services import Engine
-from stickyctx.stores import open_sync
+from stickyctx.edges.request import identify
+from stickyctx.sansio import run_sync
+from stickyctx.session.logic import Session
+from stickyctx.session.services import Services
+from stickyctx.stores import open_store
 from tests.conftest import make_settings
 from tests.redis_fixtures import MakeRedisServer
 
@@ -18,18 +19,18 @@ def test_outage_reads_from_memory_flagged_writes_refused_then_recovers(
         redis_server_factory: MakeRedisServer) -> None:
     server = redis_server_factory(appendonly=True)
     settings = make_settings(store_url=server.url, hash_key="h" * 40, store_timeout=0.5)
-    engine = Engine(settings)
-    store = open_sync(settings)
-    state = engine.identify([], None)
+    services = Services(settings)
+    store = open_store(settings)
+    state = identify(services, [], None)
 
-    def request() -> tuple[SessionLogic, SyncConversation]:
-        logic = SessionLogic(engine, state, auto_lock=True)
-        return logic, SyncConversation(logic, store)
+    def request() -> tuple[Session, SyncConversation]:
+        logic = Session(services, store, state, auto_lock=True)
+        return logic, SyncConversation(logic)
 
     logic, conv = request()
     conv.append("user", "acknowledged before the outage")
     assert not conv.stale
-    run_sync(logic.finish(), store)
+    run_sync(logic.finish(), store.sync_io)
 
     server.kill()
     logic, conv = request()
@@ -37,7 +38,7 @@ def test_outage_reads_from_memory_flagged_writes_refused_then_recovers(
     assert conv.stale  # served from this node's memory, and it says so
     with pytest.raises(StoreUnavailableError):
         conv.append("user", "cannot be made durable")
-    run_sync(logic.finish(), store)
+    run_sync(logic.finish(), store.sync_io)
 
     server.restart()
     logic, conv = request()
@@ -45,4 +46,4 @@ def test_outage_reads_from_memory_flagged_writes_refused_then_recovers(
     assert [m["content"] for m in conv.messages()] == [
         "acknowledged before the outage", "after the restart"]
     assert not conv.stale
-    run_sync(logic.finish(), store)
+    run_sync(logic.finish(), store.sync_io)

@@ -16,7 +16,6 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stickyctx import Conversation, StickyMiddleware, get_context
-from stickyctx.stores import AsyncMemoryStore
 
 from .conftest import FakeClock, make_settings
 from .edges import make_store, parse_set_cookie
@@ -58,7 +57,7 @@ async def chat(request: Request) -> JSONResponse:
 @pytest.fixture
 def client(clock: FakeClock) -> Any:
     settings = make_settings(turn_timeout=0)
-    store = AsyncMemoryStore(make_store(settings, clock))
+    store = make_store(settings, clock)
     app = Starlette(
         routes=[WebSocketRoute("/ws", socket), Route("/history", history),
                 Route("/chat", chat, methods=["POST"])],

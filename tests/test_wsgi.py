@@ -74,7 +74,7 @@ def wrap(app: Callable[[Environ, Any], Iterable[bytes]], clock: FakeClock,
 def sibling(mw: StickyWSGIMiddleware, app: Callable[[Environ, Any], Iterable[bytes]],
             ) -> StickyWSGIMiddleware:
     """Another app behind the same settings, store and clock (one node, another route)."""
-    return StickyWSGIMiddleware(app, mw.settings, store=mw.store, clock=mw.engine.clock)
+    return StickyWSGIMiddleware(app, mw.settings, store=mw.store, clock=mw.services.clock)
 
 
 class Touching:

@@ -15,7 +15,8 @@ from pydantic import BaseModel
 
 from stickyctx import Settings, StickyMiddleware
 from stickyctx.fastapi import Conversation
-from stickyctx.stores import AsyncMemoryStore, open_sync
+from stickyctx.sansio import Op
+from stickyctx.stores import MemoryStore
 
 HOLD_DEADLINE = 10.0
 
@@ -24,11 +25,11 @@ holding = asyncio.Event()
 refused = asyncio.Event()
 
 
-class ObservedStore(AsyncMemoryStore):
+class ObservedStore(MemoryStore):
     """The embedded store, noting when a turn lease is refused."""
 
-    async def acquire_lease(self, *args: Any, **kwargs: Any) -> int | None:
-        token = await super().acquire_lease(*args, **kwargs)
+    def acquire_lease(self, *args: Any, **kwargs: Any) -> Op[int | None]:
+        token = yield from super().acquire_lease(*args, **kwargs)
         if token is None:
             refused.set()
         return token
@@ -40,7 +41,7 @@ class ChatIn(BaseModel):
 
 
 app = FastAPI()
-app.add_middleware(StickyMiddleware, settings=settings, store=ObservedStore(open_sync(settings)))
+app.add_middleware(StickyMiddleware, settings=settings, store=ObservedStore())
 
 
 @app.post("/chat")

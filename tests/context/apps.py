@@ -68,7 +68,7 @@ def starlette_app(settings: Settings, store: Backing) -> Any:
         assert isinstance(conv, Conversation)
         return JSONResponse(await _turn_async(conv, await request.json()))
 
-    middleware = Middleware(StickyMiddleware, settings=settings, store=store.async_)
+    middleware = Middleware(StickyMiddleware, settings=settings, store=store.store)
     return Starlette(routes=[Route("/turn", turn, methods=["POST"])], middleware=[middleware])
 
 
@@ -85,7 +85,7 @@ def raw_asgi_app(settings: Settings, store: Backing) -> Any:
                     "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": payload})
 
-    return StickyMiddleware(app, settings, store=store.async_)
+    return StickyMiddleware(app, settings, store=store.store)
 
 
 def flask_app(settings: Settings, store: Backing) -> Any:
@@ -95,7 +95,7 @@ def flask_app(settings: Settings, store: Backing) -> Any:
     def turn() -> Any:
         return _turn_sync(current_context(), flask.request.get_json())
 
-    StickyCtx(app, settings, store=store.sync)
+    StickyCtx(app, settings, store=store.store)
     return app
 
 
@@ -108,7 +108,7 @@ def raw_wsgi_app(settings: Settings, store: Backing) -> Any:
         start_response("200 OK", [("Content-Type", "application/json")])
         return [payload.encode()]
 
-    return StickyWSGIMiddleware(app, settings, store=store.sync)
+    return StickyWSGIMiddleware(app, settings, store=store.store)
 
 
 def post_all_asgi(app: Any, bodies: list[Any]) -> list[Answer]:

@@ -13,8 +13,8 @@ stored, windows over a stored history) run on every kind; the tests of pure wind
 summarizer loading and the edges stay on memory. The Redis servers are shared by the whole run:
 every test writes under a namespace of its own and never flushes them.
 
-Stores are opened from ``Settings`` as the middleware opens them (``open_sync``/``open_async``),
-once in each form over the same data (a ``Backing``), and wrapped to count the primitives these
+Stores are opened from ``Settings`` as the middleware opens them (``open_store``), once (a
+``Backing``; both handle paths drive the same store), and wrapped to count the primitives these
 tests watch (``recount``, ``apply_summary``, where each ``load`` was served from) and to let a
 test hold a ``summary`` lease request.
 Every store a kind opened is closed when its test ends.
@@ -24,21 +24,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Collection, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 import pytest
 
 from stickyctx import Settings
-from stickyctx.core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
+from stickyctx.core.messages import Snapshot, Summary
 from stickyctx.core.storekeys import SessionKey
+from stickyctx.sansio import Op
 from stickyctx.settings import Secret
-from stickyctx.stores import AsyncMemoryStore, MemoryStore, open_async, open_sync
-from stickyctx.stores.base import AsyncStore, SyncStore
+from stickyctx.stores import MemoryStore, Store, open_store
+from tests.support.stores import SyncCalls
 
-__all__ = ["KINDS", "MEMORY", "REDIS", "Backing", "CountingAsync", "CountingSync", "Driver",
-           "EventLoop", "on"]
+__all__ = ["KINDS", "MEMORY", "REDIS", "Backing", "Counting", "Driver", "EventLoop", "on"]
 
 T = TypeVar("T")
 Path = Literal["sync", "async"]
@@ -88,158 +88,88 @@ class EventLoop:
 
     @classmethod
     def close(cls) -> None:
-        if cls.loop is not None:
-            cls.loop.run_until_complete(cls.loop.shutdown_default_executor())
-            cls.loop.close()
+        loop = cls.loop
+        if loop is not None:
+            # As asyncio.run ends a loop: cancel what still runs (heartbeats of the middlewares
+            # under test), close async generators (the store's per-loop clients), then close.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
             cls.loop = None
 
 
 class Backing:
-    """One store in its sync and its async form over the same data, counting what tests watch.
+    """One store, wrapped to count what tests watch (``store``), and called directly
+    (``sync``: its primitives as plain methods).
 
     ``recounts`` counts ``recount`` calls; ``summaries`` is what every ``apply_summary`` call
     returned (``None``: refused); ``tiers`` is where every load was served from (``"local"``:
     a Redis node's hot tier, no history over the network); ``before_lease(name)``, when set,
-    runs before every lease request (sync form), so that a test can hold two folds at the lease.
+    runs before every lease request, so that a test can hold two folds at the lease.
     """
 
-    def __init__(self, sync: SyncStore, async_: AsyncStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.tiers: list[str] = []
         self.recounts = 0
         self.summaries: list[Summary | None] = []
         self.before_lease: Callable[[str], None] | None = None
-        self.sync: SyncStore = CountingSync(sync, self)
-        self.async_: AsyncStore = CountingAsync(async_, self)
-        self._closers = (sync.close, async_.close)
+        self.inner = store
+        self.store = Counting(store, self)
+        self.sync = SyncCalls(self.store)
 
     @classmethod
     def memory(cls, settings: Settings) -> Backing:
         """What the middleware opens for these settings without a Redis URL."""
-        store = MemoryStore(
+        return cls(MemoryStore(
             max_sessions=settings.memory_max_sessions, idle_ttl=settings.idle_ttl,
             absolute_ttl=settings.absolute_ttl, max_session_tokens=settings.max_session_tokens,
-            max_session_bytes=settings.max_session_bytes)
-        return cls(store, AsyncMemoryStore(store))
+            max_session_bytes=settings.max_session_bytes))
 
     @property
     def applied(self) -> int:
         return sum(1 for s in self.summaries if s is not None)
 
     def close(self) -> None:
-        close_sync, close_async = self._closers
-        close_sync()
-        EventLoop.run(close_async())
-
-
-class CountingSync:
-    """A real sync store, every primitive passed through; ``Backing`` counts some of them."""
-
-    def __init__(self, inner: SyncStore, backing: Backing) -> None:
-        self.inner = inner
-        self.backing = backing
-
-    def load(self, key: SessionKey) -> Snapshot:
-        snapshot = self.inner.load(key)
-        self.backing.tiers.append(snapshot.tier)
-        return snapshot
-
-    def append(self, key: SessionKey, messages: Sequence[NewMessage], *, created: float,
-               create: bool = True, fence: int | None = None) -> AppendResult:
-        return self.inner.append(key, messages, created=created, create=create, fence=fence)
-
-    def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
-        return self.inner.clear(key, fence=fence)
-
-    def pop(self, key: SessionKey, *, fence: int | None = None) -> StoredMessage | None:
-        return self.inner.pop(key, fence=fence)
-
-    def rotate(self, old: SessionKey, new: SessionKey) -> None:
-        self.inner.rotate(old, new)
-
-    def destroy(self, key: SessionKey) -> None:
-        self.inner.destroy(key)
-
-    def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float, name: str = "turn",
-                      live: Collection[str] = ()) -> int | None:
-        if self.backing.before_lease is not None:
-            self.backing.before_lease(name)
-        return self.inner.acquire_lease(key, holder=holder, ttl=ttl, name=name, live=live)
-
-    def release_lease(self, key: SessionKey, token: int, name: str = "turn",
-                      holder: str | None = None) -> None:
-        self.inner.release_lease(key, token, name, holder)
-
-    def apply_summary(self, key: SessionKey, text: str, tokens: int, *, watermark: int,
-                      expected_watermark: int, delete_folded: bool = False) -> Summary | None:
-        applied = self.inner.apply_summary(key, text, tokens, watermark=watermark,
-                                           expected_watermark=expected_watermark,
-                                           delete_folded=delete_folded)
-        self.backing.summaries.append(applied)
-        return applied
-
-    def recount(self, key: SessionKey, encoding: str, tokens: dict[int, int], *,
-                expected_version: int) -> int | None:
-        self.backing.recounts += 1
-        return self.inner.recount(key, encoding, tokens, expected_version=expected_version)
-
-    def close(self) -> None:
         self.inner.close()
+        EventLoop.run(self.inner.aclose())
 
 
-class CountingAsync:
-    """The async form of ``CountingSync``."""
+class Counting:
+    """A real store, every primitive passed through; ``Backing`` counts some of them."""
 
-    def __init__(self, inner: AsyncStore, backing: Backing) -> None:
+    def __init__(self, inner: Store, backing: Backing) -> None:
         self.inner = inner
         self.backing = backing
+        self.sync_io = inner.sync_io
+        self.async_io = inner.async_io
 
-    async def load(self, key: SessionKey) -> Snapshot:
-        snapshot = await self.inner.load(key)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def load(self, key: SessionKey) -> Op[Snapshot]:
+        snapshot = yield from self.inner.load(key)
         self.backing.tiers.append(snapshot.tier)
         return snapshot
 
-    async def append(self, key: SessionKey, messages: Sequence[NewMessage], *, created: float,
-                     create: bool = True, fence: int | None = None) -> AppendResult:
-        return await self.inner.append(key, messages, created=created, create=create,
-                                       fence=fence)
+    def acquire_lease(self, key: SessionKey, **kwargs: Any) -> Op[int | None]:
+        if self.backing.before_lease is not None:
+            self.backing.before_lease(kwargs.get("name", "turn"))
+        return (yield from self.inner.acquire_lease(key, **kwargs))
 
-    async def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
-        return await self.inner.clear(key, fence=fence)
-
-    async def pop(self, key: SessionKey, *, fence: int | None = None) -> StoredMessage | None:
-        return await self.inner.pop(key, fence=fence)
-
-    async def rotate(self, old: SessionKey, new: SessionKey) -> None:
-        await self.inner.rotate(old, new)
-
-    async def destroy(self, key: SessionKey) -> None:
-        await self.inner.destroy(key)
-
-    async def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
-                            name: str = "turn", live: Collection[str] = ()) -> int | None:
-        return await self.inner.acquire_lease(key, holder=holder, ttl=ttl, name=name, live=live)
-
-    async def release_lease(self, key: SessionKey, token: int, name: str = "turn",
-                            holder: str | None = None) -> None:
-        await self.inner.release_lease(key, token, name, holder)
-
-    async def apply_summary(self, key: SessionKey, text: str, tokens: int, *, watermark: int,
-                            expected_watermark: int,
-                            delete_folded: bool = False) -> Summary | None:
-        applied = await self.inner.apply_summary(key, text, tokens, watermark=watermark,
-                                                 expected_watermark=expected_watermark,
-                                                 delete_folded=delete_folded)
+    def apply_summary(self, key: SessionKey, text: str, tokens: int,
+                      **kwargs: Any) -> Op[Summary | None]:
+        applied = yield from self.inner.apply_summary(key, text, tokens, **kwargs)
         self.backing.summaries.append(applied)
         return applied
 
-    async def recount(self, key: SessionKey, encoding: str, tokens: dict[int, int], *,
-                      expected_version: int) -> int | None:
+    def recount(self, key: SessionKey, encoding: str, tokens: dict[int, int],
+                **kwargs: Any) -> Op[int | None]:
         self.backing.recounts += 1
-        return await self.inner.recount(key, encoding, tokens,
-                                        expected_version=expected_version)
-
-    async def close(self) -> None:
-        await self.inner.close()
+        return (yield from self.inner.recount(key, encoding, tokens, **kwargs))
 
 
 @dataclass
@@ -279,7 +209,7 @@ class Driver:
         if self.store_url is None:
             return Backing.memory(settings)
         assert settings.store_url == self.store_url, "configure the settings first"
-        backing = Backing(open_sync(settings), open_async(settings))
+        backing = Backing(open_store(settings))
         self.opened.append(backing)
         return backing
 

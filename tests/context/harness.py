@@ -1,11 +1,11 @@
 """Drive one session's requests through the public handles, sync or async, on any store.
 
-``Chat(kind, settings)`` holds an engine and a real store (``Backing``: opened from the settings
+``Chat(kind, settings)`` holds the services and a real store (``Backing``: opened from the settings
 as the middleware opens it, on the memory store or on Redis, see ``backends``) and a session
 token carried in the session header, as a non-browser client would. ``chat.request()`` starts
-one request: a ``SessionLogic`` behind a ``SyncConversation`` over the sync store (the kind's
-path ``sync``, the WSGI path) or a ``Conversation`` over the async store, every call run to
-completion on one event loop (path ``async``, the ASGI path). ``request.finish()`` is what the
+one request: a ``Session`` behind a ``SyncConversation`` driven blocking (the kind's path
+``sync``, the WSGI path) or a ``Conversation``, every call run to completion on one event loop
+(path ``async``, the ASGI path). ``request.finish()`` is what the
 middleware does at the end of a request. A kind is a ``Driver`` from the ``kind`` fixture, or
 the name of a memory kind (``"sync"``, ``"async"``).
 """
@@ -22,9 +22,10 @@ from stickyctx.core.flow import SESSION_HEADER
 from stickyctx.core.messages import Snapshot
 from stickyctx.core.storekeys import SessionKey
 from stickyctx.core.tokenizer import REPLY_PRIMER_TOKENS
-from stickyctx.sansio.drive import run_async, run_sync
-from stickyctx.session.logic import SessionLogic
-from stickyctx.session.services import Engine
+from stickyctx.edges.request import identify, response_headers
+from stickyctx.sansio import run_async, run_sync
+from stickyctx.session.logic import Session
+from stickyctx.session.services import Services
 
 from ..conftest import make_settings
 from .backends import Backing, Driver, EventLoop
@@ -43,18 +44,18 @@ class Request:
     """One request's handle; each method is the handle's method, driven sync or async."""
 
     def __init__(self, chat: Chat, *, auto_lock: bool) -> None:
-        state = chat.engine.identify([], chat.token if chat.token is not None else "new")
+        state = identify(chat.services, [], chat.token if chat.token is not None else "new")
         if chat.token is None:
-            chat.token = dict(chat.engine.response_headers(state))[SESSION_HEADER]
+            chat.token = dict(response_headers(chat.services, state))[SESSION_HEADER]
         self.path = chat.kind.path
-        self.store = chat.store
-        self.logic = SessionLogic(chat.engine, state, auto_lock=auto_lock)
+        self.store = chat.store.store
+        self.logic = Session(chat.services, self.store, state, auto_lock=auto_lock)
         self._sync: SyncConversation | None = None
         self._async: Conversation | None = None
         if self.path == "sync":
-            self._sync = SyncConversation(self.logic, chat.store.sync)
+            self._sync = SyncConversation(self.logic)
         else:
-            self._async = Conversation(self.logic, chat.store.async_)
+            self._async = Conversation(self.logic)
 
     @property
     def handle(self) -> SyncConversation | Conversation:
@@ -98,16 +99,16 @@ class Request:
     def finish(self) -> None:
         """The end of the request, as the middleware ends it."""
         if self.path == "sync":
-            run_sync(self.logic.finish(), self.store.sync)
+            run_sync(self.logic.finish(), self.store.sync_io)
         else:
-            EventLoop.run(run_async(self.logic.finish(), self.store.async_))
+            EventLoop.run(run_async(self.logic.finish(), self.store.async_io))
 
     def crash_after_response(self) -> None:
         """Release the turn, then lose the fold (a process that died in ``finish``)."""
         if self.path == "sync":
-            run_sync(self.logic.unlock(), self.store.sync)
+            run_sync(self.logic.unlock(), self.store.sync_io)
         else:
-            EventLoop.run(run_async(self.logic.unlock(), self.store.async_))
+            EventLoop.run(run_async(self.logic.unlock(), self.store.async_io))
 
     @property
     def key(self) -> SessionKey:
@@ -117,11 +118,11 @@ class Request:
 class Chat:
     """One session, as a client sees it across requests."""
 
-    def __init__(self, kind: Driver | str, settings: Settings, *, engine: Engine | None = None,
-                 store: Backing | None = None) -> None:
+    def __init__(self, kind: Driver | str, settings: Settings, *,
+                 services: Services | None = None, store: Backing | None = None) -> None:
         self.kind = kind if isinstance(kind, Driver) else Driver.memory(kind)
         self.settings = self.kind.configure(settings)
-        self.engine = engine if engine is not None else Engine(self.settings)
+        self.services = services if services is not None else Services(self.settings)
         self.store = store if store is not None else self.kind.open(self.settings)
         self.token: str | None = None
         self._counts: dict[str, int] = {}
@@ -150,8 +151,9 @@ class Chat:
     def stored(self) -> Snapshot:
         """The store's current snapshot of this session (read straight from the store)."""
         assert self.token is not None, "no request was made yet"
-        session_id = self.engine.identify([], self.token).session_id
-        return self.store.sync.load(self.engine.keys.derive(session_id))
+        session_id = identify(self.services, [], self.token).session_id
+        snapshot: Snapshot = self.store.sync.load(self.services.keys.derive(session_id))
+        return snapshot
 
     def count(self, messages: Sequence[Mapping[str, Any]]) -> int:
         """``tokenizer.count_messages(messages)``: the sum of ``count_message`` of each message
@@ -163,6 +165,6 @@ class Chat:
             key = json.dumps(message, sort_keys=True)
             count = self._counts.get(key)
             if count is None:
-                count = self._counts[key] = self.engine.tokenizer.count_message(message)
+                count = self._counts[key] = self.services.tokenizer.count_message(message)
             total += count
         return total

@@ -30,7 +30,7 @@ def test_the_prompt_cache_key_is_a_stable_keyed_name_of_the_session(kind: Driver
         assert request.handle.prompt_cache_key == key
     others = set()
     for _ in range(20):
-        with Chat(kind, settings_for(), engine=chat.engine, store=chat.store).turn() as request:
+        with Chat(kind, settings_for(), services=chat.services, store=chat.store).turn() as request:
             others.add(request.handle.prompt_cache_key)
     assert len(others) == 20
     assert key not in others

@@ -37,7 +37,7 @@ def words() -> Tokenizer:
 
 @pytest.fixture
 def other_encoding(monkeypatch: pytest.MonkeyPatch, words: Tokenizer) -> Tokenizer:
-    """Engines built with ``encoding="words_test"`` load the other encoding."""
+    """Services built with ``encoding="words_test"`` load the other encoding."""
     def load(name: str) -> Tokenizer:
         return words if name == OTHER else load_tokenizer(name)
 
@@ -50,7 +50,7 @@ def count(tokenizer: Tokenizer, messages: Sequence[Mapping[str, Any]]) -> int:
 
 
 def reopen(chat: Chat, **changes: Any) -> Chat:
-    """The same session, served by an engine with other settings: on Redis another node (a
+    """The same session, served by services with other settings: on Redis another node (a
     store of its own, with an empty hot tier, over the same data); else the same store."""
     store = None if chat.kind.on_redis else chat.store
     other = Chat(chat.kind, settings_for(**changes), store=store)
@@ -78,7 +78,7 @@ def test_the_first_load_under_another_encoding_recounts_once(
         history = request.messages()
     assert before.store.recounts == 0
     after = reopen(before, encoding=OTHER)
-    assert after.engine.tokenizer is other_encoding
+    assert after.services.tokenizer is other_encoding
     with after.turn() as request:
         new_count = request.token_count()
         assert request.messages() == history

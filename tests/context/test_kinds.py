@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from stickyctx import Conversation, SyncConversation
-from stickyctx.stores import AsyncMemoryStore, MemoryStore
-from stickyctx.stores.redis.async_store import AsyncRedisStore
+from stickyctx.edges.request import identify
+from stickyctx.stores import MemoryStore
 from stickyctx.stores.redis.schema import MESSAGES, META
-from stickyctx.stores.redis.sync_store import RedisStore
+from stickyctx.stores.redis.store import RedisStore
 
-from .backends import KINDS, MEMORY, REDIS, CountingAsync, CountingSync, on
+from .backends import KINDS, MEMORY, REDIS, Counting, on
 from .harness import Chat, Driver, settings_for
 
 
@@ -24,24 +24,20 @@ def test_a_kind_keeps_the_session_on_its_own_store(
         turn.append("user", "Where does this message live?")
         path = SyncConversation if kind.path == "sync" else Conversation
         assert isinstance(turn.handle, path)
-    assert isinstance(chat.store.sync, CountingSync)
-    assert isinstance(chat.store.async_, CountingAsync)
-    sync, async_ = chat.store.sync.inner, chat.store.async_.inner
+    assert isinstance(chat.store.store, Counting)
+    inner = chat.store.inner
     if not kind.on_redis:
-        assert isinstance(sync, MemoryStore)
-        assert isinstance(async_, AsyncMemoryStore)
-        assert async_.sync is sync  # one store, two forms
+        assert isinstance(inner, MemoryStore)
         assert chat.settings.store_url == "memory://"
         return
-    assert isinstance(sync, RedisStore)
-    assert isinstance(async_, AsyncRedisStore)
+    assert isinstance(inner, RedisStore)
     server = KINDS[kind.name].server
     assert server is not None
     deployment = request.getfixturevalue(server)
     masters = getattr(deployment, "nodes", [deployment])  # a Cluster's masters, or the server
     assert chat.settings.store_url == deployment.url
     assert chat.token is not None
-    key = chat.engine.keys.derive(chat.engine.identify([], chat.token).session_id)
+    key = chat.services.keys.derive(identify(chat.services, [], chat.token).session_id)
     found = sorted(k for master in masters for k in master.scan_keys(f"{kind.namespace}:*"))
     assert key.key(META) in found
     assert key.key(MESSAGES) in found

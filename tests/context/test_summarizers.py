@@ -11,7 +11,7 @@ import pytest
 
 from stickyctx import ConfigError, Settings, StickyMiddleware, StickyWSGIMiddleware
 from stickyctx.core.summarizer import HEADER
-from stickyctx.session.services import Engine
+from stickyctx.session.services import Services
 
 from ..conftest import KEY_A
 from .chatter import assistant_text, user_text
@@ -104,7 +104,7 @@ def test_a_failing_summarizer_falls_back_to_the_built_in_one(
 def test_a_bad_summarizer_spec_is_a_config_error_naming_the_variable(spec: str) -> None:
     settings = settings_for(pruning="summarize", summarizer=spec)
     with pytest.raises(ConfigError) as caught:
-        Engine(settings)
+        Services(settings)
     assert caught.value.variable == "STICKYCTX_SUMMARIZER"
     for middleware in (StickyMiddleware, StickyWSGIMiddleware):
         with pytest.raises(ConfigError, match="STICKYCTX_SUMMARIZER"):
@@ -112,12 +112,12 @@ def test_a_bad_summarizer_spec_is_a_config_error_naming_the_variable(spec: str) 
     env = {"STICKYCTX_SECRET_KEYS": KEY_A, "STICKYCTX_PRUNING": "summarize",
            "STICKYCTX_SUMMARIZER": spec}
     with pytest.raises(ConfigError, match="STICKYCTX_SUMMARIZER"):
-        Engine(Settings.from_env(env))
+        Services(Settings.from_env(env))
 
 
 def test_the_summarizer_variable_names_a_working_summarizer() -> None:
     env = {"STICKYCTX_SECRET_KEYS": KEY_A, "STICKYCTX_PRUNING": "summarize",
            "STICKYCTX_SUMMARIZER": SPEC + "async_summary"}
-    engine = Engine(Settings.from_env(env))
-    assert engine.summarizer is not engine.builtin_summarizer
-    assert engine.settings.summarizer == SPEC + "async_summary"
+    services = Services(Settings.from_env(env))
+    assert services.summarizer is not services.builtin_summarizer
+    assert services.settings.summarizer == SPEC + "async_summary"

@@ -65,7 +65,7 @@ def test_evicted_turns_are_folded_after_the_request_and_head_the_next_window(
     assert stored.summary.watermark == folded_upto
     assert stored.summary.text.startswith(HEADER)
     assert "Alice" in stored.summary.text
-    assert stored.summary.tokens == chat.engine.tokenizer.count_text(stored.summary.text)
+    assert stored.summary.tokens == chat.services.tokenizer.count_text(stored.summary.text)
     with chat.turn() as request:
         window = request.window(system=SYSTEM)
         messages = request.messages()

@@ -35,3 +35,7 @@ def test_new_ids_are_valid_url_safe_and_unique() -> None:
 )
 def test_anything_else_is_not_a_session_id(value: object) -> None:
     assert not is_valid_session_id(value)
+
+
+def test_new_ids_never_start_with_a_dash_so_command_lines_take_them() -> None:
+    assert not any(new_session_id().startswith("-") for _ in range(5000))

@@ -43,14 +43,14 @@ from stickyctx import Conversation, SessionGoneError, Settings, StickyMiddleware
 from stickyctx.core.flow import SESSION_HEADER
 from stickyctx.core.ids import new_session_id
 from stickyctx.core.messages import Snapshot
+from stickyctx.edges.request import identify
 from stickyctx.errors import InvalidMessageError
 from stickyctx.fastapi import Conversation as ConversationDep
 from stickyctx.integrations.agents import ITEM_FIELD, StickySession
-from stickyctx.sansio.drive import run_async
-from stickyctx.session.logic import SessionLogic
-from stickyctx.session.services import Engine
-from stickyctx.stores import open_async
-from stickyctx.stores.base import AsyncStore
+from stickyctx.sansio import run_async
+from stickyctx.session.logic import Session as RequestSession
+from stickyctx.session.services import Services
+from stickyctx.stores import Store, open_store
 from tests.conftest import make_settings
 from tests.redis_servers import RedisServer
 
@@ -83,26 +83,27 @@ def items(values: list[Item]) -> list[TResponseInputItem]:
 @dataclass
 class Env:
     settings: Settings
-    store: AsyncStore
-    engine: Engine
+    store: Store
+    services: Services
 
     def session(self, session_id: str | None = None, **kwargs: Any) -> StickySession:
         return StickySession.for_session_id(session_id or new_session_id(), store=self.store,
                                             settings=self.settings, **kwargs)
 
     async def stored(self, session_id: str) -> Snapshot:
-        return await self.store.load(self.engine.keys.derive(session_id))
+        return await run_async(self.store.load(self.services.keys.derive(session_id)),
+                               self.store.async_io)
 
     def request(self, session_id: str | None = None,
-                idempotency_key: str | None = None) -> tuple[Conversation, SessionLogic]:
+                idempotency_key: str | None = None) -> tuple[Conversation, RequestSession]:
         """A request's handle, as the middleware builds it (turn lock taken on first use)."""
         token = "new"
         if session_id is not None:
-            token = self.engine.codec.sign(session_id, self.settings.node_id,
-                                           int(self.engine.clock()))
-        logic = SessionLogic(self.engine, self.engine.identify([], token), auto_lock=True,
-                             idempotency_key=idempotency_key)
-        return Conversation(logic, self.store), logic
+            token = self.services.codec.sign(session_id, self.settings.node_id,
+                                             int(self.services.clock()))
+        logic = RequestSession(self.services, self.store, identify(self.services, [], token),
+                        auto_lock=True, idempotency_key=idempotency_key)
+        return Conversation(logic), logic
 
 
 @pytest.fixture
@@ -123,11 +124,11 @@ async def env(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIterat
         server: RedisServer = request.getfixturevalue("redis_server_session")
         changes.update(store_url=server.url, hash_key="h" * 40)
     settings = make_settings(**changes)
-    store = open_async(settings)
+    store = open_store(settings)
     try:
-        yield Env(settings, store, Engine(settings))
+        yield Env(settings, store, Services(settings))
     finally:
-        await store.close()
+        await store.aclose()
 
 
 # The Session protocol ---------------------------------------------------------------------------
@@ -228,7 +229,7 @@ async def test_concurrent_pops_never_return_the_same_item(env: Env, where: str) 
     assert sorted(json.dumps(i, sort_keys=True) for i in got) == sorted(
         json.dumps(i, sort_keys=True) for i in stored)
     assert await session.pop_item() is None
-    await run_async(logic.finish(), env.store)
+    await run_async(logic.finish(), env.store.async_io)
 
 
 @pytest.mark.anyio
@@ -251,7 +252,7 @@ async def test_a_request_handle_serves_the_sdk(env: Env) -> None:
     assert conv.holds_turn  # the request's turn lock, as for any other use of the handle
     await conv.rotate()
     assert session.session_id == conv.session_id  # follows the handle
-    await run_async(logic.finish(), env.store)
+    await run_async(logic.finish(), env.store.async_io)
     assert await env.session(conv.session_id).get_items() == TURN
 
 
@@ -263,7 +264,7 @@ async def test_a_retried_request_stores_its_items_once(env: Env) -> None:
         session = StickySession(conv)
         await session.add_items(items(TURN[:1]))
         await session.add_items(items(TURN[1:]))
-        await run_async(logic.finish(), env.store)
+        await run_async(logic.finish(), env.store.async_io)
     assert await env.session(session_id).get_items() == TURN
 
 
@@ -288,7 +289,7 @@ async def test_a_rotated_or_destroyed_session_is_gone_for_a_job(env: Env, how: s
     await conv.extend([USER])
     old_id = conv.session_id
     await (conv.rotate() if how == "rotate" else conv.destroy())
-    await run_async(logic.finish(), env.store)
+    await run_async(logic.finish(), env.store.async_io)
     job = env.session(old_id)
     with pytest.raises(SessionGoneError):
         await job.get_items()
@@ -327,7 +328,7 @@ async def test_a_cancelled_write_still_completes(env: Env) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await run_async(logic.finish(), env.store)
+    await run_async(logic.finish(), env.store.async_io)
     assert await env.session(conv.session_id).get_items() == TURN
 
 

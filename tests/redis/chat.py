@@ -67,7 +67,7 @@ async def sticky(settings: Settings) -> AsyncIterator[StickyMiddleware]:
     finally:
         if middleware.heartbeat is not None:
             await middleware.heartbeat.stop(leave=False)
-        await middleware.store.close()
+        await middleware.store.aclose()
 
 
 class Client:

@@ -17,10 +17,11 @@ from stickyctx.core.ids import new_session_id
 from stickyctx.core.messages import NewMessage, build_message
 from stickyctx.core.storekeys import KeyDeriver, SessionKey
 from stickyctx.core.tokenizer import load_tokenizer
-from stickyctx.stores import open_sync
-from stickyctx.stores.redis.sync_store import RedisStore
+from stickyctx.stores import open_store as open_configured
+from stickyctx.stores.redis.store import RedisStore
 from tests.conftest import make_settings
 from tests.redis_servers import RedisCluster, RedisServer
+from tests.support.stores import SyncCalls
 
 HASH_KEY = "redis-suite-hash-key-0123456789abcdef"
 
@@ -90,22 +91,24 @@ def target(request: pytest.FixtureRequest) -> Target:
     return chosen
 
 
-OpenStore = Callable[..., RedisStore]
+OpenStore = Callable[..., SyncCalls]
 
 
 @pytest.fixture
 def open_store(namespace: str) -> Iterator[OpenStore]:
-    """Open sync Redis stores (one per "node") with ``open_sync``; closed at the end.
+    """Open Redis stores (one per "node") as the middleware opens them, their primitives called
+    blocking (``SyncCalls``; ``.store`` is the ``RedisStore``); closed at the end.
 
     ``open_store(url, **settings_changes)``.
     """
     opened: list[RedisStore] = []
 
-    def make(url: str, **changes: Any) -> RedisStore:
-        store = open_sync(redis_settings(url, changes.pop("namespace", namespace), **changes))
+    def make(url: str, **changes: Any) -> SyncCalls:
+        store = open_configured(redis_settings(url, changes.pop("namespace", namespace),
+                                               **changes))
         assert isinstance(store, RedisStore)
         opened.append(store)
-        return store
+        return SyncCalls(store)
 
     yield make
     for store in opened:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from stickyctx.stores.redis.sync_store import RedisStore
+from tests.support.stores import SyncCalls
 
 from . import writers
 from .conftest import HASH_KEY, NewKey, OpenStore, Target, msg
@@ -54,7 +54,7 @@ def test_processes_appending_to_one_session_store_everything_once_in_each_writer
             assert [c for c in contents if c.startswith(f"w{w} ")] == [
                 f"w{w} n{n}" for n in range(APPENDS)]
         assert snapshot.total_tokens == 5 * PROCESSES * APPENDS
-    assert store.client.scard(retried.key("d")) == PROCESSES * APPENDS
+    assert store.sync_io.client.scard(retried.key("d")) == PROCESSES * APPENDS
 
 
 _OPS = st.lists(st.tuples(st.integers(0, 3), st.text("abcxyz: ", max_size=6)),
@@ -63,7 +63,7 @@ THREADS = 3
 
 
 @pytest.fixture
-def nodes(standalone: Target, open_store: OpenStore) -> list[RedisStore]:
+def nodes(standalone: Target, open_store: OpenStore) -> list[SyncCalls]:
     """Two nodes: stores with a client and a hot tier each."""
     return [open_store(standalone.url) for _ in range(2)]
 
@@ -73,7 +73,7 @@ def nodes(standalone: Target, open_store: OpenStore) -> list[RedisStore]:
            suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=_OPS)
 def test_sessions_appending_interleaved_never_see_each_others_messages(
-    nodes: list[RedisStore], new_key: NewKey, ops: list[tuple[int, str]],
+    nodes: list[SyncCalls], new_key: NewKey, ops: list[tuple[int, str]],
 ) -> None:
     keys = [new_key() for _ in range(4)]
     errors: list[BaseException] = []

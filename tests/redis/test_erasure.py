@@ -7,7 +7,7 @@ import asyncio
 import time
 from typing import Any
 
-from stickyctx.session.services import Engine
+from stickyctx.session.services import Services
 from stickyctx.stores.redis.schema import FENCE, META, TOMBSTONE
 from tests.redis_servers import poll
 
@@ -95,7 +95,7 @@ def test_a_replayed_token_after_destroy_gets_a_fresh_session(
     assert out["chat"]["session_id"] == out["history"]["session_id"]
     assert [m["content"] for m in out["chat"]["messages"]] == ["hello again",
                                                                 "echo: hello again"]
-    old_key = Engine(settings).keys.derive(old)
+    old_key = Services(settings).keys.derive(old)
     left = set(target.scan(f"{namespace}:{{{old_key.tag}}}:*"))
     assert old_key.key(TOMBSTONE) in left
     # Nothing of the data came back. (The replay took the turn lock of the old id before it

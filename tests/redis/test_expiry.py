@@ -52,7 +52,7 @@ def test_a_load_refreshes_the_deadline_at_most_once_per_refresh_interval(
 ) -> None:
     raw = redis_server.client()
     store = open_store(redis_server.url, idle_ttl=10, absolute_ttl=60)
-    assert store.ops.limits.refresh_ms == 1000  # a tenth of the idle TTL
+    assert store.limits.refresh_ms == 1000  # a tenth of the idle TTL
     key = new_key()
     store.append(key, [msg("user", "hi")], created=time.time())
 

@@ -10,10 +10,10 @@ import pytest
 
 from stickyctx.core.flow import SessionState, new_session
 from stickyctx.errors import FencedError
-from stickyctx.sansio.drive import run_sync
+from stickyctx.sansio import run_sync
 from stickyctx.session.handle import SyncConversation
-from stickyctx.session.logic import SessionLogic
-from stickyctx.session.services import Engine
+from stickyctx.session.logic import Session
+from stickyctx.session.services import Services
 from tests.redis_servers import poll
 
 from .conftest import NewKey, OpenStore, Target, msg, redis_settings
@@ -85,21 +85,21 @@ def test_a_paused_nodes_late_append_is_rejected_rather_than_interleaved(
 ) -> None:
     settings_a = redis_settings(standalone.url, namespace, node_id="n1", turn_lease_ttl=0.5)
     settings_b = redis_settings(standalone.url, namespace, node_id="n2", turn_timeout=10)
-    engine_a, engine_b = Engine(settings_a), Engine(settings_b)
+    services_a, services_b = Services(settings_a), Services(settings_b)
     store_a = open_store(standalone.url, node_id="n1")
     store_b = open_store(standalone.url, node_id="n2")
 
-    state = new_session(engine_a.flow, engine_a.membership(), time.time(), "cookie")
-    logic_a = SessionLogic(engine_a, state, auto_lock=True)
-    node_a = SyncConversation(logic_a, store_a)
+    state = new_session(services_a.flow, services_a.members.view(), time.time(), "cookie")
+    logic_a = Session(services_a, store_a.store, state, auto_lock=True)
+    node_a = SyncConversation(logic_a)
     assert node_a.append("user", "question to node A") == 1
     assert node_a.holds_turn
     # Node A now pauses (a long GC pause, a stalled model call) for longer than its lease.
 
     # The next request of the session lands on node B: it waits for the turn, then takes it.
     same = SessionState(state.session_id, state.owner, state.created, "miss", "cookie")
-    logic_b = SessionLogic(engine_b, same, auto_lock=True)
-    node_b = SyncConversation(logic_b, store_b)
+    logic_b = Session(services_b, store_b.store, same, auto_lock=True)
+    node_b = SyncConversation(logic_b)
     assert [m["content"] for m in node_b.messages()] == ["question to node A"]
     assert node_b.holds_turn
     node_b.append("user", "question to node B")
@@ -108,9 +108,9 @@ def test_a_paused_nodes_late_append_is_rejected_rather_than_interleaved(
     # Node A wakes up and finishes its turn: refused, not written between B's messages.
     with pytest.raises(FencedError):
         node_a.append("assistant", "late answer to node A")
-    run_sync(logic_a.finish(), store_a)  # its release must not free B's turn
+    run_sync(logic_a.finish(), store_a.sync_io)  # its release must not free B's turn
     assert store_a.acquire_lease(logic_a.key, holder="x", ttl=30) is None
-    run_sync(logic_b.finish(), store_b)
+    run_sync(logic_b.finish(), store_b.sync_io)
     stored = store_a.load(logic_a.key)
     assert [m.content for m in stored.messages] == [
         "question to node A", "question to node B", "answer to node B"]

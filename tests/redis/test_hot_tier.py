@@ -17,7 +17,7 @@ import pytest
 from stickyctx.core.messages import Snapshot
 from stickyctx.core.storekeys import SessionKey
 from stickyctx.stores.redis import schema
-from stickyctx.stores.redis.sync_store import RedisStore
+from tests.support.stores import SyncCalls
 
 from .conftest import NewKey, OpenStore, Target, msg
 
@@ -30,20 +30,20 @@ def as_data(snapshot: Snapshot) -> tuple[object, ...]:
 class Watch:
     """What a node's load script answered (same, tail or full) and how many items were decoded."""
 
-    def __init__(self, store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, store: SyncCalls, monkeypatch: pytest.MonkeyPatch) -> None:
         self.store = store
         self.answers: list[str] = []
         self.decoded = 0
-        script: Callable[..., Any] = store.scripts.script
+        perform: Callable[..., Any] = store.sync_io.perform
 
-        def recording(name: str, keys: list[str], args: list[Any]) -> Any:
-            reply = script(name, keys, args)
-            if name == "load":
+        def recording(step: Any) -> Any:
+            reply = perform(step)
+            if getattr(step, "name", None) == "load":
                 first = reply[0]
                 self.answers.append(first.decode() if isinstance(first, bytes) else first)
             return reply
 
-        monkeypatch.setattr(store.scripts, "script", recording)
+        monkeypatch.setattr(store.sync_io, "perform", recording)
         decode = schema.decode_item
 
         def counting(*args: Any, **kwargs: Any) -> Any:
@@ -64,7 +64,7 @@ class Watch:
 
 @contextmanager
 def nodes(target: Target, open_store: OpenStore,
-          monkeypatch: pytest.MonkeyPatch, **changes: Any) -> Iterator[tuple[Watch, RedisStore]]:
+          monkeypatch: pytest.MonkeyPatch, **changes: Any) -> Iterator[tuple[Watch, SyncCalls]]:
     """Node A (watched) and node B, each a store with its own client and hot tier."""
     yield Watch(open_store(target.url, **changes), monkeypatch), open_store(target.url)
 
@@ -129,7 +129,7 @@ def test_another_nodes_appends_reach_the_next_load_as_a_tail(
 ])
 def test_after_another_nodes_rewrite_the_next_load_is_never_stale(
     standalone: Target, open_store: OpenStore, new_key: NewKey,
-    monkeypatch: pytest.MonkeyPatch, change: Callable[[RedisStore, SessionKey], object],
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[SyncCalls, SessionKey], object],
     answer: str, decoded: int,
 ) -> None:
     with nodes(standalone, open_store, monkeypatch) as (a, b):
@@ -153,7 +153,7 @@ def test_the_hot_tier_holds_at_most_hot_sessions_and_evicts_the_least_recently_u
         for key in keys:
             b.append(key, [msg("user", "hi")], created=time.time())
             a.load(key)
-        assert len(a.store.ops.hot) == 3  # keys 2, 3, 4
+        assert len(a.store.hot) == 3  # keys 2, 3, 4
 
         def answer(i: int) -> str:
             return a.load(keys[i])[1][0]
@@ -162,13 +162,13 @@ def test_the_hot_tier_holds_at_most_hot_sessions_and_evicts_the_least_recently_u
         assert answer(0) == "full"  # evicted: loaded again, and 3 leaves: 4, 2, 0
         assert answer(3) == "full"  # 2, 0, 3
         assert [answer(i) for i in (2, 0, 3)] == ["same"] * 3
-        assert len(a.store.ops.hot) == 3
+        assert len(a.store.hot) == 3
 
     with nodes(standalone, open_store, monkeypatch, hot_sessions=0) as (a, b):
         key = new_key()
         b.append(key, [msg("user", "hi")], created=time.time())
         assert [a.load(key)[1] for _ in range(3)] == [["full"]] * 3  # no hot tier at all
-        assert len(a.store.ops.hot) == 0
+        assert len(a.store.hot) == 0
 
 
 def test_a_cold_load_decodes_only_what_the_window_reads(

@@ -15,9 +15,8 @@ from redis.crc import key_slot
 from stickyctx.core.ids import new_session_id
 from stickyctx.core.storekeys import KeyDeriver, SessionKey
 from stickyctx.errors import FencedError
-from stickyctx.session.services import Engine
-from stickyctx.stores import open_async
-from stickyctx.stores.redis.async_store import AsyncRedisStore
+from stickyctx.session.services import Services
+from stickyctx.stores import open_store as open_configured
 from stickyctx.stores.redis.schema import (
     DEDUPE,
     FENCE,
@@ -28,7 +27,9 @@ from stickyctx.stores.redis.schema import (
     TOMBSTONE,
     TURN_LEASE,
 )
+from stickyctx.stores.redis.store import RedisStore
 from tests.conftest import KEY_A, KEY_B, ROOT
+from tests.support.stores import AsyncCalls
 
 from .chat import Client, sticky
 from .conftest import HASH_KEY, NewKey, OpenStore, Target, msg, redis_settings, stored_values
@@ -99,8 +100,9 @@ def test_every_script_runs_on_a_real_cluster(
     assert store.append(moved, turn, created=created).written == (False, False)  # dedupe moved
 
     async def through_the_async_adapter() -> None:
-        astore = open_async(redis_settings(cluster.url, namespace))
-        assert isinstance(astore, AsyncRedisStore)
+        opened = open_configured(redis_settings(cluster.url, namespace))
+        assert isinstance(opened, RedisStore)
+        astore = AsyncCalls(opened)
         try:
             assert [m.content for m in (await astore.load(moved)).messages] == ["q2"]
             result = await astore.append(moved, [msg("assistant", "a2 again")], created=created)
@@ -108,7 +110,7 @@ def test_every_script_runs_on_a_real_cluster(
             await astore.destroy(moved)
             assert (await astore.load(moved)).status == "revoked"
         finally:
-            await astore.close()
+            await opened.aclose()
 
     asyncio.run(through_the_async_adapter())
     assert store.load(moved).status == "revoked"
@@ -165,8 +167,8 @@ def test_two_namespaces_do_not_see_each_others_data(
     one_ns, two_ns = f"{namespace}-one", f"{namespace}-two"
     one = open_store(standalone.url, namespace=one_ns)
     two = open_store(standalone.url, namespace=two_ns)
-    key_one = Engine(redis_settings(standalone.url, one_ns)).keys.derive(session_id)
-    key_two = Engine(redis_settings(standalone.url, two_ns)).keys.derive(session_id)
+    key_one = Services(redis_settings(standalone.url, one_ns)).keys.derive(session_id)
+    key_two = Services(redis_settings(standalone.url, two_ns)).keys.derive(session_id)
     assert key_one.tag == key_two.tag  # the same session id and hash key...
     one.append(key_one, [msg("user", "tenant one")], created=time.time())
     assert two.load(key_two).status == "missing"  # ...but another tenant's store
@@ -186,7 +188,7 @@ def test_rotating_the_signing_keys_keeps_every_store_key(
     other_hash = redis_settings(standalone.url, namespace,
                                 hash_key="another-hash-key-0123456789abcdef")
     session_id = new_session_id()
-    derived = [Engine(s).keys.derive(session_id) for s in (before, rotated, other_hash)]
+    derived = [Services(s).keys.derive(session_id) for s in (before, rotated, other_hash)]
     assert derived[0] == derived[1]  # new signing keys in front: the same store keys
     assert derived[0] != derived[2]  # the hash key alone names them
 

@@ -7,9 +7,9 @@ import time
 
 from stickyctx.cluster.members import MembershipManager
 from stickyctx.core.flow import Membership
-from stickyctx.sansio.drive import run_sync
-from stickyctx.stores.redis.sync_store import RedisStore
+from stickyctx.sansio import run_sync
 from tests.redis_servers import poll
+from tests.support.stores import SyncCalls
 
 from .conftest import OpenStore, Target, redis_settings
 
@@ -20,7 +20,7 @@ def test_nodes_see_each_other_and_their_loads_and_departures(
     target: Target, open_store: OpenStore, namespace: str
 ) -> None:
     managers: dict[str, MembershipManager] = {}
-    stores: dict[str, RedisStore] = {}
+    stores: dict[str, SyncCalls] = {}
     for node, port in (("n1", 8001), ("n2", 8002)):
         settings = redis_settings(target.url, namespace, node_id=node,
                                   heartbeat_interval=INTERVAL, advertise=f"10.0.0.9:{port}")
@@ -28,7 +28,8 @@ def test_nodes_see_each_other_and_their_loads_and_departures(
         stores[node] = open_store(target.url, node_id=node)
 
     def beat(node: str, leaving: bool = False) -> Membership:
-        return run_sync(managers[node].heartbeat(leaving), stores[node].scripts)
+        store = stores[node].store
+        return run_sync(managers[node].heartbeat(store, leaving), store.sync_io)
 
     assert beat("n1").ids() == {"n1"}
     for session in ("s1", "s2", "s3"):

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from stickyctx.stores.redis.sync_store import RedisStore
 from tests.redis_servers import RedisServer
+from tests.support.stores import SyncCalls
 
 from .conftest import NewKey, OpenStore, msg
 
@@ -26,17 +26,18 @@ def _calls(server: RedisServer) -> dict[str, int]:
 class Counted:
     """The top-level commands one store sends, as the server counts them and as it sent them."""
 
-    def __init__(self, server: RedisServer, store: RedisStore,
+    def __init__(self, server: RedisServer, store: SyncCalls,
                  monkeypatch: pytest.MonkeyPatch) -> None:
         self.server = server
         self.sent: list[str] = []
-        inner: Callable[..., Any] = store.client.execute_command
+        client = store.sync_io.client
+        inner: Callable[..., Any] = client.execute_command
 
         def execute_command(*args: Any, **options: Any) -> Any:
             self.sent.append(str(args[0]).upper())
             return inner(*args, **options)
 
-        monkeypatch.setattr(store.client, "execute_command", execute_command)
+        monkeypatch.setattr(client, "execute_command", execute_command)
 
     @contextmanager
     def around(self) -> Iterator[dict[str, int]]:

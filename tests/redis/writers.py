@@ -14,7 +14,8 @@ from stickyctx import Settings
 from stickyctx.core.messages import NewMessage
 from stickyctx.core.storekeys import SessionKey
 from stickyctx.settings import Secret
-from stickyctx.stores import open_sync
+from stickyctx.stores import open_store
+from tests.support.stores import SyncCalls
 
 WRITER_KEY = "w" * 40
 
@@ -31,7 +32,7 @@ def append_turns(url: str, namespace: str, hash_key: str, tags: tuple[str, str],
     sent twice with the same dedupe key (a retry). Starts with the others at ``barrier``."""
     settings = Settings(secret_keys=(WRITER_KEY,), store_url=url, namespace=namespace,
                         hash_key=Secret(hash_key), store_timeout=10.0, node_id=f"writer-{writer}")
-    store = open_sync(settings)
+    store = SyncCalls(open_store(settings))
     plain, retried = (SessionKey(namespace, tag) for tag in tags)
     created = time.time()
     try:

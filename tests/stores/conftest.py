@@ -28,10 +28,10 @@ from stickyctx import Settings
 from stickyctx.core.ids import new_session_id
 from stickyctx.core.storekeys import KeyDeriver, SessionKey
 from stickyctx.settings import Secret
-from stickyctx.stores import open_async, open_sync
-from stickyctx.stores.base import AsyncStore, SyncStore
-from stickyctx.stores.memory import AsyncMemoryStore, MemoryStore
+from stickyctx.stores import Store, open_store
+from stickyctx.stores.memory import MemoryStore
 from tests.conftest import KEY_A, FakeClock
+from tests.support.stores import AsyncCalls, SyncCalls
 
 CAPABILITIES = frozenset({"clock", "lru"})
 
@@ -55,7 +55,7 @@ class StoreFactory(Protocol):
         max_sessions: int,
         max_session_tokens: int,
         max_session_bytes: int,
-    ) -> tuple[SyncStore, AsyncStore]: ...
+    ) -> Store: ...
 
 
 @dataclass(frozen=True)
@@ -75,12 +75,11 @@ def memory_backend(
     max_sessions: int,
     max_session_tokens: int,
     max_session_bytes: int,
-) -> tuple[SyncStore, AsyncStore]:
-    store = MemoryStore(
+) -> Store:
+    return MemoryStore(
         max_sessions=max_sessions, idle_ttl=idle_ttl, absolute_ttl=absolute_ttl,
         max_session_tokens=max_session_tokens, max_session_bytes=max_session_bytes, clock=clock,
     )
-    return store, AsyncMemoryStore(store)
 
 
 def redis_backend(server_fixture: str) -> StoreFactory:
@@ -99,7 +98,7 @@ def redis_backend(server_fixture: str) -> StoreFactory:
         max_sessions: int,
         max_session_tokens: int,
         max_session_bytes: int,
-    ) -> tuple[SyncStore, AsyncStore]:
+    ) -> Store:
         server = request.getfixturevalue(server_fixture)
         settings = Settings(
             secret_keys=(KEY_A,), store_url=server.url,
@@ -108,7 +107,7 @@ def redis_backend(server_fixture: str) -> StoreFactory:
             max_session_tokens=max_session_tokens, max_session_bytes=max_session_bytes,
             max_message_bytes=min(1 << 20, max_session_bytes),
         )
-        return open_sync(settings), open_async(settings)
+        return open_store(settings)
 
     return factory
 
@@ -139,8 +138,9 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class Stores:
-    sync: SyncStore
-    async_: AsyncStore
+    store: Store  # the store itself
+    sync: SyncCalls  # its primitives called blocking
+    async_: AsyncCalls  # and awaited
 
 
 MakeStores = Callable[..., Stores]
@@ -180,17 +180,17 @@ def make_stores(
 
     def make(**changes: Any) -> Stores:
         config = replace(store_config, **changes)
-        sync, async_ = backend.factory(
+        store = backend.factory(
             request, clock=clock, idle_ttl=config.idle_ttl, absolute_ttl=config.absolute_ttl,
             max_sessions=config.max_sessions, max_session_tokens=config.max_session_tokens,
             max_session_bytes=config.max_session_bytes,
         )
-        made.append(Stores(sync, async_))
+        made.append(Stores(store, SyncCalls(store), AsyncCalls(store)))
         return made[-1]
 
     yield make
     for stores in made:
-        stores.sync.close()
+        stores.store.close()
 
 
 @pytest.fixture
@@ -200,7 +200,7 @@ def stores(make_stores: MakeStores) -> Stores:
 
 
 @pytest.fixture
-def store(stores: Stores) -> SyncStore:
+def store(stores: Stores) -> SyncCalls:
     return stores.sync
 
 
@@ -210,10 +210,10 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def astore(stores: Stores, anyio_backend: str) -> AsyncIterator[AsyncStore]:
+async def astore(stores: Stores, anyio_backend: str) -> AsyncIterator[AsyncCalls]:
     """The async form of ``store`` (same data); closed inside the test's event loop."""
     yield stores.async_
-    await stores.async_.close()
+    await stores.store.aclose()
 
 
 @pytest.fixture

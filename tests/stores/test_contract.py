@@ -19,8 +19,9 @@ from stickyctx.core.messages import GROUP_OPENERS, NewMessage, Snapshot, build_m
 from stickyctx.core.storekeys import SessionKey
 from stickyctx.core.tokenizer import load_tokenizer
 from stickyctx.errors import FencedError
-from stickyctx.stores.base import AsyncStore, SyncStore
+from stickyctx.stores import Store
 from tests.conftest import FakeClock
+from tests.support.stores import AsyncCalls, SyncCalls
 
 from .conftest import MakeStores, StoreConfig, Stores
 
@@ -68,13 +69,12 @@ def run_threads(count: int, work: Callable[[int], None]) -> None:
 
 
 def test_both_forms_implement_the_protocol(stores: Stores) -> None:
-    assert isinstance(stores.sync, SyncStore)
-    assert isinstance(stores.async_, AsyncStore)
+    assert isinstance(stores.store, Store)
 
 
 # Loading and appending ------------------------------------------------------------------------
 
-def test_a_missing_session_loads_missing(store: SyncStore, new_key: NewKey) -> None:
+def test_a_missing_session_loads_missing(store: SyncCalls, new_key: NewKey) -> None:
     snapshot = store.load(new_key())
     assert snapshot.status == "missing"
     assert not snapshot.exists
@@ -83,7 +83,7 @@ def test_a_missing_session_loads_missing(store: SyncStore, new_key: NewKey) -> N
 
 
 def test_append_creates_the_session_and_numbers_messages_from_one(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     first = [msg("user", "What is the capital of France?"),
@@ -110,7 +110,7 @@ def test_append_creates_the_session_and_numbers_messages_from_one(
 
 
 def test_seqs_continue_without_gaps_and_totals_add_up(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     batches = [[msg("user", f"question {i}"), msg("assistant", f"answer {i}" * i)]
@@ -127,7 +127,7 @@ def test_seqs_continue_without_gaps_and_totals_add_up(
 
 
 def test_a_user_message_opens_a_group_that_assistant_and_tool_messages_join(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     call = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
@@ -149,7 +149,7 @@ def test_a_user_message_opens_a_group_that_assistant_and_tool_messages_join(
 
 
 def test_a_history_that_starts_without_a_user_message_still_has_a_group(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     result = store.append(key, [msg("assistant", "Hi, how can I help?")], created=clock())
@@ -157,7 +157,7 @@ def test_a_history_that_starts_without_a_user_message_still_has_a_group(
 
 
 def test_version_grows_with_every_change(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key, other = new_key(), new_key()
     versions = [store.append(key, [msg("user", "one")], created=clock()).version]
@@ -171,7 +171,7 @@ def test_version_grows_with_every_change(
 
 
 def test_a_multi_message_append_is_stored_whole_and_contiguous(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     writers, rounds = 6, 30
@@ -194,7 +194,7 @@ def test_a_multi_message_append_is_stored_whole_and_contiguous(
 
 
 def test_create_false_writes_nothing_to_a_missing_session(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     result = store.append(key, [msg("user", "hello")], created=clock(), create=False)
@@ -210,7 +210,7 @@ def test_create_false_writes_nothing_to_a_missing_session(
 # Idempotency ----------------------------------------------------------------------------------
 
 def test_a_retried_append_with_the_same_dedupe_keys_stores_nothing(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     turn = [msg("user", "hi", dedupe="turn-1:0"), msg("assistant", "hello", dedupe="turn-1:1")]
@@ -227,7 +227,7 @@ def test_a_retried_append_with_the_same_dedupe_keys_stores_nothing(
 
 
 def test_dedupe_drops_only_the_messages_seen_before(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     store.append(key, [msg("user", "a", dedupe="k1")], created=clock())
@@ -240,7 +240,7 @@ def test_dedupe_drops_only_the_messages_seen_before(
 
 
 def test_dedupe_keys_belong_to_one_session(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     one, two = new_key(), new_key()
     store.append(one, [msg("user", "in one", dedupe="same")], created=clock())
@@ -252,7 +252,7 @@ def test_dedupe_keys_belong_to_one_session(
 # Clear, rotate, destroy -----------------------------------------------------------------------
 
 def test_clear_forgets_the_history_but_keeps_the_session_and_its_dedupe_keys(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     before = store.append(key, [msg("user", "secret plan", dedupe="t1")], created=clock())
@@ -273,7 +273,7 @@ def test_clear_forgets_the_history_but_keeps_the_session_and_its_dedupe_keys(
 
 
 def test_rotate_moves_the_data_and_revokes_the_old_key(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     old, new = new_key(), new_key()
     appended = store.append(old, [msg("user", "before login", dedupe="t1")], created=clock())
@@ -292,7 +292,7 @@ def test_rotate_moves_the_data_and_revokes_the_old_key(
 
 
 def test_destroy_deletes_the_data_and_revokes_the_key(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key, bystander = new_key(), new_key()
     store.append(key, [msg("user", "forget me")], created=clock())
@@ -309,7 +309,7 @@ def test_destroy_deletes_the_data_and_revokes_the_key(
 
 
 def test_destroying_a_session_never_stored_still_revokes_its_key(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     store.destroy(key)
@@ -320,7 +320,7 @@ def test_destroying_a_session_never_stored_still_revokes_its_key(
 # Leases and fencing ---------------------------------------------------------------------------
 
 def test_a_lease_is_exclusive_until_released_by_its_token(
-    store: SyncStore, new_key: NewKey
+    store: SyncCalls, new_key: NewKey
 ) -> None:
     key, other = new_key(), new_key()
     token = store.acquire_lease(key, holder="a", ttl=60)
@@ -338,7 +338,7 @@ def test_a_lease_is_exclusive_until_released_by_its_token(
 
 
 def test_fencing_tokens_strictly_increase_across_grants(
-    store: SyncStore, new_key: NewKey
+    store: SyncCalls, new_key: NewKey
 ) -> None:
     keys = [new_key() for _ in range(3)]
     granted: dict[SessionKey, list[int]] = {k: [] for k in keys}
@@ -353,7 +353,7 @@ def test_fencing_tokens_strictly_increase_across_grants(
 
 
 def test_only_one_of_many_racing_holders_gets_the_lease(
-    store: SyncStore, new_key: NewKey
+    store: SyncCalls, new_key: NewKey
 ) -> None:
     key = new_key()
     winners: list[int] = []
@@ -370,7 +370,7 @@ def test_only_one_of_many_racing_holders_gets_the_lease(
 
 
 def test_an_append_with_a_stale_fence_is_refused_and_the_current_one_succeeds(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     store.append(key, [msg("user", "first")], created=clock())
@@ -398,7 +398,7 @@ def test_an_append_with_a_stale_fence_is_refused_and_the_current_one_succeeds(
 
 @pytest.mark.store_needs("clock")
 def test_an_expired_lease_can_be_taken_over_and_fences_its_old_holder(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     first = store.acquire_lease(key, holder="a", ttl=30)
@@ -421,7 +421,7 @@ def test_an_expired_lease_can_be_taken_over_and_fences_its_old_holder(
 
 @pytest.mark.store_needs("clock")
 def test_a_session_expires_after_idle_ttl_without_use(
-    store: SyncStore, new_key: NewKey, clock: FakeClock, store_config: StoreConfig
+    store: SyncCalls, new_key: NewKey, clock: FakeClock, store_config: StoreConfig
 ) -> None:
     key = new_key()
     idle = store_config.idle_ttl
@@ -438,7 +438,7 @@ def test_a_session_expires_after_idle_ttl_without_use(
 
 @pytest.mark.store_needs("clock")
 def test_a_session_expires_at_its_absolute_lifetime_however_busy(
-    store: SyncStore, new_key: NewKey, clock: FakeClock, store_config: StoreConfig
+    store: SyncCalls, new_key: NewKey, clock: FakeClock, store_config: StoreConfig
 ) -> None:
     key = new_key()
     created = clock()
@@ -453,7 +453,7 @@ def test_a_session_expires_at_its_absolute_lifetime_however_busy(
 
 @pytest.mark.store_needs("clock")
 def test_the_absolute_lifetime_counts_from_the_creation_time_given(
-    store: SyncStore, new_key: NewKey, clock: FakeClock, store_config: StoreConfig
+    store: SyncCalls, new_key: NewKey, clock: FakeClock, store_config: StoreConfig
 ) -> None:
     key, late = new_key(), new_key()
     created = clock() - (store_config.absolute_ttl - 10)  # the session began long ago
@@ -468,7 +468,7 @@ def test_the_absolute_lifetime_counts_from_the_creation_time_given(
 
 @pytest.mark.store_needs("clock")
 def test_a_tombstone_lasts_until_the_absolute_lifetime_is_over(
-    store: SyncStore, new_key: NewKey, clock: FakeClock, store_config: StoreConfig
+    store: SyncCalls, new_key: NewKey, clock: FakeClock, store_config: StoreConfig
 ) -> None:
     key = new_key()
     created = clock()
@@ -501,7 +501,7 @@ def test_the_store_holds_at_most_max_sessions_evicting_the_least_recently_used(
 # Named leases, ceilings, summaries, recounts ---------------------------------------------------
 
 def test_named_leases_are_independent_and_only_the_turn_lease_fences(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     turn = store.acquire_lease(key, holder="a", ttl=60)
@@ -553,7 +553,7 @@ def test_the_newest_group_is_kept_even_over_the_ceiling(
 
 
 def test_a_summary_is_a_compare_and_set_on_its_watermark(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     store.append(key, [msg("user", "q1"), msg("assistant", "a1"), msg("user", "q2"),
@@ -588,7 +588,7 @@ def test_a_summary_is_a_compare_and_set_on_its_watermark(
 
 
 def test_a_summary_moves_with_a_rotation(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     old, new = new_key(), new_key()
     store.append(old, [msg("user", "q1"), msg("assistant", "a1")], created=clock())
@@ -598,7 +598,7 @@ def test_a_summary_moves_with_a_rotation(
 
 
 def test_recount_replaces_token_counts_unless_the_session_changed(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     store.append(key, [msg("user", "q1"), msg("assistant", "a1")], created=clock())
@@ -619,7 +619,7 @@ def test_recount_replaces_token_counts_unless_the_session_changed(
 # Isolation and concurrency --------------------------------------------------------------------
 
 def test_interleaved_appends_from_threads_stay_in_their_own_sessions(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     keys = [new_key() for _ in range(12)]
     writers, rounds = 6, 20
@@ -645,7 +645,7 @@ def test_interleaved_appends_from_threads_stay_in_their_own_sessions(
 
 
 def test_concurrent_appends_to_one_session_lose_nothing_and_keep_each_writers_order(
-    store: SyncStore, new_key: NewKey, clock: FakeClock
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     writers, rounds = 8, 100
@@ -686,7 +686,7 @@ _APPENDS = st.lists(
 )
 @given(appends=_APPENDS)
 def test_interleaved_appends_across_sessions_match_a_model(
-    store: SyncStore, new_key: NewKey, clock: FakeClock,
+    store: SyncCalls, new_key: NewKey, clock: FakeClock,
     appends: list[tuple[int, list[tuple[str, str, str | None]]]],
 ) -> None:
     keys = [new_key() for _ in range(4)]
@@ -722,7 +722,7 @@ def test_interleaved_appends_across_sessions_match_a_model(
 
 @pytest.mark.anyio
 async def test_the_async_form_appends_loads_and_dedupes_like_the_sync_form(
-    astore: AsyncStore, store: SyncStore, new_key: NewKey, clock: FakeClock
+    astore: AsyncCalls, store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     key = new_key()
     assert (await astore.load(key)).status == "missing"
@@ -746,7 +746,7 @@ async def test_the_async_form_appends_loads_and_dedupes_like_the_sync_form(
 
 @pytest.mark.anyio
 async def test_the_async_form_rotates_destroys_and_leases(
-    astore: AsyncStore, new_key: NewKey, clock: FakeClock
+    astore: AsyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     old, new = new_key(), new_key()
     await astore.append(old, [msg("user", "hello")], created=clock())
@@ -780,7 +780,7 @@ async def test_the_async_form_rotates_destroys_and_leases(
 
 @pytest.mark.anyio
 async def test_concurrent_async_appends_lose_nothing(
-    astore: AsyncStore, new_key: NewKey, clock: FakeClock
+    astore: AsyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:
     keys = [new_key() for _ in range(3)]
     writers, rounds = 8, 25

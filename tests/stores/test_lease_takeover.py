@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from stickyctx.errors import FencedError
-from stickyctx.stores.base import AsyncStore, SyncStore
 from tests.conftest import FakeClock
+from tests.support.stores import AsyncCalls, SyncCalls
 
 from .test_contract import NewKey, contents, msg
 
@@ -25,7 +25,7 @@ LIVE = frozenset({"n1", "n3"})
     pytest.param(LIVE, True, id="departed-holder-taken-over"),
 ])
 def test_a_lease_is_taken_over_only_from_a_departed_node(
-    store: SyncStore, new_key: NewKey, clock: FakeClock, live: frozenset[str], taken: bool
+    store: SyncCalls, new_key: NewKey, clock: FakeClock, live: frozenset[str], taken: bool
 ) -> None:
     key = new_key()
     store.append(key, [msg("user", "first")], created=clock())
@@ -45,7 +45,7 @@ def test_a_lease_is_taken_over_only_from_a_departed_node(
 
 
 def test_a_holder_without_a_node_id_is_never_taken_over(
-    store: SyncStore, new_key: NewKey
+    store: SyncCalls, new_key: NewKey
 ) -> None:
     key = new_key()
     assert store.acquire_lease(key, holder="someone", ttl=60) is not None
@@ -53,7 +53,7 @@ def test_a_holder_without_a_node_id_is_never_taken_over(
 
 
 @pytest.mark.anyio
-async def test_the_async_form_takes_over_too(astore: AsyncStore, new_key: NewKey) -> None:
+async def test_the_async_form_takes_over_too(astore: AsyncCalls, new_key: NewKey) -> None:
     key = new_key()
     dead = await astore.acquire_lease(key, holder="n2:0a1b2c", ttl=60)
     assert dead is not None

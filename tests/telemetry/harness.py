@@ -40,10 +40,10 @@ from stickyctx import (
     get_context,
 )
 from stickyctx.core.storekeys import SessionKey
-from stickyctx.stores import AsyncMemoryStore
 from stickyctx.telemetry import SCOPE
 from tests.conftest import FakeClock
 from tests.edges import RecordingStore, Reply, Req, asgi_request, make_store, wsgi_request
+from tests.support.stores import SyncCalls
 
 SESSION_HEADER = "X-Stickyctx-Session"
 
@@ -230,20 +230,22 @@ class TelemetryEdge:
     hooks: Hooks = field(default_factory=Hooks)
 
     def __post_init__(self) -> None:
-        self.store: RecordingStore | None = (make_store(self.settings, self.clock)
-                                             if self.memory else None)
+        recording: RecordingStore | None = (make_store(self.settings, self.clock)
+                                            if self.memory else None)
+        # Tests call its primitives directly (``edge.store.acquire_lease(...)``).
+        self.store = SyncCalls(recording) if recording is not None else None
         self.loop = asyncio.new_event_loop() if self.kind == "asgi" else None
         self.sticky: Any
         if self.kind == "asgi":
             self.sticky = StickyMiddleware(
                 asgi_chat(self.hooks), self.settings, clock=self.clock,
-                store=AsyncMemoryStore(self.store) if self.store is not None else None,
+                store=recording,
                 **self.otel.providers())
             self.app: Any = (OtelASGI(self.sticky, **self.otel.providers())
                              if self.instrument else self.sticky)
         else:
             self.sticky = StickyWSGIMiddleware(wsgi_chat(self.hooks), self.settings,
-                                               clock=self.clock, store=self.store,
+                                               clock=self.clock, store=recording,
                                                **self.otel.providers())
             self.app = OtelWSGI(self.sticky, **self.otel.providers()) if self.instrument \
                 else self.sticky
@@ -259,7 +261,7 @@ class TelemetryEdge:
         return wsgi_request(self.app, req)
 
     def key(self, session_id: str) -> SessionKey:
-        return self.sticky.engine.keys.derive(session_id)  # type: ignore[no-any-return]
+        return self.sticky.services.keys.derive(session_id)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         heartbeat = self.sticky.heartbeat
@@ -267,7 +269,7 @@ class TelemetryEdge:
             if heartbeat is not None:
                 self.loop.run_until_complete(heartbeat.stop(leave=False))
             if self.store is None:
-                self.loop.run_until_complete(self.sticky.store.close())
+                self.loop.run_until_complete(self.sticky.store.aclose())
             self.loop.close()
         else:
             if heartbeat is not None:

@@ -138,15 +138,15 @@ def test_attribute_work_is_skipped_when_spans_are_not_recorded(
 ) -> None:
     kit = OtelKit(sampler=sampler)
     edge = make_edge(kind, instrument=False, otel=kit)
-    engine = edge.sticky.engine
+    services = edge.sticky.services
     hashed: list[str] = []
-    real = engine.session_hash
+    real = services.session_hash
 
     def counting(session_id: str) -> str:
         hashed.append(session_id)
         return str(real(session_id))
 
-    engine.session_hash = counting  # the one costly attribute: a keyed hash per span
+    services.session_hash = counting  # the one costly attribute: a keyed hash per span
     client = Client(edge)
     for text in ("one", "two"):
         client.chat(text)

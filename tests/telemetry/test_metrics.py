@@ -56,7 +56,7 @@ def test_every_instrument_reports_with_its_unit_and_type(
                     headers=[("Idempotency-Key", "same-key")] if i == 7 else [])
     client.request("POST", "/chat", json={"message": "retry"},
                    headers=[("Idempotency-Key", "same-key")])
-    edge.request("GET", "/ping", token=edge.sticky.engine.codec.sign(
+    edge.request("GET", "/ping", token=edge.sticky.services.codec.sign(
         new_session_id(), "gone", int(edge.clock())))
     Client(edge).chat("fenced", steal=True)
     data = otel.metric_data()
@@ -76,7 +76,7 @@ def test_requests_are_counted_by_affinity_and_failovers_apart(
     kind: str, otel: OtelKit, make_edge: MakeEdge,
 ) -> None:
     edge = make_edge(kind, make_settings(node_id="n1", nodes=(NodeSpec("n1"), NodeSpec("n2"))))
-    sign = edge.sticky.engine.codec.sign
+    sign = edge.sticky.services.codec.sign
     now = int(edge.clock())
     plan = {"new": 2, "hit": 3, "miss": 1, "failover": 2}
     for _ in range(plan["new"]):
@@ -107,7 +107,7 @@ def test_active_sessions_are_this_nodes_recently_active_sessions(
     assert one(otel.points(METRIC.SESSIONS_ACTIVE)).data.value == 0
 
     def client_of(owner: str) -> Client:
-        return Client(edge, edge.sticky.engine.codec.sign(new_session_id(), owner,
+        return Client(edge, edge.sticky.services.codec.sign(new_session_id(), owner,
                                                           int(edge.clock())))
 
     ours = [client_of("n1") for _ in range(3)]

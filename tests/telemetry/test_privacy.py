@@ -119,7 +119,7 @@ def test_telemetry_never_carries_ids_tokens_cookies_or_content(
     assert len(tokens) >= 4
     names = {s.name for s in otel.spans()}
     assert {SPAN.SUMMARIZE, f"{SPAN.STORE} rotate", f"{SPAN.STORE} destroy"} <= names
-    hashed = {edge.sticky.engine.session_hash(i) for i in ids}
+    hashed = {edge.sticky.services.session_hash(i) for i in ids}
     assert hashed <= set(strings)  # sessions are named, by their keyed hashes
     assert any(ATTR.SESSION_PREVIOUS_ID in (s.attributes or {}) for s in otel.spans())
     assert any(s.events for s in otel.spans())  # the fenced write's exception event

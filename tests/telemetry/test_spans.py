@@ -73,7 +73,7 @@ def test_affinity_span_classifies_the_request(
     session_id = new_session_id()
     token = "new"
     if owner is not None:
-        token = edge.sticky.engine.codec.sign(session_id, owner, int(edge.clock()))
+        token = edge.sticky.services.codec.sign(session_id, owner, int(edge.clock()))
     reply = edge.request("GET", "/ping", token=token)
     assert reply.json()["affinity"] == expected
     span = one(otel.spans(SPAN.AFFINITY))
@@ -82,7 +82,7 @@ def test_affinity_span_classifies_the_request(
     assert got[ATTR.NODE_ID] == "n1"
     assert got[ATTR.OWNER_ID] == reply.json()["owner"]
     assert got[ATTR.KEY_FALLBACK] is False
-    assert got[ATTR.SESSION_ID] == edge.sticky.engine.session_hash(reply.json()["session_id"])
+    assert got[ATTR.SESSION_ID] == edge.sticky.services.session_hash(reply.json()["session_id"])
     if owner is not None:
         assert reply.json()["session_id"] == session_id
     if expected == "failover":
@@ -115,7 +115,7 @@ def test_store_operation_spans_carry_operation_tier_and_session_hash(
     edge = make_edge(kind)
     client = Client(edge)
     session_id = client.chat("hello").json()["session_id"]
-    hashed = edge.sticky.engine.session_hash(session_id)
+    hashed = edge.sticky.services.session_hash(session_id)
     otel.clear()
     client.chat("again")
     load = one(otel.spans(SPAN.LOAD))
@@ -202,20 +202,20 @@ def test_rotation_names_the_new_session_and_the_previous_one(
     reply = client.request("POST", "/rotate").json()
     new = reply["session_id"]
     assert reply["previous_id"] == old != new
-    engine = edge.sticky.engine
+    services = edge.sticky.services
     rotate = one(otel.spans(f"{SPAN.STORE} rotate"))
-    assert attrs(rotate)[ATTR.SESSION_ID] == engine.session_hash(new)
-    assert attrs(rotate)[ATTR.SESSION_PREVIOUS_ID] == engine.session_hash(old)
+    assert attrs(rotate)[ATTR.SESSION_ID] == services.session_hash(new)
+    assert attrs(rotate)[ATTR.SESSION_PREVIOUS_ID] == services.session_hash(old)
     # Operations after the rotation name the new session.
     load = otel.spans(SPAN.LOAD)[-1]
     assert load.start_time is not None
     assert rotate.end_time is not None
     assert load.start_time >= rotate.end_time
-    assert attrs(load)[ATTR.SESSION_ID] == engine.session_hash(new)
+    assert attrs(load)[ATTR.SESSION_ID] == services.session_hash(new)
     # The next request arrives with the new token.
     otel.clear()
     client.request("GET", "/ping")
-    assert attrs(one(otel.spans(SPAN.AFFINITY)))[ATTR.SESSION_ID] == engine.session_hash(new)
+    assert attrs(one(otel.spans(SPAN.AFFINITY)))[ATTR.SESSION_ID] == services.session_hash(new)
 
 
 # Turn leases and fencing --------------------------------------------------------------------

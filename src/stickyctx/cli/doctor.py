@@ -10,12 +10,13 @@ import time
 import warnings
 from collections.abc import Callable
 
-from .. import stores
 from ..core.ids import new_session_id
 from ..core.storekeys import KeyDeriver
 from ..core.tokenizer import encoding_for, load_tokenizer
 from ..errors import ConfigError
+from ..sansio import run_sync
 from ..settings import Settings
+from ..stores import open_store
 from ._types import Subparsers
 
 
@@ -56,12 +57,12 @@ def _tokenizer(settings: Settings) -> str:
 
 def _store(settings: Settings) -> str:
     scheme = settings.store_url.partition("://")[0].lower()
-    store = stores.open_sync(settings)
+    store = open_store(settings)
     try:
         # A read of a key that cannot exist: proves the store answers, changes nothing.
         probe = KeyDeriver(b"stickyctx.doctor", settings.namespace).derive(new_session_id())
         started = time.perf_counter()
-        store.load(probe)
+        run_sync(store.load(probe), store.sync_io)
         elapsed = (time.perf_counter() - started) * 1000
     finally:
         store.close()

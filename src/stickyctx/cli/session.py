@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any
 
 from ..core.ids import is_valid_session_id
 from ..core.storekeys import SessionKey
 from ..core.tokens import TokenCodec
 from ..errors import StickyctxError
-from ..session.services import Engine
+from ..sansio import run_sync
+from ..session.services import Services
 from ..settings import Settings
-from ..stores import open_sync
+from ..stores import Store, open_store
 from ._types import Subparsers
 
 
@@ -42,14 +42,13 @@ def _resolve(settings: Settings, value: str) -> str | None:
     return claims.session_id if claims else None
 
 
-def _open(args: argparse.Namespace) -> tuple[Any, SessionKey] | None:
+def _open(args: argparse.Namespace) -> tuple[Store, SessionKey] | None:
     settings = Settings.from_env()
     session_id = _resolve(settings, args.session)
     if session_id is None:
         print("stickyctx: not a session id, nor a valid token for the configured keys")
         return None
-    engine = Engine(settings)
-    return open_sync(settings), engine.keys.derive(session_id)
+    return open_store(settings), Services(settings).keys.derive(session_id)
 
 
 def run_inspect(args: argparse.Namespace) -> int:
@@ -58,7 +57,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         return 2
     store, key = opened
     try:
-        snapshot = store.load(key)
+        snapshot = run_sync(store.load(key), store.sync_io)
     except StickyctxError as exc:
         print(f"stickyctx: {exc}")
         return 2
@@ -96,7 +95,7 @@ def run_purge(args: argparse.Namespace) -> int:
         return 2
     store, key = opened
     try:
-        store.destroy(key)
+        run_sync(store.destroy(key), store.sync_io)
     finally:
         store.close()
     print("purged: every key of the session is gone; its token now starts a fresh session")

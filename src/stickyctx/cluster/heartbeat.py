@@ -13,9 +13,9 @@ import logging
 import os
 import random
 import threading
-from typing import Any
 
-from ..sansio.drive import run_async, run_sync
+from ..sansio import run_async, run_sync
+from ..stores.base import Store
 from .members import MembershipManager
 
 __all__ = ["AsyncHeartbeat", "ThreadHeartbeat"]
@@ -28,9 +28,9 @@ def _pause(interval: float) -> float:
 
 
 class AsyncHeartbeat:
-    def __init__(self, members: MembershipManager, scripts: Any) -> None:
+    def __init__(self, members: MembershipManager, store: Store) -> None:
         self.members = members
-        self.scripts = scripts
+        self.store = store
         self.task: asyncio.Task[None] | None = None
 
     def ensure_started(self) -> None:
@@ -38,7 +38,7 @@ class AsyncHeartbeat:
             self.task = asyncio.get_running_loop().create_task(self._loop())
 
     async def beat(self) -> None:
-        await run_async(self.members.heartbeat(), self.scripts)
+        await run_async(self.members.heartbeat(self.store), self.store.async_io)
 
     async def _loop(self) -> None:
         while True:
@@ -56,15 +56,16 @@ class AsyncHeartbeat:
             self.task = None
         if leave:
             try:
-                await run_async(self.members.heartbeat(leaving=True), self.scripts)
+                await run_async(self.members.heartbeat(self.store, leaving=True),
+                                self.store.async_io)
             except Exception as exc:  # noqa: BLE001 - leaving is best effort; heartbeats expire
                 logger.warning("stickyctx: leaving the membership failed: %s", exc)
 
 
 class ThreadHeartbeat:
-    def __init__(self, members: MembershipManager, scripts: Any) -> None:
+    def __init__(self, members: MembershipManager, store: Store) -> None:
         self.members = members
-        self.scripts = scripts
+        self.store = store
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -84,7 +85,7 @@ class ThreadHeartbeat:
 
     def beat_once(self) -> None:
         try:
-            run_sync(self.members.heartbeat(), self.scripts)
+            run_sync(self.members.heartbeat(self.store), self.store.sync_io)
         except Exception as exc:  # noqa: BLE001 - keep beating; the last view stays
             logger.warning("stickyctx: membership heartbeat failed: %s", exc)
 
@@ -99,6 +100,6 @@ class ThreadHeartbeat:
             self._thread = None
         if leave:
             try:
-                run_sync(self.members.heartbeat(leaving=True), self.scripts)
+                run_sync(self.members.heartbeat(self.store, leaving=True), self.store.sync_io)
             except Exception as exc:  # noqa: BLE001 - leaving is best effort; heartbeats expire
                 logger.warning("stickyctx: leaving the membership failed: %s", exc)

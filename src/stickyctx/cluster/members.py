@@ -12,13 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from ..core.flow import Membership
-from ..core.nodes import NodeSpec
-from ..core.storekeys import SessionKey
-from ..sansio.drive import Call, Op
+from ..core.nodes import Announcement, NodeSpec
+from ..sansio import Op
 from ..settings import Settings
+from ..stores.base import Store
 
 __all__ = ["ActiveSessions", "MembershipManager"]
 
@@ -104,30 +103,24 @@ class MembershipManager:
 
     # Heartbeats (dynamic membership) ------------------------------------------------------
 
-    def _keys(self) -> list[str]:
-        tag = SessionKey(self.settings.namespace, "members")
-        return [tag.key("z"), tag.key("h")]
-
-    def heartbeat(self, leaving: bool = False) -> Op[Membership]:
-        ttl_ms = int(self.interval * 3 * 1000)
-        reply = yield Call("script", ("heartbeat", self._keys(), [
-            self.node_id, ttl_ms, self._me.address or "", self.active.count(),
-            1 if leaving else 0]))
+    def heartbeat(self, store: Store, leaving: bool = False) -> Op[Membership]:
+        me = Announcement(self.node_id, self._me.address, self.active.count())
+        members = yield from store.heartbeat(self.settings.namespace, me,
+                                             ttl=self.interval * 3, leaving=leaving)
         if not leaving:
-            self._apply(reply)
+            self._apply(members)
         return self._view
 
-    def _apply(self, reply: Any) -> None:
+    def _apply(self, members: tuple[Announcement, ...]) -> None:
         nodes: list[NodeSpec] = []
         loads: dict[str, int] = {}
-        for i in range(0, len(reply), 2):
-            node_id = _text(reply[i])
-            address, _, load = _text(reply[i + 1]).partition("|")
-            if self._listed and node_id not in self._listed:
+        for member in members:
+            if self._listed and member.node_id not in self._listed:
                 continue  # a static list names the only nodes that may own sessions
-            listed = self._listed.get(node_id)
-            nodes.append(NodeSpec(node_id, address or (listed.address if listed else None)))
-            loads[node_id] = int(load or 0)
+            listed = self._listed.get(member.node_id)
+            nodes.append(NodeSpec(member.node_id,
+                                  member.address or (listed.address if listed else None)))
+            loads[member.node_id] = member.load
         if self.node_id not in loads:
             nodes.append(self._me)
             loads[self.node_id] = self.active.count()
@@ -139,7 +132,3 @@ class MembershipManager:
             self._view = Membership(tuple(nodes), loads)
             self._placed.clear()
         self.last_beat = time.monotonic()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -12,7 +12,12 @@ _ID = re.compile(r"[A-Za-z0-9_-]{24}")
 
 
 def new_session_id() -> str:
-    return secrets.token_urlsafe(ID_BYTES)
+    # Never with a leading '-': an id is pasted into command lines (``stickyctx purge ID``),
+    # where it would read as an option.
+    while True:
+        session_id = secrets.token_urlsafe(ID_BYTES)
+        if not session_id.startswith("-"):
+            return session_id
 
 
 def is_valid_session_id(value: object) -> bool:

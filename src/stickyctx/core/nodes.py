@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["NodeSpec", "is_valid_node_id", "parse_nodes"]
+__all__ = ["Announcement", "NodeSpec", "is_valid_node_id", "parse_nodes"]
 
 # Node ids travel in a plain cookie, a response header and load-balancer configuration files,
 # so they are restricted to characters that need no quoting in any of them.
@@ -50,3 +50,12 @@ def parse_nodes(text: str) -> tuple[NodeSpec, ...]:
                 raise ValueError(f"entry {position}: invalid address (host:port)")
         specs.append(NodeSpec(node_id, addr))
     return tuple(specs)
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """What a node announces in a membership heartbeat: its id, address and active sessions."""
+
+    node_id: str
+    address: str | None
+    load: int

@@ -9,23 +9,16 @@ releases what the request held when the app returns.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from opentelemetry.metrics import MeterProvider
-from opentelemetry.trace import TracerProvider
-
-from .. import stores
 from ..cluster.heartbeat import AsyncHeartbeat
 from ..core.flow import AFFINITY_ANNOTATION, OWNER_ANNOTATION, SESSION_HEADER
 from ..errors import StickyctxError, http_error
-from ..sansio.drive import run_async
+from ..sansio import run_async
 from ..session.handle import Conversation
-from ..session.logic import SessionLogic
-from ..session.services import Engine
-from ..settings import Settings
-from ..stores.base import AsyncStore
+from ..session.logic import Session
+from .request import Edge, identify, response_headers
 
 __all__ = ["StickyMiddleware"]
 
@@ -43,35 +36,14 @@ _AFFINITY = AFFINITY_ANNOTATION.encode()
 _START = frozenset({"http.response.start", "websocket.accept"})
 
 
-class StickyMiddleware:
-    """Wrap any ASGI app. ``settings=None`` reads ``Settings.from_env()``.
+class StickyMiddleware(Edge[ASGIApp]):
+    """Wrap any ASGI app (see ``Edge`` for the arguments)."""
 
-    ``store`` and ``clock`` are for tests and embedding: an ``AsyncStore`` to use instead of
-    the one ``STICKYCTX_STORE_URL`` names, and the wall clock used for expiry.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        settings: Settings | None = None,
-        *,
-        store: AsyncStore | None = None,
-        clock: Callable[[], float] | None = None,
-        tracer_provider: TracerProvider | None = None,
-        meter_provider: MeterProvider | None = None,
-    ) -> None:
-        self.app = app
-        self.settings = settings if settings is not None else Settings.from_env()
-        self.engine = Engine(self.settings, clock=clock or time.time,
-                             tracer_provider=tracer_provider, meter_provider=meter_provider)
-        self.store = store if store is not None else stores.open_async(self.settings,
-                                                                        self.engine.clock)
-        idem = self.engine.idempotency_header
+    def _configure(self) -> None:
+        idem = self.services.idempotency_header
         self._idempotency = idem.encode() if idem else None
-        self._auto_lock = self.settings.turn_lock == "auto"
-        scripts = getattr(self.store, "scripts", None)
-        self.heartbeat = (AsyncHeartbeat(self.engine.members, scripts)
-                          if self.engine.members.dynamic and scripts is not None else None)
+        self.heartbeat = (AsyncHeartbeat(self.services.members, self.store)
+                          if self.services.members.dynamic else None)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass lifespan through; join the membership at startup, leave it at shutdown."""
@@ -124,10 +96,11 @@ class StickyMiddleware:
                 idempotency = value.decode("latin-1")[:256]
             headers.append((name, value))
 
-        engine = self.engine
-        state = engine.identify(cookies, session_header)
-        logic = SessionLogic(engine, state, auto_lock=self._auto_lock and kind == "http",
-                             idempotency_key=idempotency)
+        services = self.services
+        state = identify(services, cookies, session_header)
+        session = Session(services, self.store, state,
+                          auto_lock=self._auto_lock and kind == "http",
+                          idempotency_key=idempotency)
         headers.append((_OWNER, state.owner.encode()))
         headers.append((_AFFINITY, state.affinity.encode()))
         scope = dict(scope)
@@ -137,7 +110,7 @@ class StickyMiddleware:
         app_state = scope.get("state")
         if app_state is None:
             app_state = scope["state"] = {}
-        app_state["stickyctx"] = Conversation(logic, self.store)
+        app_state["stickyctx"] = Conversation(session)
 
         started = False
 
@@ -146,7 +119,7 @@ class StickyMiddleware:
             if message["type"] in _START:
                 started = True
                 extra = [(k.encode(), v.encode("latin-1")) for k, v in
-                         engine.response_headers(state)]
+                         response_headers(services, state)]
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
@@ -166,7 +139,6 @@ class StickyMiddleware:
             await send({"type": "http.response.body", "body": body})
         finally:
             try:
-                await run_async(logic.finish(), self.store, engine.telemetry.observer(),
-                                logic.session_hash)
+                await run_async(session.finish(), self.store.async_io)
             except Exception:  # the response is already decided; never fail it here
                 logger.warning("stickyctx: releasing the turn lock failed", exc_info=True)

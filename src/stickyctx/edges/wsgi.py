@@ -8,22 +8,15 @@ from __future__ import annotations
 
 import atexit
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from opentelemetry.metrics import MeterProvider
-from opentelemetry.trace import TracerProvider
-
-from .. import stores
 from ..cluster.heartbeat import ThreadHeartbeat
 from ..errors import StickyctxError, http_error
-from ..sansio.drive import run_sync
+from ..sansio import run_sync
 from ..session.handle import SyncConversation
-from ..session.logic import SessionLogic
-from ..session.services import Engine
-from ..settings import Settings
-from ..stores.base import SyncStore
+from ..session.logic import Session
+from .request import Edge, identify, response_headers
 
 __all__ = ["StickyWSGIMiddleware"]
 
@@ -37,44 +30,28 @@ _STATUS_TEXT = {409: "Conflict", 410: "Gone", 413: "Content Too Large",
                 422: "Unprocessable Content", 503: "Service Unavailable"}
 
 
-class StickyWSGIMiddleware:
-    """Wrap any WSGI app. ``settings=None`` reads ``Settings.from_env()``."""
+class StickyWSGIMiddleware(Edge[WSGIApp]):
+    """Wrap any WSGI app (see ``Edge`` for the arguments)."""
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        settings: Settings | None = None,
-        *,
-        store: SyncStore | None = None,
-        clock: Callable[[], float] | None = None,
-        tracer_provider: TracerProvider | None = None,
-        meter_provider: MeterProvider | None = None,
-    ) -> None:
-        self.app = app
-        self.settings = settings if settings is not None else Settings.from_env()
-        self.engine = Engine(self.settings, clock=clock or time.time,
-                             tracer_provider=tracer_provider, meter_provider=meter_provider)
-        self.store = store if store is not None else stores.open_sync(self.settings,
-                                                                       self.engine.clock)
-        idem = self.engine.idempotency_header
+    def _configure(self) -> None:
+        idem = self.services.idempotency_header
         self._idempotency = "HTTP_" + idem.upper().replace("-", "_") if idem else None
-        self._auto_lock = self.settings.turn_lock == "auto"
-        scripts = getattr(self.store, "scripts", None)
-        self.heartbeat = (ThreadHeartbeat(self.engine.members, scripts)
-                          if self.engine.members.dynamic and scripts is not None else None)
+        self.heartbeat = (ThreadHeartbeat(self.services.members, self.store)
+                          if self.services.members.dynamic else None)
         if self.heartbeat is not None:
             atexit.register(self.heartbeat.stop)  # a clean shutdown leaves at once
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if self.heartbeat is not None:
             self.heartbeat.ensure_started()
-        engine = self.engine
+        services = self.services
         cookie = environ.get("HTTP_COOKIE")
         idempotency = environ.get(self._idempotency) if self._idempotency else None
-        state = engine.identify([cookie] if cookie else [], environ.get("HTTP_X_STICKYCTX_SESSION"))
-        logic = SessionLogic(engine, state, auto_lock=self._auto_lock,
-                             idempotency_key=idempotency[:256] if idempotency else None)
-        environ["stickyctx"] = SyncConversation(logic, self.store)
+        state = identify(services, [cookie] if cookie else [],
+                         environ.get("HTTP_X_STICKYCTX_SESSION"))
+        session = Session(services, self.store, state, auto_lock=self._auto_lock,
+                          idempotency_key=idempotency[:256] if idempotency else None)
+        environ["stickyctx"] = SyncConversation(session)
         environ["HTTP_X_STICKYCTX_OWNER"] = state.owner
         environ["HTTP_X_STICKYCTX_AFFINITY"] = state.affinity
         started = False
@@ -83,12 +60,12 @@ class StickyWSGIMiddleware:
                                exc_info: Any = None) -> Any:
             nonlocal started
             started = True
-            return start_response(status, [*headers, *engine.response_headers(state)], exc_info)
+            return start_response(status, [*headers, *response_headers(services, state)],
+                                  exc_info)
 
         def finish() -> None:
             try:
-                run_sync(logic.finish(), self.store, engine.telemetry.observer(),
-                         logic.session_hash)
+                run_sync(session.finish(), self.store.sync_io)
             except Exception:  # the response is already decided; never fail it here
                 logger.warning("stickyctx: releasing the turn lock failed", exc_info=True)
 

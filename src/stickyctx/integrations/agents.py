@@ -58,12 +58,12 @@ from ..core.flow import SessionState
 from ..core.ids import is_valid_session_id
 from ..core.placement import place
 from ..errors import InvalidMessageError, SessionGoneError
-from ..sansio.drive import run_async
+from ..sansio import run_async
 from ..session.handle import Conversation
-from ..session.logic import SessionLogic
-from ..session.services import Engine
+from ..session.logic import Session
+from ..session.services import Services
 from ..settings import Settings
-from ..stores.base import AsyncStore
+from ..stores.base import Store
 
 __all__ = ["ITEM_FIELD", "StickySession"]
 
@@ -158,24 +158,24 @@ class _Detached:
     """Opens a fresh handle on one session for each operation, without the turn lock, so that a
     long-lived session object never serves a history cached before another writer's append."""
 
-    __slots__ = ("engine", "session_id", "store")
+    __slots__ = ("services", "session_id", "store")
 
-    def __init__(self, engine: Engine, store: AsyncStore, session_id: str) -> None:
-        self.engine = engine
+    def __init__(self, services: Services, store: Store, session_id: str) -> None:
+        self.services = services
         self.store = store
         self.session_id = session_id
 
     async def run(self, operation: Callable[[Conversation], Awaitable[T]]) -> T:
-        engine = self.engine
-        members = engine.membership()
+        services = self.services
+        members = services.members.view()
         owner = place(self.session_id, members.nodes, members.loads,
-                      engine.settings.balance_factor)
-        state = SessionState(self.session_id, owner, int(engine.clock()),
-                             classify(owner, engine.node_id, members.ids()), "header")
-        logic = SessionLogic(engine, state, auto_lock=False)
-        result = await operation(Conversation(logic, self.store))
+                      services.settings.balance_factor)
+        state = SessionState(self.session_id, owner, int(services.clock()),
+                             classify(owner, services.node_id, members.ids()), "header")
+        session = Session(services, self.store, state, auto_lock=False)
+        result = await operation(Conversation(session))
         # Takes nothing: releases no lock (none was taken) and folds what a window evicted.
-        await run_async(logic.finish(), self.store)
+        await run_async(session.finish(), self.store.async_io)
         if state.session_id != self.session_id:
             # The id was rotated or destroyed: the handle moved to a fresh id no one knows.
             raise SessionGoneError("the session was rotated or destroyed")
@@ -225,7 +225,7 @@ class StickySession:
         cls,
         session_id: str,
         *,
-        store: AsyncStore,
+        store: Store,
         settings: Settings | None = None,
         session_settings: SessionSettings | dict[str, Any] | None = None,
         token_budget: int | None = None,
@@ -240,9 +240,10 @@ class StickySession:
         """
         if not is_valid_session_id(session_id):
             raise ValueError("not a stickyctx session id")
-        engine = Engine(settings if settings is not None else Settings.from_env(), clock=clock)
+        services = Services(settings if settings is not None else Settings.from_env(),
+                            clock=clock)
         self = cls.__new__(cls)
-        self._setup(None, _Detached(engine, store, session_id), session_settings, token_budget)
+        self._setup(None, _Detached(services, store, session_id), session_settings, token_budget)
         return self
 
     @property

@@ -1,9 +1,7 @@
-"""Sans-I/O operations: session logic written once as generators, driven sync or async.
+"""The two drivers: the only places where an operation's steps are performed.
 
-An operation is a generator that yields the I/O it needs (``Call`` a store primitive, or
-``Sleep``) and receives each result back; it returns its value. ``run_sync`` and ``run_async``
-are the only two places that perform the I/O, so no logic exists twice for WSGI and ASGI.
-A store error is thrown back into the generator at the point of the call.
+``run_sync`` and ``run_async`` share ``_Stepper``, which advances the operation and throws
+errors back into it; each driver only says how a step is performed, blocking or awaited.
 """
 
 from __future__ import annotations
@@ -11,145 +9,99 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, Union
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["Call", "Compute", "Observer", "Op", "Record", "Sleep", "run_async", "run_sync"]
+from .steps import IOStep, Offload, Op, Sleep
+
+__all__ = ["AsyncIO", "SyncIO", "run_async", "run_sync"]
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
-    """Call store primitive ``method`` with these arguments; ``attributes`` go on its span."""
+class SyncIO(Protocol):
+    """Performs a store's I/O steps, blocking (WSGI threads, the command line)."""
 
-    method: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    attributes: Mapping[str, Any] | None = None
+    def perform(self, step: IOStep) -> Any: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Sleep:
-    seconds: float
+class AsyncIO(Protocol):
+    """Performs a store's I/O steps on the running event loop (ASGI)."""
+
+    async def perform(self, step: IOStep) -> Any: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Compute:
-    """Run user code (a summarizer): sync or async; off the event loop when it is sync."""
+class _Stepper:
+    """Advances an operation: its next step after a step's value (``send``) or error
+    (``throw``), until it returns (``done``, ``value``)."""
 
-    func: Callable[..., Any]
-    args: tuple[Any, ...] = ()
+    __slots__ = ("done", "op", "value")
 
+    def __init__(self, op: Op[Any]) -> None:
+        self.op = op
+        self.done = False
+        self.value: Any = None
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """Telemetry for work done without I/O (window assembly, a fold), with its real times."""
-
-    name: str
-    attributes: dict[str, Any]
-    started_ns: int
-    ended_ns: int
-
-
-Step = Union[Call, Sleep, Compute, Record]  # noqa: UP007 - a runtime alias, valid on 3.10
+    def send(self, value: Any = None, error: Exception | None = None) -> Any:
+        try:
+            return self.op.send(value) if error is None else self.op.throw(error)
+        except StopIteration as stop:
+            self.done, self.value = True, stop.value
+            return None
 
 
-class Observer(Protocol):
-    """What the drivers report to (``stickyctx.telemetry.Telemetry``)."""
-
-    def operation(self, method: str, session_hash: Callable[[], str] | None,
-                  ) -> AbstractContextManager[dict[str, Any]]: ...
-
-    def record(self, name: str, attributes: Mapping[str, Any], started_ns: int,
-               ended_ns: int) -> None: ...
+def _no_io(step: object) -> Any:
+    raise TypeError(f"this store performs no I/O, yet an operation asked for {step!r}")
 
 
-def _annotate(step: Call, value: Any, extra: dict[str, Any]) -> None:
-    """Attributes of a store result, for its span (counts and tiers, never content)."""
-    if step.method == "acquire_lease":
-        extra["stickyctx.lease.acquired"] = value is not None
-    tier = getattr(value, "tier", None)
-    if tier is not None:
-        extra["stickyctx.tier"] = tier
-        extra["stickyctx.stale"] = bool(getattr(value, "stale", False))
-        messages = getattr(value, "messages", None)
-        if messages is not None:
-            extra["stickyctx.messages.after"] = len(messages)
-    duplicates = getattr(value, "duplicates", None)
-    if duplicates:
-        extra["stickyctx.duplicates"] = duplicates
+def _perform(step: Any, io: SyncIO | None) -> Any:
+    if isinstance(step, Sleep):
+        time.sleep(step.seconds)
+        return None
+    if isinstance(step, Offload):
+        value = step.func(*step.args)
+        return asyncio.run(_awaited(value)) if inspect.isawaitable(value) else value
+    return io.perform(step) if io is not None else _no_io(step)
 
 
-async def _await(value: Awaitable[Any]) -> Any:
+async def _aperform(step: Any, io: AsyncIO | None) -> Any:
+    if isinstance(step, Sleep):
+        await asyncio.sleep(step.seconds)
+        return None
+    if isinstance(step, Offload):
+        if inspect.iscoroutinefunction(step.func):
+            return await step.func(*step.args)
+        value = await asyncio.to_thread(step.func, *step.args)
+        return await value if inspect.isawaitable(value) else value
+    return await io.perform(step) if io is not None else _no_io(step)
+
+
+def run_sync(op: Op[T], io: SyncIO | None = None) -> T:
+    """Drive ``op`` to its end, performing its steps blocking; return its result."""
+    run = _Stepper(op)
+    step = run.send()
+    while not run.done:
+        try:
+            value = _perform(step, io)
+        except Exception as exc:  # noqa: BLE001 - thrown into the operation, which decides
+            step = run.send(error=exc)
+        else:
+            step = run.send(value)
+    return run.value  # type: ignore[no-any-return]
+
+
+async def run_async(op: Op[T], io: AsyncIO | None = None) -> T:
+    """Drive ``op`` to its end on the running event loop; return its result."""
+    run = _Stepper(op)
+    step = run.send()
+    while not run.done:
+        try:
+            value = await _aperform(step, io)
+        except Exception as exc:  # noqa: BLE001 - thrown into the operation, which decides
+            step = run.send(error=exc)
+        else:
+            step = run.send(value)
+    return run.value  # type: ignore[no-any-return]
+
+
+async def _awaited(value: Any) -> Any:
     return await value
-Op = Generator[Step, Any, T]
-
-
-def run_sync(op: Op[T], store: Any, observer: Observer | None = None,
-             session_hash: Callable[[], str] | None = None) -> T:
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            step = op.throw(error) if error is not None else op.send(value)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        value, error = None, None
-        try:
-            if isinstance(step, Sleep):
-                time.sleep(step.seconds)
-            elif isinstance(step, Compute):
-                value = step.func(*step.args)
-                if inspect.isawaitable(value):
-                    value = asyncio.run(_await(value))
-            elif isinstance(step, Record):
-                if observer is not None:
-                    observer.record(step.name, step.attributes, step.started_ns, step.ended_ns)
-            elif observer is None:
-                value = getattr(store, step.method)(*step.args, **step.kwargs)
-            else:
-                with observer.operation(step.method, session_hash) as extra:
-                    if step.attributes:
-                        extra.update(step.attributes)
-                    value = getattr(store, step.method)(*step.args, **step.kwargs)
-                    _annotate(step, value, extra)
-        except Exception as exc:  # noqa: BLE001 - handed to the operation, which decides
-            error = exc
-
-
-async def run_async(op: Op[T], store: Any, observer: Observer | None = None,
-                    session_hash: Callable[[], str] | None = None) -> T:
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            step = op.throw(error) if error is not None else op.send(value)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        value, error = None, None
-        try:
-            if isinstance(step, Sleep):
-                await asyncio.sleep(step.seconds)
-            elif isinstance(step, Compute):
-                if inspect.iscoroutinefunction(step.func):
-                    value = await step.func(*step.args)
-                else:
-                    value = await asyncio.to_thread(step.func, *step.args)
-                    if inspect.isawaitable(value):
-                        value = await value
-            elif isinstance(step, Record):
-                if observer is not None:
-                    observer.record(step.name, step.attributes, step.started_ns, step.ended_ns)
-            elif observer is None:
-                value = await getattr(store, step.method)(*step.args, **step.kwargs)
-            else:
-                with observer.operation(step.method, session_hash) as extra:
-                    if step.attributes:
-                        extra.update(step.attributes)
-                    value = await getattr(store, step.method)(*step.args, **step.kwargs)
-                    _annotate(step, value, extra)
-        except Exception as exc:  # noqa: BLE001 - handed to the operation, which decides
-            error = exc

@@ -1,32 +1,35 @@
-"""What one middleware derives once from ``Settings``: signer, keys, tokenizer, membership.
+"""``Services``: what one middleware derives once from ``Settings`` and shares by every request.
 
-Both edges (ASGI and WSGI) hold one ``Engine`` and call it per request; the engine never
-performs I/O itself and holds no per-request state.
+A container, built at startup (so that a bad encoding or summarizer fails then, not at a
+request): the token codec, the cookie and placement configuration, the store-key deriver, the
+tokenizer and summarizers, the window parameters, the membership view and telemetry. It holds
+no per-request state and performs no I/O.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from ..cluster.members import MembershipManager
 from ..core.cookies import CookieSpec
-from ..core.flow import FlowConfig, Membership, SessionState, identify, response_headers
+from ..core.flow import FlowConfig
 from ..core.storekeys import KeyDeriver, derive_hash_key
 from ..core.summarizer import ExtractiveSummarizer, Summarizer, load_summarizer
 from ..core.tokenizer import Tokenizer, encoding_for, load_tokenizer
 from ..core.tokens import TokenCodec
+from ..core.windowing import WindowParams
 from ..settings import Settings
 from ..telemetry import Telemetry
 
-__all__ = ["Engine"]
+__all__ = ["Services"]
 
 
-class Engine:
+class Services:
     def __init__(
         self,
         settings: Settings,
@@ -57,7 +60,17 @@ class Engine:
         # Loaded at startup so that a missing encoding is a ConfigError now, not at a request.
         self.tokenizer: Tokenizer = load_tokenizer(encoding_for(settings.encoding, settings.model))
         # The framing of the summary's system message, counted inside the summary budget.
-        self.summary_frame = self.tokenizer.count_message({"role": "system", "content": ""})
+        summary_frame = self.tokenizer.count_message({"role": "system", "content": ""})
+        self.window = WindowParams(
+            token_budget=settings.token_budget,
+            response_reserve=settings.response_reserve,
+            summarize=settings.pruning == "summarize",
+            summary_budget=settings.effective_summary_budget,
+            summary_frame=summary_frame,
+            eviction=settings.eviction,
+            low_water=settings.low_water,
+        )
+        # A summary changes once per fold: its count is memoized.
         self.count_text = functools.lru_cache(maxsize=256)(self.tokenizer.count_text)
         self.builtin_summarizer = ExtractiveSummarizer(self.tokenizer)
         self.summarizer: Summarizer = (load_summarizer(settings.summarizer) if settings.summarizer
@@ -85,23 +98,6 @@ class Engine:
         """A stable keyed hash of the session for providers' ``prompt_cache_key``."""
         return "sc-" + self.keys.digest("prompt-cache\x00" + session_id)
 
-    def membership(self) -> Membership:
-        return self.members.view()
-
-    def identify(self, cookie_headers: Sequence[str], session_header: str | None) -> SessionState:
-        state = identify(cookie_headers, session_header, self.codec, self.flow,
-                         self.members.view(), self.clock())
-        self.observe(state)
-        if self.telemetry.active():
-            self.telemetry.affinity(state, self.session_hash)
-        return state
-
-    def observe(self, state: SessionState) -> None:
-        """Count a placement toward its node's load, and this node's own active sessions."""
-        if state.reissue and state.affinity in ("new", "failover"):
-            self.members.placed(state.owner)
-        if state.owner == self.settings.node_id:
-            self.members.active.touch(state.session_id)
-
-    def response_headers(self, state: SessionState) -> list[tuple[str, str]]:
-        return response_headers(state, self.codec, self.flow, self.members.view(), self.clock())
+    def shorten_summary(self, text: str, budget: int) -> str:
+        """The built-in summarizer's refit of a stored summary into ``budget`` tokens."""
+        return str(self.builtin_summarizer(text, [], budget))

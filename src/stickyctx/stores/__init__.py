@@ -1,36 +1,23 @@
-"""Session stores: one protocol (``base``), the embedded store, and the Redis adapters."""
+"""Session stores: one protocol (``base.Store``), the embedded store and the Redis store.
+
+``open_store(settings)`` opens the store that ``STICKYCTX_STORE_URL`` names, once: the same
+object serves the ASGI and the WSGI edge, the command line and any number of event loops.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..settings import Settings
-from .base import AsyncStore, SyncStore
-from .crypto import KeyRing, parse_key_ring
-from .memory import AsyncMemoryStore, MemoryStore
-from .redis.schema import Limits
+from .base import Store
+from .memory import MemoryStore
 
-__all__ = ["AsyncMemoryStore", "AsyncStore", "MemoryStore", "SyncStore", "open_async", "open_sync"]
+if TYPE_CHECKING:
+    from .redis.store import RedisStore
 
-
-def _limits(settings: Settings) -> Limits:
-    refresh = min(60.0, settings.idle_ttl / 10)
-    return Limits(
-        idle_ms=settings.idle_ttl * 1000,
-        absolute_ms=settings.absolute_ttl * 1000,
-        max_tokens=settings.max_session_tokens,
-        max_bytes=settings.max_session_bytes,
-        refresh_ms=int(refresh * 1000),
-        replicas=settings.store_replicas,
-        replica_timeout_ms=max(1, int(settings.store_timeout * 500)),  # within the socket timeout
-    )
-
-
-def _ring(settings: Settings) -> KeyRing | None:
-    if settings.encryption_key is None:
-        return None
-    return parse_key_ring(settings.encryption_key.reveal())
+__all__ = ["MemoryStore", "Store", "open_store", "redis_store"]
 
 
 def _memory(settings: Settings, clock: Callable[[], float]) -> MemoryStore:
@@ -44,25 +31,37 @@ def _memory(settings: Settings, clock: Callable[[], float]) -> MemoryStore:
     )
 
 
-def open_sync(settings: Settings, clock: Callable[[], float] = time.time) -> SyncStore:
-    """The store named by ``STICKYCTX_STORE_URL``, in its sync form (for WSGI)."""
-    if not settings.uses_redis:
-        return _memory(settings, clock)
-    from .redis.clients import sync_client
-    from .redis.sync_store import RedisStore
+def redis_store(settings: Settings) -> RedisStore:
+    """The Redis store that ``settings`` name (its URL, limits, hot tier and encryption)."""
+    from .crypto import parse_key_ring
+    from .redis.clients import async_client, sync_client
+    from .redis.schema import Limits
+    from .redis.sealing import DataKeys
+    from .redis.store import RedisStore
     from .redis.url import parse_redis_url
 
-    client = sync_client(parse_redis_url(settings.store_url), settings.store_timeout)
-    return RedisStore(client, _limits(settings), settings.hot_sessions, _ring(settings))
+    target = parse_redis_url(settings.store_url)
+    timeout = settings.store_timeout
+    refresh = min(60.0, settings.idle_ttl / 10)
+    limits = Limits(
+        idle_ms=settings.idle_ttl * 1000,
+        absolute_ms=settings.absolute_ttl * 1000,
+        max_tokens=settings.max_session_tokens,
+        max_bytes=settings.max_session_bytes,
+        refresh_ms=int(refresh * 1000),
+        replicas=settings.store_replicas,
+        replica_timeout_ms=max(1, int(timeout * 500)),  # within the socket timeout
+    )
+    ring = (parse_key_ring(settings.encryption_key.reveal())
+            if settings.encryption_key is not None else None)
+    return RedisStore(limits, sync_client=sync_client(target, timeout),
+                      async_client=lambda: async_client(target, timeout),
+                      hot_capacity=settings.hot_sessions,
+                      data_keys=DataKeys(ring, settings.hot_sessions))
 
 
-def open_async(settings: Settings, clock: Callable[[], float] = time.time) -> AsyncStore:
-    """The store named by ``STICKYCTX_STORE_URL``, in its async form (for ASGI)."""
-    if not settings.uses_redis:
-        return AsyncMemoryStore(_memory(settings, clock))
-    from .redis.async_store import AsyncRedisStore
-    from .redis.clients import async_client
-    from .redis.url import parse_redis_url
-
-    client = async_client(parse_redis_url(settings.store_url), settings.store_timeout)
-    return AsyncRedisStore(client, _limits(settings), settings.hot_sessions, _ring(settings))
+def open_store(settings: Settings, clock: Callable[[], float] = time.time) -> Store:
+    """The store named by ``STICKYCTX_STORE_URL``."""
+    if settings.uses_redis:
+        return redis_store(settings)
+    return _memory(settings, clock)

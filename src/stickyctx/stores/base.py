@@ -1,6 +1,11 @@
-"""The store protocol: a few primitives every backend implements, in a sync and an async form.
+"""The store protocol: the primitives every backend implements, once, as sans-I/O operations.
 
-The two forms have the same method names, arguments and meaning; the async form is awaited.
+Each primitive is a method returning an operation (``Op[T]``, see ``stickyctx.sansio``) that the
+session logic composes with ``yield from`` and a driver runs blocking (WSGI, the command line:
+``run_sync(op, store.sync_io)``) or on an event loop (ASGI: ``run_async(op, store.async_io)``).
+A store whose primitives perform no I/O (the embedded store) has no I/O adapters; a networked
+store yields typed I/O steps that its two thin adapters perform. Adding a primitive is a method
+here and in each backend, nothing else.
 
 Concurrency contract (what every backend guarantees, and the contract suite checks):
 
@@ -26,6 +31,8 @@ Concurrency contract (what every backend guarantees, and the contract suite chec
   summarizer ran survive and a summary is applied at most once per eviction.
 * Leases have names: ``turn`` (the one-turn-at-a-time lock whose fencing token writes present)
   and ``summary`` (at most one summarizer per session at a time).
+* ``heartbeat`` announces a node under a namespace for ``ttl`` seconds and returns every node
+  announced there and still live (this one included unless it is leaving).
 """
 
 from __future__ import annotations
@@ -34,47 +41,53 @@ from collections.abc import Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
+from ..core.nodes import Announcement
 from ..core.storekeys import SessionKey
+from ..sansio import AsyncIO, Op, SyncIO
 
-__all__ = ["AsyncStore", "SyncStore"]
+__all__ = ["Store"]
 
 
 @runtime_checkable
-class SyncStore(Protocol):
-    def load(self, key: SessionKey) -> Snapshot:
+class Store(Protocol):
+    @property
+    def sync_io(self) -> SyncIO | None:
+        """Performs this store's I/O steps, blocking; ``None`` when its operations need none."""
+        ...
+
+    @property
+    def async_io(self) -> AsyncIO | None:
+        """Performs them on the running event loop (any loop: a networked store keeps a client
+        per loop); ``None`` when its operations need no I/O."""
+        ...
+
+    def load(self, key: SessionKey) -> Op[Snapshot]:
         """The session's stored context; ``status`` says live, missing or revoked."""
         ...
 
-    def append(
-        self,
-        key: SessionKey,
-        messages: Sequence[NewMessage],
-        *,
-        created: float,
-        create: bool = True,
-        fence: int | None = None,
-    ) -> AppendResult:
+    def append(self, key: SessionKey, messages: Sequence[NewMessage], *, created: float,
+               create: bool = True, fence: int | None = None) -> Op[AppendResult]:
         """Append atomically. With ``create=False`` a missing session is not created."""
         ...
 
-    def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
+    def clear(self, key: SessionKey, *, fence: int | None = None) -> Op[int]:
         """Forget the history and summary, keep the session; return the new version."""
         ...
 
-    def pop(self, key: SessionKey, *, fence: int | None = None) -> StoredMessage | None:
+    def pop(self, key: SessionKey, *, fence: int | None = None) -> Op[StoredMessage | None]:
         """Remove and return the newest message atomically (``None`` when there is none)."""
         ...
 
-    def rotate(self, old: SessionKey, new: SessionKey) -> None:
+    def rotate(self, old: SessionKey, new: SessionKey) -> Op[None]:
         """Move the session's data to ``new``; ``old`` becomes a tombstone."""
         ...
 
-    def destroy(self, key: SessionKey) -> None:
+    def destroy(self, key: SessionKey) -> Op[None]:
         """Delete every piece of the session and leave a tombstone."""
         ...
 
-    def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
-                      name: str = "turn", live: Collection[str] = ()) -> int | None:
+    def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float, name: str = "turn",
+                      live: Collection[str] = ()) -> Op[int | None]:
         """Take the session's lease ``name``; the fencing token, or ``None`` when it is held.
 
         ``holder`` is ``node_id:nonce``. Given ``live`` (the live node ids), a lease held by a
@@ -83,74 +96,32 @@ class SyncStore(Protocol):
         ...
 
     def release_lease(self, key: SessionKey, token: int, name: str = "turn",
-                      holder: str | None = None) -> None:
+                      holder: str | None = None) -> Op[None]:
         """Release the lease if ``token`` still holds it (otherwise do nothing). With token 0 and
         a ``holder``: release it if that holder has it (an attempt whose answer was lost)."""
         ...
 
-    def apply_summary(
-        self,
-        key: SessionKey,
-        text: str,
-        tokens: int,
-        *,
-        watermark: int,
-        expected_watermark: int,
-        delete_folded: bool = False,
-    ) -> Summary | None:
+    def apply_summary(self, key: SessionKey, text: str, tokens: int, *, watermark: int,
+                      expected_watermark: int, delete_folded: bool = False,
+                      ) -> Op[Summary | None]:
         """Set the summary if the stored watermark is ``expected_watermark``; else ``None``."""
         ...
 
-    def recount(
-        self, key: SessionKey, encoding: str, tokens: dict[int, int], *, expected_version: int
-    ) -> int | None:
+    def recount(self, key: SessionKey, encoding: str, tokens: dict[int, int], *,
+                expected_version: int) -> Op[int | None]:
         """Store new token counts (by seq) after an encoding change; ``None`` on a conflict."""
         ...
 
-    def close(self) -> None: ...
+    def heartbeat(self, namespace: str, node: Announcement, *, ttl: float,
+                  leaving: bool = False) -> Op[tuple[Announcement, ...]]:
+        """Announce ``node`` for ``ttl`` seconds (or withdraw it when ``leaving``); return the
+        live announcements of the namespace, ordered by node id."""
+        ...
 
+    def close(self) -> None:
+        """Release blocking resources (connections); the store is not used afterwards."""
+        ...
 
-@runtime_checkable
-class AsyncStore(Protocol):
-    async def load(self, key: SessionKey) -> Snapshot: ...
-
-    async def append(
-        self,
-        key: SessionKey,
-        messages: Sequence[NewMessage],
-        *,
-        created: float,
-        create: bool = True,
-        fence: int | None = None,
-    ) -> AppendResult: ...
-
-    async def clear(self, key: SessionKey, *, fence: int | None = None) -> int: ...
-
-    async def pop(self, key: SessionKey, *, fence: int | None = None) -> StoredMessage | None: ...
-
-    async def rotate(self, old: SessionKey, new: SessionKey) -> None: ...
-
-    async def destroy(self, key: SessionKey) -> None: ...
-
-    async def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
-                            name: str = "turn", live: Collection[str] = ()) -> int | None: ...
-
-    async def release_lease(self, key: SessionKey, token: int, name: str = "turn",
-                            holder: str | None = None) -> None: ...
-
-    async def apply_summary(
-        self,
-        key: SessionKey,
-        text: str,
-        tokens: int,
-        *,
-        watermark: int,
-        expected_watermark: int,
-        delete_folded: bool = False,
-    ) -> Summary | None: ...
-
-    async def recount(
-        self, key: SessionKey, encoding: str, tokens: dict[int, int], *, expected_version: int
-    ) -> int | None: ...
-
-    async def close(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release the current event loop's resources."""
+        ...

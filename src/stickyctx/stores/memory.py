@@ -1,8 +1,9 @@
 """The embedded store (``memory://``): a real backend for one process.
 
 Safe under threads and asyncio: every primitive takes one short ``threading.Lock`` and never
-blocks while holding it, so the async form calls straight through without a thread hop. Bounded
-by an LRU on session count; sessions expire idle or at their absolute lifetime.
+blocks while holding it. Its operations perform no I/O (``immediate``), so both drivers run them
+straight through, with no thread hop. Bounded by an LRU on session count; sessions expire idle
+or at their absolute lifetime.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from ..core.messages import (
     StoredMessage,
     Summary,
 )
+from ..core.nodes import Announcement
 from ..core.storekeys import SessionKey
 from ..core.views import Prefix
 from ..errors import FencedError
+from ..sansio import immediate
 
-__all__ = ["AsyncMemoryStore", "MemoryStore"]
+__all__ = ["MemoryStore"]
 
 
 @dataclass(slots=True)
@@ -56,6 +59,9 @@ class _Lease:
 class MemoryStore:
     """An in-process store. ``clock`` is injectable so that tests can move time."""
 
+    sync_io = None  # its operations perform no I/O
+    async_io = None
+
     def __init__(
         self,
         *,
@@ -77,6 +83,7 @@ class MemoryStore:
         self._tombstones: OrderedDict[str, float] = OrderedDict()
         self._leases: dict[tuple[str, str], _Lease] = {}
         self._fences = itertools.count(1)  # one counter for all sessions: monotonic for each
+        self._members: dict[str, dict[str, tuple[float, Announcement]]] = {}
 
     # Internal helpers (call with the lock held) ---------------------------------------------
 
@@ -117,6 +124,7 @@ class MemoryStore:
 
     # The protocol ---------------------------------------------------------------------------
 
+    @immediate
     def load(self, key: SessionKey) -> Snapshot:
         now = self._clock()
         with self._lock:
@@ -128,6 +136,7 @@ class MemoryStore:
             return Snapshot("live", session.version, Prefix(session.messages), session.total,
                             session.summary, tuple(sorted(session.encodings)), tier="local")
 
+    @immediate
     def append(
         self,
         key: SessionKey,
@@ -203,6 +212,7 @@ class MemoryStore:
         session.messages = messages[cut:]
         return cut
 
+    @immediate
     def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
         now = self._clock()
         with self._lock:
@@ -219,6 +229,7 @@ class MemoryStore:
             session.version += 1
             return session.version
 
+    @immediate
     def pop(self, key: SessionKey, *, fence: int | None = None) -> StoredMessage | None:
         now = self._clock()
         with self._lock:
@@ -234,6 +245,7 @@ class MemoryStore:
             session.version += 1
             return message
 
+    @immediate
     def rotate(self, old: SessionKey, new: SessionKey) -> None:
         now = self._clock()
         with self._lock:
@@ -249,6 +261,7 @@ class MemoryStore:
                 if lease is not None:
                     self._leases[(new.tag, name)] = lease
 
+    @immediate
     def destroy(self, key: SessionKey) -> None:
         now = self._clock()
         with self._lock:
@@ -257,6 +270,7 @@ class MemoryStore:
             self._leases.pop((key.tag, "turn"), None)
             self._leases.pop((key.tag, "summary"), None)
 
+    @immediate
     def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
                       name: str = "turn", live: Collection[str] = ()) -> int | None:
         now = self._clock()
@@ -273,6 +287,7 @@ class MemoryStore:
                     del self._leases[slot]
             return token
 
+    @immediate
     def release_lease(self, key: SessionKey, token: int, name: str = "turn",
                       holder: str | None = None) -> None:
         with self._lock:
@@ -281,6 +296,7 @@ class MemoryStore:
                     token == 0 and holder is not None and lease.holder == holder)):
                 del self._leases[(key.tag, name)]
 
+    @immediate
     def apply_summary(
         self,
         key: SessionKey,
@@ -313,6 +329,7 @@ class MemoryStore:
             session.version += 1
             return session.summary
 
+    @immediate
     def recount(
         self, key: SessionKey, encoding: str, tokens: dict[int, int], *, expected_version: int
     ) -> int | None:
@@ -336,74 +353,29 @@ class MemoryStore:
             session.version += 1
             return session.version
 
+    @immediate
+    def heartbeat(self, namespace: str, node: Announcement, *, ttl: float,
+                  leaving: bool = False) -> tuple[Announcement, ...]:
+        now = self._clock()
+        with self._lock:
+            members = self._members.setdefault(namespace, {})
+            for node_id in [n for n, (until, _) in members.items() if until <= now]:
+                del members[node_id]
+            if leaving:
+                members.pop(node.node_id, None)
+            else:
+                members[node.node_id] = (now + ttl, node)
+            return tuple(members[n][1] for n in sorted(members))
+
     def close(self) -> None:
         with self._lock:
             self._sessions.clear()
             self._tombstones.clear()
             self._leases.clear()
+            self._members.clear()
+
+    async def aclose(self) -> None:
+        self.close()
 
     def __len__(self) -> int:
         return len(self._sessions)
-
-
-class AsyncMemoryStore:
-    """The async form of ``MemoryStore``: the same primitives, awaited, no thread hop."""
-
-    def __init__(self, store: MemoryStore) -> None:
-        self.sync = store
-
-    async def load(self, key: SessionKey) -> Snapshot:
-        return self.sync.load(key)
-
-    async def append(
-        self,
-        key: SessionKey,
-        messages: Sequence[NewMessage],
-        *,
-        created: float,
-        create: bool = True,
-        fence: int | None = None,
-    ) -> AppendResult:
-        return self.sync.append(key, messages, created=created, create=create, fence=fence)
-
-    async def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
-        return self.sync.clear(key, fence=fence)
-
-    async def pop(self, key: SessionKey, *, fence: int | None = None) -> StoredMessage | None:
-        return self.sync.pop(key, fence=fence)
-
-    async def rotate(self, old: SessionKey, new: SessionKey) -> None:
-        self.sync.rotate(old, new)
-
-    async def destroy(self, key: SessionKey) -> None:
-        self.sync.destroy(key)
-
-    async def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
-                            name: str = "turn", live: Collection[str] = ()) -> int | None:
-        return self.sync.acquire_lease(key, holder=holder, ttl=ttl, name=name, live=live)
-
-    async def release_lease(self, key: SessionKey, token: int, name: str = "turn",
-                            holder: str | None = None) -> None:
-        self.sync.release_lease(key, token, name, holder)
-
-    async def apply_summary(
-        self,
-        key: SessionKey,
-        text: str,
-        tokens: int,
-        *,
-        watermark: int,
-        expected_watermark: int,
-        delete_folded: bool = False,
-    ) -> Summary | None:
-        return self.sync.apply_summary(key, text, tokens, watermark=watermark,
-                                       expected_watermark=expected_watermark,
-                                       delete_folded=delete_folded)
-
-    async def recount(
-        self, key: SessionKey, encoding: str, tokens: dict[int, int], *, expected_version: int
-    ) -> int | None:
-        return self.sync.recount(key, encoding, tokens, expected_version=expected_version)
-
-    async def close(self) -> None:
-        self.sync.close()

@@ -16,6 +16,7 @@ from typing import Any
 
 from ...core.messages import GROUP_OPENERS, AppendResult, NewMessage, Snapshot, StoredMessage
 from ...core.messages import Summary as SummaryRecord
+from ...core.nodes import Announcement
 from ...core.storekeys import SessionKey
 from ...errors import FencedError, StickyctxError, StoreError, StoreUnavailableError
 from .items import LazyItems
@@ -215,6 +216,15 @@ def recount_args(messages: Sequence[StoredMessage], encoding: str, tokens: dict[
         items.append(encode_item(StoredMessage(m.seq, m.group, m.role, m.content, count,
                                                encoding, cum, m.size, m.fields), seal))
     return [encoding, expected_version, total, cum, *items]
+
+
+def parse_members(reply: Sequence[Any]) -> tuple[Announcement, ...]:
+    """The heartbeat script's ``{id, "address|load", ...}``, ordered by node id."""
+    members = []
+    for i in range(0, len(reply), 2):
+        address, _, load = _text(reply[i + 1]).partition("|")
+        members.append(Announcement(_text(reply[i]), address or None, int(load or 0)))
+    return tuple(sorted(members, key=lambda m: m.node_id))
 
 
 # Errors ---------------------------------------------------------------------------------------

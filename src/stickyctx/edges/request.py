@@ -1,0 +1,76 @@
+"""The request flow both edges share: identify the session, then the headers to answer with.
+
+Pure decisions live in ``core.flow``; this adds what a node knows (its membership view, its
+clock) and records the affinity decision (telemetry, this node's load).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from ..core import flow
+from ..core.flow import SessionState
+from ..session.services import Services
+from ..settings import Settings
+from ..stores import Store, open_store
+
+__all__ = ["Edge", "identify", "response_headers"]
+
+App = TypeVar("App")
+
+
+class Edge(Generic[App]):
+    """What both middlewares derive once: settings, services and the store.
+
+    ``settings=None`` reads ``Settings.from_env()``. ``store`` and ``clock`` are for tests and
+    embedding: a store to use instead of the one ``STICKYCTX_STORE_URL`` names (one store may
+    serve several middlewares, ASGI and WSGI), and the wall clock used for expiry.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        settings: Settings | None = None,
+        *,
+        store: Store | None = None,
+        clock: Callable[[], float] | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings if settings is not None else Settings.from_env()
+        self.services = Services(self.settings, clock=clock or time.time,
+                                 tracer_provider=tracer_provider, meter_provider=meter_provider)
+        self.store = store if store is not None else open_store(self.settings,
+                                                                self.services.clock)
+        self._auto_lock = self.settings.turn_lock == "auto"
+        self._configure()
+
+    def _configure(self) -> None:
+        """What the edge derives for itself (its heartbeat, header names in its own form)."""
+
+
+def identify(services: Services, cookie_headers: Sequence[str],
+             session_header: str | None) -> SessionState:
+    """The session a request carries (a fresh one when it carries none that verifies)."""
+    members = services.members
+    state = flow.identify(cookie_headers, session_header, services.codec, services.flow,
+                          members.view(), services.clock())
+    if state.reissue and state.affinity in ("new", "failover"):
+        members.placed(state.owner)  # counts toward that node's load until the next heartbeat
+    if state.owner == services.node_id:
+        members.active.touch(state.session_id)
+    telemetry = services.telemetry
+    if telemetry.active():
+        telemetry.affinity(state, services.session_hash)
+    return state
+
+
+def response_headers(services: Services, state: SessionState) -> list[tuple[str, str]]:
+    return flow.response_headers(state, services.codec, services.flow, services.members.view(),
+                                 services.clock())

@@ -1,0 +1,1 @@
+"""Helpers the test suite shares: stores called directly, ports, readiness, example apps."""
