@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 from ..core.affinity import Affinity
+from ..core.formats import Format, formatter
 from ..sansio.drive import Op, run_async, run_sync
 from ..stores.base import AsyncStore, SyncStore
 from .logic import SessionLogic
@@ -121,14 +122,17 @@ class Conversation(_Handle):
         result = await self._run(self._logic.append(built))
         return len(result.seqs)
 
-    async def messages(self) -> list[dict[str, Any]]:
-        """The full stored history as OpenAI-style message dicts."""
-        return await self._run(self._logic.messages())
+    async def messages(self, *, format: Format = "stored") -> list[dict[str, Any]]:
+        """The full stored history: as stored, or in ``format`` (see ``core.formats``)."""
+        convert = formatter(format)
+        return convert(await self._run(self._logic.messages()))
 
-    async def window(self, budget: int | None = None, *,
-                     system: str | None = None) -> list[dict[str, Any]]:
-        """The newest whole turns that fit ``budget`` tokens (with ``system`` first)."""
-        return await self._run(self._logic.window(budget, system))
+    async def window(self, budget: int | None = None, *, system: str | None = None,
+                     format: Format = "chat") -> list[dict[str, Any]]:
+        """The newest whole turns that fit ``budget`` tokens (with ``system`` first), as chat
+        messages (or Responses items, or as stored: see ``core.formats``)."""
+        convert = formatter(format)
+        return convert(await self._run(self._logic.window(budget, system)))
 
     async def token_count(self) -> int:
         """Tokens of the stored history, counted as the chat API counts them."""
@@ -186,12 +190,14 @@ class SyncConversation(_Handle):
         built = [self._logic.build(r, c, turn_id, f) for r, c, f in _messages(messages)]
         return len(self._run(self._logic.append(built)).seqs)
 
-    def messages(self) -> list[dict[str, Any]]:
-        return self._run(self._logic.messages())
+    def messages(self, *, format: Format = "stored") -> list[dict[str, Any]]:
+        convert = formatter(format)
+        return convert(self._run(self._logic.messages()))
 
-    def window(self, budget: int | None = None, *,
-               system: str | None = None) -> list[dict[str, Any]]:
-        return self._run(self._logic.window(budget, system))
+    def window(self, budget: int | None = None, *, system: str | None = None,
+               format: Format = "chat") -> list[dict[str, Any]]:
+        convert = formatter(format)
+        return convert(self._run(self._logic.window(budget, system)))
 
     def token_count(self) -> int:
         return self._run(self._logic.token_count())
