@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 from ..core.affinity import Affinity
+from ..core.convert import MISSING, message_parts
 from ..core.formats import Format, formatter
 from ..sansio.drive import Op, run_async, run_sync
 from ..stores.base import AsyncStore, SyncStore
@@ -80,12 +81,17 @@ class _Handle:
                 f"affinity={self.affinity!r}>")
 
 
-def _messages(items: Iterable[Mapping[str, Any]]) -> list[tuple[str, Any, dict[str, Any]]]:
-    out = []
-    for item in items:
-        fields = {k: v for k, v in item.items() if k not in ("role", "content")}
-        out.append((item.get("role", ""), item.get("content"), fields))
-    return out
+def _messages(items: Iterable[Any]) -> list[tuple[Any, Any, dict[str, Any]]]:
+    return [message_parts(item) for item in items]  # dicts, pydantic or LangChain messages
+
+
+def _message(role: Any, content: Any, fields: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+    """``append(role, content, **fields)``, or ``append(message, **fields)`` with a message
+    object alone (see ``core.convert``)."""
+    if content is not MISSING:
+        return role, content, fields
+    role, content, own = message_parts(role)
+    return role, content, {**own, **fields}
 
 
 class Conversation(_Handle):
@@ -107,17 +113,20 @@ class Conversation(_Handle):
             return await run_async(op, self._store, logic.engine.telemetry.observer(),
                                    logic.session_hash)
 
-    async def append(self, role: str, content: Any, *, turn_id: str | None = None,
+    async def append(self, role: Any, content: Any = MISSING, *, turn_id: str | None = None,
                      **fields: Any) -> int:
         """Append one message durably; return its sequence number, or 0 when it was a retry of
-        an append stored before (same turn id), which stays stored once."""
+        an append stored before (same turn id), which stays stored once. ``role`` may be a
+        whole message object instead (a dict, pydantic model or LangChain message)."""
+        role, content, fields = _message(role, content, fields)
         message = self._logic.build(role, content, turn_id, fields)
         result = await self._run(self._logic.append([message]))
         return result.seqs[0] if result.seqs else 0
 
-    async def extend(self, messages: Iterable[Mapping[str, Any]], *,
+    async def extend(self, messages: Iterable[Mapping[str, Any] | Any], *,
                      turn_id: str | None = None) -> int:
-        """Append several OpenAI-style message dicts in one atomic write; return how many."""
+        """Append several messages (dicts, pydantic or LangChain messages) in one atomic
+        write; return how many."""
         built = [self._logic.build(r, c, turn_id, f) for r, c, f in _messages(messages)]
         result = await self._run(self._logic.append(built))
         return len(result.seqs)
@@ -180,13 +189,15 @@ class SyncConversation(_Handle):
             return run_sync(op, self._store, logic.engine.telemetry.observer(),
                             logic.session_hash)
 
-    def append(self, role: str, content: Any, *, turn_id: str | None = None,
+    def append(self, role: Any, content: Any = MISSING, *, turn_id: str | None = None,
                **fields: Any) -> int:
+        role, content, fields = _message(role, content, fields)
         message = self._logic.build(role, content, turn_id, fields)
         result = self._run(self._logic.append([message]))
         return result.seqs[0] if result.seqs else 0
 
-    def extend(self, messages: Iterable[Mapping[str, Any]], *, turn_id: str | None = None) -> int:
+    def extend(self, messages: Iterable[Mapping[str, Any] | Any], *,
+               turn_id: str | None = None) -> int:
         built = [self._logic.build(r, c, turn_id, f) for r, c, f in _messages(messages)]
         return len(self._run(self._logic.append(built)).seqs)
 
