@@ -34,6 +34,7 @@ __all__ = ["to_chat"]
 _NAMED = frozenset({"system", "developer", "user", "assistant", "function"})
 _CALLS = frozenset({"function_call", "custom_tool_call"})
 _RESULTS = frozenset({"function_call_output", "custom_tool_call_output"})
+_PLAIN_ROLES = frozenset({"user", "assistant", "system", "developer"})
 
 
 def _content(content: Any, role: str) -> Any:
@@ -173,14 +174,21 @@ def _paired(out: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return kept
 
 
+def _plain(message: dict[str, Any]) -> bool:
+    """Already in chat form, and never merged or paired: a role and text content, nothing else."""
+    return (len(message) == 2 and type(message.get("content")) is str
+            and message.get("role") in _PLAIN_ROLES)
+
+
 def to_chat(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The Chat Completions form of stored message dicts (``as_dict()`` copies, which it may
     reuse and change)."""
+    if all(_plain(m) for m in messages):
+        return messages  # the common case: a plain chat history, handed out as it is
     out: list[dict[str, Any]] = []
     for stored in messages:
-        if len(stored) == 2 and isinstance(stored.get("content"), str) and stored.get(
-                "role") in ("user", "assistant", "system", "developer"):
-            _add(out, stored)  # the common case, already in chat form
+        if _plain(stored):
+            _add(out, stored)
             continue
         item, sdk = decode(stored)
         kind = item.get("type") if sdk else None
