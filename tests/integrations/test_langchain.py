@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from langchain_core._api import LangChainDeprecationWarning
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -36,10 +38,12 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.runnables.history import RunnableWithMessageHistory
+from pydantic import BaseModel
 
-from stickyctx import SyncConversation
+from stickyctx import StickyMiddleware, SyncConversation
 from stickyctx.core.formats import ITEM_FIELD
 from stickyctx.core.tokenizer import REPLY_PRIMER_TOKENS, load_tokenizer
+from stickyctx.fastapi import Conversation
 from stickyctx.integrations.langchain import StickyChatMessageHistory
 from tests.context.backends import KINDS, Driver, EventLoop
 from tests.context.harness import Chat, settings_for
@@ -451,3 +455,45 @@ def test_without_langchain_core_the_import_error_names_the_extra(
     monkeypatch.delitem(sys.modules, "stickyctx.integrations.langchain")
     with pytest.raises(ImportError, match=r"pip install 'stickyctx\[langchain\]'"):
         importlib.import_module("stickyctx.integrations.langchain")
+
+
+class Ask(BaseModel):
+    question: str
+
+
+def test_the_documented_fastapi_app_keeps_the_history_between_requests() -> None:
+    """docs/langchain.md's app, behind the real middleware, with a fake chat model."""
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "Answer briefly."), MessagesPlaceholder("history"), ("human", "{question}")])
+    seen: list[int] = []
+
+    def model(prompt_value: Any) -> AIMessage:  # how many messages the model was given
+        seen.append(len(prompt_value.to_messages()))
+        return AIMessage(f"answer {len(seen)}")
+
+    chain = prompt | RunnableLambda(model)
+    app = FastAPI()
+    app.add_middleware(StickyMiddleware, settings=settings_for())
+
+    @app.post("/chat")
+    async def chat(conv: Conversation, ask: Ask) -> dict[str, str]:
+        history = StickyChatMessageHistory(conv, token_budget=4000)
+        with pytest.warns(LangChainDeprecationWarning):
+            with_history = RunnableWithMessageHistory(
+                chain, lambda: history, input_messages_key="question",
+                history_messages_key="history")
+        reply = await with_history.ainvoke({"question": ask.question})
+        return {"reply": str(reply.content)}
+
+    async def run() -> list[str]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as client:
+            replies = []
+            for question in ("one?", "two?", "three?"):
+                answer = await client.post("/chat", json={"question": question})
+                assert answer.status_code == 200, answer.text
+                replies.append(answer.json()["reply"])
+            return replies
+
+    assert EventLoop.run(run()) == ["answer 1", "answer 2", "answer 3"]
+    assert seen == [2, 4, 6]  # the system prompt, the history so far, the question
