@@ -167,7 +167,7 @@ def _paired(out: list[dict[str, Any]]) -> list[dict[str, Any]]:
             message["tool_calls"] = answered
         else:
             del message["tool_calls"]
-            if message["content"] is None and message.keys() == {"role", "content"}:
+            if not message["content"] and message.keys() == {"role", "content"}:
                 continue
         kept.append(message)
         kept.extend(results.values())

@@ -71,7 +71,7 @@ def _to_langchain(messages: Sequence[dict[str, Any]]) -> list[BaseMessage]:
             message = {k: v for k, v in message.items() if k != "tool_calls"}
             if calls:
                 message["tool_calls"] = calls
-            elif message.get("content") is None and message.keys() == {"role", "content"}:
+            elif not message.get("content") and message.keys() == {"role", "content"}:
                 continue
         kept.append(message)
     return convert_to_messages(kept)
