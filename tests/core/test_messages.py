@@ -106,3 +106,22 @@ def test_the_size_counts_utf8_bytes_not_characters(tokenizer: Tokenizer) -> None
     assert build_message("user", content, {}, tokenizer, size).size == size
     with pytest.raises(MessageTooLargeError):
         build_message("user", content, {}, tokenizer, size - 1)
+
+
+@pytest.mark.parametrize("fields", [
+    pytest.param({"tool_calls": CALLS}, id="tool-calls"),
+    pytest.param({"function_call": {"name": "f", "arguments": "{}"}}, id="legacy-function-call"),
+    pytest.param({"refusal": "I can't help with that."}, id="refusal"),
+    pytest.param({"audio": {"id": "audio_1"}}, id="audio-reply"),
+])
+def test_an_assistant_message_may_stand_on_what_replaces_its_content(
+    tokenizer: Tokenizer, fields: dict[str, Any],
+) -> None:
+    """The assistant messages the chat API's own types allow without content."""
+    message = build_message("assistant", None, fields, tokenizer, LIMIT)
+    assert message.payload() == {"role": "assistant", "content": None, **fields}
+    with pytest.raises(InvalidMessageError):
+        build_message("user", None, fields, tokenizer, LIMIT)
+    empty = {name: type(value)() for name, value in fields.items()}  # [] or {} or ""
+    with pytest.raises(InvalidMessageError):
+        build_message("assistant", None, empty, tokenizer, LIMIT)

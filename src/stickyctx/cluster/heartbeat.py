@@ -23,8 +23,11 @@ __all__ = ["AsyncHeartbeat", "ThreadHeartbeat"]
 logger = logging.getLogger("stickyctx")
 
 
+_JITTER = random.Random()  # its own generator: never touches the app's global random state
+
+
 def _pause(interval: float) -> float:
-    return interval * random.uniform(0.8, 1.0)
+    return interval * _JITTER.uniform(0.8, 1.0)
 
 
 class AsyncHeartbeat:

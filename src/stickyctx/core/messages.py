@@ -25,6 +25,8 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function
 # Roles that open a new turn group (the pruning unit); the others join the current group.
 GROUP_OPENERS = frozenset({"user", "system", "developer"})
 _RESERVED = frozenset({"role", "content"})
+# What an assistant message may carry in place of content (as the chat API's types allow).
+_CONTENT_STANDINS = ("tool_calls", "function_call", "refusal", "audio")
 
 SessionStatus = Literal["live", "missing", "revoked"]
 
@@ -125,8 +127,9 @@ def build_message(
         raise InvalidMessageError(f"unknown role {str(role)[:40]!r}; expected one of "
                                   + ", ".join(sorted(ROLES)))
     if content is None:
-        if role != "assistant" or "tool_calls" not in fields:
-            raise InvalidMessageError("content may be None only for assistant tool calls")
+        if role != "assistant" or not any(fields.get(name) for name in _CONTENT_STANDINS):
+            raise InvalidMessageError("content may be None only for an assistant message with "
+                                      + ", ".join(_CONTENT_STANDINS))
     elif isinstance(content, list):
         for part in content:
             if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):

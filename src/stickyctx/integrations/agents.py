@@ -55,6 +55,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from ..core.affinity import classify
 from ..core.flow import SessionState
+from ..core.formats import ITEM_FIELD
 from ..core.ids import is_valid_session_id
 from ..core.placement import place
 from ..errors import InvalidMessageError, SessionGoneError
@@ -69,8 +70,8 @@ __all__ = ["ITEM_FIELD", "StickySession"]
 
 T = TypeVar("T")
 
-#: The field that marks a stored message as an SDK item kept as JSON.
-ITEM_FIELD = "agents_item"
+# ITEM_FIELD ("agents_item") marks a stored message as an SDK item kept as JSON; it is defined
+# with the output formats, which read such items back.
 _CHAT_ROLES = frozenset({"user", "assistant", "system", "developer"})
 _RESULT_SUFFIXES = ("_output", "_response")
 
@@ -276,7 +277,8 @@ class StickySession:
         budget = self.token_budget
 
         async def read(conv: Conversation) -> list[dict[str, Any]]:
-            return await (conv.window(budget) if budget is not None else conv.messages())
+            return await (conv.window(budget, format="stored") if budget is not None
+                          else conv.messages())
 
         messages = await self._run(read)
         if count is not None:

@@ -21,7 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..core import windowing
+from ..core.convert import MISSING, message_parts
 from ..core.flow import SessionState, new_session
+from ..core.formats import Format, formatter
 from ..core.messages import AppendResult, NewMessage, Snapshot, build_message
 from ..core.snapshots import EMPTY, absorb, recount_args, recounted
 from ..core.storekeys import SessionKey
@@ -166,19 +168,22 @@ class Session:
             self.key, tokenizer.name, counts, expected_version=snapshot.version))
         return recounted(snapshot, tokenizer.name, counts, version)
 
-    def messages(self, /) -> Op[list[dict[str, Any]]]:
-        """The full stored history as OpenAI-style message dicts."""
+    def messages(self, /, *, format: Format = "stored") -> Op[list[dict[str, Any]]]:
+        """The full stored history: as stored, or in ``format`` (see ``core.formats``)."""
+        convert = formatter(format)
         snapshot = yield from self.load()
-        return [m.as_dict() for m in snapshot.messages]
+        return convert([m.as_dict() for m in snapshot.messages])
 
     def token_count(self, /) -> Op[int]:
         """Tokens of the stored history, counted as the chat API counts them."""
         snapshot = yield from self.load()
         return snapshot.total_tokens + REPLY_PRIMER_TOKENS if snapshot.messages else 0
 
-    def window(self, /, budget: int | None = None, *,
-               system: str | None = None) -> Op[list[dict[str, Any]]]:
-        """The newest whole turns that fit ``budget`` tokens (with ``system`` first)."""
+    def window(self, /, budget: int | None = None, *, system: str | None = None,
+               format: Format = "chat") -> Op[list[dict[str, Any]]]:
+        """The newest whole turns that fit ``budget`` tokens (with ``system`` first), as chat
+        messages (or Responses items, or as stored: see ``core.formats``)."""
+        convert = formatter(format)
         snapshot = yield from self.load()
         started = time.time_ns()
         services = self.services
@@ -206,12 +211,12 @@ class Session:
             ATTR.TOKENS_BEFORE: stats.tokens_before, ATTR.TOKENS_AFTER: stats.tokens_after,
             ATTR.EVICTED_GROUPS: stats.evicted_groups, ATTR.WATERMARK: stats.watermark,
         }, started)
-        return messages
+        return convert(messages)
 
     # Writing ----------------------------------------------------------------------------------
 
-    def _build(self, role: str, content: Any, turn_id: str | None,
-               fields: Mapping[str, Any]) -> NewMessage:
+    def _build(self, role: Any, content: Any, fields: Mapping[str, Any],
+               turn_id: str | None) -> NewMessage:
         turn = turn_id if turn_id is not None else self.idempotency_key
         dedupe = None
         if turn is not None:
@@ -222,20 +227,23 @@ class Session:
         return build_message(role, content, fields, self.services.tokenizer,
                              self.services.settings.max_message_bytes, dedupe)
 
-    def append(self, /, role: str, content: Any, *, turn_id: str | None = None,
+    def append(self, /, role: Any, content: Any = MISSING, *, turn_id: str | None = None,
                **fields: Any) -> Op[int]:
         """Append one message durably; return its sequence number, or 0 when it was a retry of
-        an append stored before (same turn id), which stays stored once."""
-        message = self._build(role, content, turn_id, fields)
+        an append stored before (same turn id), which stays stored once. ``role`` may be a
+        whole message object instead (a dict, pydantic model or LangChain message)."""
+        if content is MISSING:
+            role, content, own = message_parts(role)
+            fields = {**own, **fields}
+        message = self._build(role, content, fields, turn_id)
         result = yield from self.write([message])
         return result.seqs[0] if result.seqs else 0
 
-    def extend(self, /, messages: Iterable[Mapping[str, Any]], *,
+    def extend(self, /, messages: Iterable[Mapping[str, Any] | Any], *,
                turn_id: str | None = None) -> Op[int]:
-        """Append several OpenAI-style message dicts in one atomic write; return how many."""
-        built = [self._build(m.get("role", ""), m.get("content"), turn_id,
-                             {k: v for k, v in m.items() if k not in ("role", "content")})
-                 for m in messages]
+        """Append several messages (dicts, pydantic or LangChain messages) in one atomic
+        write; return how many."""
+        built = [self._build(*message_parts(m), turn_id) for m in messages]
         result = yield from self.write(built)
         return len(result.seqs)
 
