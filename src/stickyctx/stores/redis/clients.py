@@ -6,6 +6,14 @@ unknown name, a bad value), or would drop silently (the sync Cluster client), is
 ``ConfigError`` naming ``STICKYCTX_STORE_URL`` here, when the store is opened: one connection
 object is built from the pool's settings (which opens nothing) to let redis-py check them.
 
+Pools wait: a command that finds every connection of the pool in use waits for one to come
+back (redis-py's ``BlockingConnectionPool``, sync and asyncio; with Sentinel the same waiting
+pool that also asks the Sentinels for the primary) for at most ``timeout`` seconds (URL option;
+``POOL_WAIT`` by default), instead of failing at once as redis-py's default pool does. Its size
+is ``max_connections`` (``POOL_SIZE`` by default). The sync Cluster client gets one such pool
+per node; redis-py's asyncio Cluster client has no waiting pool: each node allows
+``max_connections`` connections and a command beyond them fails at once.
+
 Client-level retries are off: a write retried after a timeout could be applied twice. Loads are
 safe to repeat and the adapters repeat them once on a broken connection; redis-py reconnects by
 itself on the next command when Redis is back. The options that would turn retries on
@@ -20,6 +28,8 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.sentinel
+import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
@@ -28,6 +38,8 @@ from .url import VARIABLE, RedisTarget
 
 __all__ = ["async_client", "sync_client"]
 
+POOL_SIZE = 100  # connections of a pool (per node with Cluster): URL option max_connections
+POOL_WAIT = 5.0  # seconds a command waits for a free connection: URL option timeout
 _REFUSED = ("retry_on_timeout", "retry_on_error")
 _PLACED_HERE = ("host", "port", "path", "connection_class")  # of the first host's URL
 
@@ -60,6 +72,7 @@ def _options(target: RedisTarget, parse_url: Callable[[str], Mapping[str, Any]],
                               "are off (a retried write could be applied twice)")
     options.setdefault("socket_timeout", timeout)
     options.setdefault("socket_connect_timeout", timeout)
+    options.setdefault("max_connections", POOL_SIZE)
     if target.kind != "standalone":
         for name in _PLACED_HERE:
             options.pop(name, None)
@@ -106,6 +119,16 @@ def _check_pool(pool: Any, names: Iterable[str]) -> None:
                 continue
             raise _rejected(exc, [name]) from None
         raise _rejected(exc, names) from None
+
+
+class _BlockingSentinelPool(redis.sentinel.SentinelConnectionPool,
+                            redis.BlockingConnectionPool):
+    """redis-py's Sentinel pool (asks the Sentinels for the primary) that waits when full."""
+
+
+class _AsyncBlockingSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool,
+                                 redis.asyncio.BlockingConnectionPool):
+    """The same for asyncio."""
 
 
 class _SentinelMaster(redis.Redis):
@@ -157,19 +180,25 @@ def sync_client(target: RedisTarget, timeout: float) -> Any:
         nodes = [redis.cluster.ClusterNode(host, port)  # type: ignore[no-untyped-call]
                  for host, port in target.hosts]
         # (This client connects when built: an unreachable Cluster is a RedisError, not ours.)
+        options.setdefault("timeout", POOL_WAIT)
         return _checked(lambda: redis.cluster.RedisCluster(
-            startup_nodes=nodes, retry=_no_retry(), ssl=target.ssl, **options), options,
+            startup_nodes=nodes, retry=_no_retry(), ssl=target.ssl,
+            connection_pool_class=redis.BlockingConnectionPool, **options), options,
             (TypeError, ValueError))
     if target.kind == "sentinel":
         db = options.pop("db", 0)
         sentinel = Sentinel(list(target.hosts), sentinel_kwargs=_sentinel_kwargs(target, timeout))
+        options.setdefault("timeout", POOL_WAIT)
         client = _checked(lambda: sentinel.master_for(
-            target.service or "", redis_class=_SentinelMaster, db=db, retry=_no_retry(),
+            target.service or "", redis_class=_SentinelMaster,
+            connection_pool_class=_BlockingSentinelPool, db=db, retry=_no_retry(),
             ssl=target.ssl, **options), options)
         _check_pool(client.connection_pool, options)
         client.sentinel = sentinel
         return client
-    pool = _checked(lambda: redis.ConnectionPool(retry=_no_retry(), **options), options)
+    options.setdefault("timeout", POOL_WAIT)
+    pool = _checked(lambda: redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
+        retry=_no_retry(), **options), options)
     _check_pool(pool, options)
     return redis.Redis.from_pool(pool)
 
@@ -192,12 +221,16 @@ def async_client(target: RedisTarget, timeout: float) -> Any:
     if target.kind == "sentinel":
         db = options.pop("db", 0)
         sentinel = Sentinel(list(target.hosts), sentinel_kwargs=_sentinel_kwargs(target, timeout))
+        options.setdefault("timeout", POOL_WAIT)
         client = _checked(lambda: sentinel.master_for(
-            target.service or "", redis_class=_AsyncSentinelMaster, db=db,
-            retry=_no_retry_async(), ssl=target.ssl, **options), options)
+            target.service or "", redis_class=_AsyncSentinelMaster,
+            connection_pool_class=_AsyncBlockingSentinelPool, db=db, retry=_no_retry_async(),
+            ssl=target.ssl, **options), options)
         _check_pool(client.connection_pool, options)
         client.sentinel = sentinel
         return client
-    pool = _checked(lambda: aioredis.ConnectionPool(retry=_no_retry_async(), **options), options)
+    options.setdefault("timeout", POOL_WAIT)
+    pool = _checked(lambda: aioredis.BlockingConnectionPool(retry=_no_retry_async(), **options),
+                    options)
     _check_pool(pool, options)
     return aioredis.Redis.from_pool(pool)
