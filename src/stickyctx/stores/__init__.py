@@ -61,8 +61,10 @@ def open_async(settings: Settings, clock: Callable[[], float] = time.time) -> As
     if not settings.uses_redis:
         return AsyncMemoryStore(_memory(settings, clock))
     from .redis.async_store import AsyncRedisStore
-    from .redis.clients import async_client
+    from .redis.clients import LoopClients, async_client
     from .redis.url import parse_redis_url
 
-    client = async_client(parse_redis_url(settings.store_url), settings.store_timeout)
-    return AsyncRedisStore(client, _limits(settings), settings.hot_sessions, _ring(settings))
+    target = parse_redis_url(settings.store_url)
+    # One client per event loop (made on first use in each; the first one now, checking the URL).
+    clients = LoopClients(lambda: async_client(target, settings.store_timeout))
+    return AsyncRedisStore(clients, _limits(settings), settings.hot_sessions, _ring(settings))

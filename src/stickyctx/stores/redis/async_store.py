@@ -9,6 +9,7 @@ from ...core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, 
 from ...core.storekeys import SessionKey
 from ...sansio.drive import run_async
 from ..crypto import KeyRing
+from .clients import LoopClients
 from .ops import RedisOps
 from .schema import Limits, repeatable, script, translate
 
@@ -16,17 +17,18 @@ __all__ = ["AsyncRedisStore"]
 
 
 class _AsyncScripts:
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    def __init__(self, clients: LoopClients) -> None:
+        self.clients = clients
         self._scripts: dict[str, Any] = {}
 
     async def script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        client = self.clients.current()  # the running event loop's client
         registered = self._scripts.get(name)
         if registered is None:
-            registered = self._scripts[name] = self.client.register_script(script(name))
+            registered = self._scripts[name] = client.register_script(script(name))
         for attempt in (1, 2):
             try:
-                return await registered(keys=keys, args=args)
+                return await registered(keys=keys, args=args, client=client)
             except Exception as exc:  # translated into the store's errors
                 if not repeatable(name, exc, attempt):
                     raise translate(name, exc) from exc
@@ -34,17 +36,24 @@ class _AsyncScripts:
 
     async def wait(self, replicas: int, timeout_ms: int) -> int:
         try:
-            return int(await self.client.wait(replicas, timeout_ms))
+            return int(await self.clients.current().wait(replicas, timeout_ms))
         except Exception as exc:  # translated into the store's errors
             raise translate("wait", exc) from exc
 
 
 class AsyncRedisStore:
-    def __init__(self, client: Any, limits: Limits, hot_capacity: int = 10_000,
+    """``clients`` holds one redis.asyncio client per event loop: one store serves them all."""
+
+    def __init__(self, clients: LoopClients, limits: Limits, hot_capacity: int = 10_000,
                  ring: KeyRing | None = None) -> None:
-        self.client = client
+        self.clients = clients
         self.ops = RedisOps(limits, hot_capacity, ring)
-        self.scripts = _AsyncScripts(client)
+        self.scripts = _AsyncScripts(clients)
+
+    @property
+    def client(self) -> Any:
+        """The running event loop's client."""
+        return self.clients.current()
 
     async def load(self, key: SessionKey) -> Snapshot:
         return await run_async(self.ops.load(key), self.scripts)
@@ -86,4 +95,4 @@ class AsyncRedisStore:
                                self.scripts)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.clients.aclose()
