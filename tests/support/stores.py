@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from stickyctx import Settings
 from stickyctx.sansio import run_async, run_sync
-from stickyctx.stores import Store
+from stickyctx.stores import Store, open_store
 
 
 class SyncCalls:
@@ -48,3 +49,31 @@ class AsyncCalls:
 
     async def close(self) -> None:
         await self.store.aclose()
+
+
+class _SyncRedis(SyncCalls):
+    @property
+    def client(self) -> Any:
+        return self.store.sync_io.client  # type: ignore[union-attr]
+
+
+class _AsyncRedis(AsyncCalls):
+    @property
+    def client(self) -> Any:
+        return self.store.async_io.client  # type: ignore[union-attr]
+
+    @property
+    def clients(self) -> Any:
+        return self.store.async_io.clients  # type: ignore[union-attr]
+
+
+def open_sync(settings: Settings) -> SyncCalls:
+    """The store ``settings`` name, its primitives called blocking (``.client``: redis-py's)."""
+    store = open_store(settings)
+    return _SyncRedis(store) if store.sync_io is not None else SyncCalls(store)
+
+
+def open_async(settings: Settings) -> AsyncCalls:
+    """The same, awaited (``.client``: the running loop's; ``.clients``: every loop's)."""
+    store = open_store(settings)
+    return _AsyncRedis(store) if store.async_io is not None else AsyncCalls(store)

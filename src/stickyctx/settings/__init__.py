@@ -242,7 +242,8 @@ class Settings:
 
     @property
     def uses_redis(self) -> bool:
-        return self.store_url.partition("://")[0].lower().startswith("redis")
+        scheme = self.store_url.partition("://")[0].lower()
+        return scheme.startswith("redis") or scheme == "unix"  # unix://: Redis on a unix socket
 
     @property
     def secure_cookies(self) -> bool:
@@ -342,10 +343,9 @@ def _lower(raw: str) -> str:
 def _store_url(raw: str) -> str:
     url = raw.strip()
     scheme = url.partition("://")[0].lower()
-    if scheme not in ("memory", "redis", "rediss", "redis+sentinel", "redis+cluster"):
-        raise ValueError(
-            "scheme must be memory://, redis://, rediss://, redis+sentinel:// or redis+cluster://"
-        )
+    if scheme not in ("memory", "redis", "rediss", "unix", "redis+sentinel", "redis+cluster"):
+        raise ValueError("scheme must be memory://, redis://, rediss://, unix://, "
+                         "redis+sentinel:// or redis+cluster://")
     return url
 
 

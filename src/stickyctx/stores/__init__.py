@@ -35,6 +35,7 @@ def redis_store(settings: Settings) -> RedisStore:
     """The Redis store that ``settings`` name (its URL, limits, hot tier and encryption)."""
     from .crypto import parse_key_ring
     from .redis.clients import async_client, sync_client
+    from .redis.loops import LoopClients
     from .redis.schema import Limits
     from .redis.sealing import DataKeys
     from .redis.store import RedisStore
@@ -55,7 +56,8 @@ def redis_store(settings: Settings) -> RedisStore:
     ring = (parse_key_ring(settings.encryption_key.reveal())
             if settings.encryption_key is not None else None)
     return RedisStore(limits, sync_client=sync_client(target, timeout),
-                      async_client=lambda: async_client(target, timeout),
+                      # One asyncio client per event loop; the first made now, checking the URL.
+                      async_clients=LoopClients(lambda: async_client(target, timeout)),
                       hot_capacity=settings.hot_sessions,
                       data_keys=DataKeys(ring, settings.hot_sessions))
 

@@ -7,13 +7,11 @@ per loop). Errors go back to the logic as redis-py raised them: it decides what 
 
 from __future__ import annotations
 
-import asyncio
-import weakref
-from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ...sansio import IOStep
+from .loops import LoopClients
 from .schema import script
 
 __all__ = ["AsyncRedisIO", "Script", "SyncRedisIO", "Wait"]
@@ -68,59 +66,29 @@ class SyncRedisIO:
         self.client.close()
 
 
-class _LoopEntry:
-    """A loop's client, closed when the loop shuts down: an async generator parked in the loop
-    (``asyncio.run`` and its kin close every async generator of the loop before closing it)."""
-
-    __slots__ = ("closer", "registered")
-
-    def __init__(self, client: Any) -> None:
-        self.registered = _Registered(client)
-        self.closer: AsyncGenerator[None, None] | None = None
-
-    async def park(self) -> None:
-        self.closer = _close_at_shutdown(self.registered.client)
-        await self.closer.__anext__()
-
-
-async def _close_at_shutdown(client: Any) -> AsyncGenerator[None, None]:
-    try:
-        yield
-    finally:
-        await client.aclose()
-
-
 class AsyncRedisIO:
-    """One asyncio client per event loop, made on the loop's first use and closed when the loop
-    shuts down: a redis.asyncio connection belongs to the loop that opened it, and one store
-    may serve several loops (a threaded server running ``asyncio.run`` per request, as the
-    Agents SDK's ``Runner.run_sync`` does)."""
+    """Performs the steps with the running event loop's client (``LoopClients``: one store
+    serves every loop, each with its own connections)."""
 
-    def __init__(self, make_client: Callable[[], Any]) -> None:
-        self._make = make_client
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopEntry] = (
-            weakref.WeakKeyDictionary())
-
-    def _entry(self) -> _LoopEntry:
-        loop = asyncio.get_running_loop()
-        entry = self._loops.get(loop)
-        if entry is None:
-            entry = self._loops[loop] = _LoopEntry(self._make())
-        return entry
+    def __init__(self, clients: LoopClients) -> None:
+        self.clients = clients
+        self._scripts: dict[str, Any] = {}
 
     @property
     def client(self) -> Any:
         """The running loop's client (read it inside that loop)."""
-        return self._entry().registered.client
+        return self.clients.current()
 
     async def perform(self, step: IOStep) -> Any:
-        entry = self._entry()
-        if entry.closer is None:
-            await entry.park()
-        return await entry.registered.call(step)
+        client = self.clients.current()
+        if isinstance(step, Wait):
+            return await client.wait(step.replicas, step.timeout_ms)
+        assert isinstance(step, Script)
+        registered = self._scripts.get(step.name)
+        if registered is None:
+            registered = self._scripts[step.name] = client.register_script(script(step.name))
+        return await registered(keys=step.keys, args=step.args, client=client)
 
     async def aclose(self) -> None:
-        """Close the running loop's client now (other loops' close when they shut down)."""
-        entry = self._loops.pop(asyncio.get_running_loop(), None)
-        if entry is not None and entry.closer is not None:
-            await entry.closer.aclose()
+        """Close every loop's client."""
+        await self.clients.aclose()

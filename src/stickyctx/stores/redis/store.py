@@ -8,7 +8,7 @@ beside the logic, in this node's memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +20,7 @@ from ...sansio import Op
 from . import schema
 from .hot import HotTier, stale
 from .io import AsyncRedisIO, Script, SyncRedisIO, Wait
+from .loops import LoopClients
 from .schema import (
     DEDUPE,
     FENCE,
@@ -56,16 +57,16 @@ def _run(name: str, keys: list[str], args: Sequence[Any]) -> Op[Any]:
 
 
 class RedisStore:
-    """The Redis store over a sync client and a factory of asyncio clients (one per loop)."""
+    """The Redis store over a sync client and asyncio clients (one per event loop)."""
 
     def __init__(self, limits: Limits, *, sync_client: Any,
-                 async_client: Callable[[], Any], hot_capacity: int = 10_000,
+                 async_clients: LoopClients, hot_capacity: int = 10_000,
                  data_keys: DataKeys | None = None) -> None:
         self.limits = limits
         self.hot = HotTier(hot_capacity)
         self.keys = data_keys if data_keys is not None else DataKeys(None, hot_capacity)
         self.sync_io = SyncRedisIO(sync_client)
-        self.async_io = AsyncRedisIO(async_client)
+        self.async_io = AsyncRedisIO(async_clients)
 
     def close(self) -> None:
         self.sync_io.close()
