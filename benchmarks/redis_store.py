@@ -53,8 +53,8 @@ from stickyctx.core.storekeys import KeyDeriver, SessionKey, derive_hash_key
 from stickyctx.sansio.drive import run_async
 from stickyctx.session.logic import SessionLogic
 from stickyctx.session.services import Engine
-from stickyctx.stores.redis import schema
 from stickyctx.stores import open_async, open_sync
+from stickyctx.stores.redis import schema
 from stickyctx.stores.redis.async_store import AsyncRedisStore
 from stickyctx.stores.redis.sync_store import RedisStore
 
