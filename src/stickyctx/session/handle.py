@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 from ..core.affinity import Affinity
+from ..core.inference import RouterKind, RoutingHints, lineage, prompt_cache_key, routing_hints
 from ..sansio.drive import Op, run_async, run_sync
 from ..stores.base import AsyncStore, SyncStore
 from .logic import SessionLogic
@@ -57,11 +58,28 @@ class _Handle:
     def is_new(self) -> bool:
         return self._logic.state.is_new
 
+    # Affinity to the model server (core.inference, integrations.inference) ----------------
     @property
     def prompt_cache_key(self) -> str:
-        """A stable keyed hash of the session, for model APIs that accept ``prompt_cache_key``
-        (it never reveals the session id)."""
-        return self._logic.engine.prompt_cache_key(self._logic.state.session_id)
+        """A stable keyed hash of the conversation, for model APIs that accept
+        ``prompt_cache_key`` (it never reveals the session id)."""
+        return prompt_cache_key(self._logic.engine.keys.digest, self._anchor())
+
+    def routing_hints(self, router: RouterKind | None = None, *,
+                      user: str | None = None) -> RoutingHints:
+        """Headers and body fields that keep this conversation on one model server behind an
+        inference router (``STICKYCTX_INFERENCE_ROUTER`` unless ``router`` is given). Keyed
+        hashes only, stable for the conversation; ``user`` (the app's id of the signed-in user)
+        names OpenAI's ``safety_identifier``, hashed."""
+        settings = self._logic.engine.settings
+        kind = settings.inference_router if router is None else router
+        header = settings.inference_header if kind == settings.inference_router else None
+        return routing_hints(kind, header, self._logic.engine.keys.digest, self._anchor(),
+                             user=user)
+
+    def _anchor(self) -> str:
+        return lineage(self._logic.engine.keys.digest, self._logic.state.session_id)
+    # ---------------------------------------------------------------------------------------
 
     @property
     def stale(self) -> bool:

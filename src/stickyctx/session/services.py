@@ -81,10 +81,6 @@ class Engine:
         """How telemetry names a session: a keyed hash, never the id itself."""
         return self.keys.digest("telemetry\x00" + session_id)
 
-    def prompt_cache_key(self, session_id: str) -> str:
-        """A stable keyed hash of the session for providers' ``prompt_cache_key``."""
-        return "sc-" + self.keys.digest("prompt-cache\x00" + session_id)
-
     def membership(self) -> Membership:
         return self.members.view()
 
