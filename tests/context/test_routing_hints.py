@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from itsdangerous import URLSafeTimedSerializer
 
+from stickyctx.core.flow import SESSION_HEADER
 from stickyctx.integrations.inference import openai_options, routing_hints
 
 from ..conftest import KEY_A, KEY_B
@@ -85,3 +87,29 @@ def test_openai_options_add_the_hints_to_the_apps_own(kind: Driver) -> None:
             "extra_headers": {"X-Session-ID": "mine"}, "extra_body": {}}
         assert openai_options(request.handle, "none") == {"extra_headers": {},
                                                           "extra_body": {}}
+
+
+def test_the_conversations_keys_survive_rotate_and_its_token_names_no_old_id(kind: Driver) -> None:
+    chat = Chat(kind, settings_for(inference_router="sglang"))
+    with chat.turn() as request:
+        request.append("user", "hello")
+        keys = (routing_hints(request.handle), request.handle.prompt_cache_key)
+        first_id = request.handle.session_id
+    rotated_ids = []
+    for _ in range(2):  # a second rotation keeps the first lineage too
+        with chat.turn() as request:
+            rotated_ids.append(request._call(lambda h: h.rotate(), lambda h: h.rotate()))
+            assert (routing_hints(request.handle), request.handle.prompt_cache_key) == keys
+            chat.token = dict(chat.engine.response_headers(request.logic.state))[SESSION_HEADER]
+        with chat.turn() as request:  # the next request, with the re-issued token
+            assert request.handle.session_id == rotated_ids[-1]
+            assert request.messages()[0]["content"] == "hello"  # the same conversation
+            assert (routing_hints(request.handle), request.handle.prompt_cache_key) == keys
+    assert len({first_id, *rotated_ids}) == 3
+    claims = chat.engine.codec.verify(chat.token)
+    assert claims is not None
+    assert claims.lineage is not None
+    _, payload = URLSafeTimedSerializer(KEY_A, salt="stickyctx.session.v1").loads_unsafe(
+        chat.token)
+    assert first_id not in json.dumps(payload)  # a keyed name, never the old id
+    assert rotated_ids[0] not in json.dumps(payload)

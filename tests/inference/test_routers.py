@@ -216,3 +216,22 @@ def test_openai_gets_a_keyed_prompt_cache_key_and_safety_identifier(
     assert len(set(values)) == 10  # distinct between conversations and between purposes
     assert all(re.fullmatch(r"sc-[A-Za-z0-9_-]{22}", value) for value in values)
     _assert_no_session_id(records, clients)
+
+
+def test_a_conversation_keeps_its_model_server_when_its_user_signs_in(
+        model_servers: StartServer, router: StartRouter, chat_app: StartApp,
+        conversations: Conversations) -> None:
+    """Signing in rotates the session id (``conv.rotate()``); the conversation's routing key is
+    derived from its lineage, carried in the token, so it stays on its model server."""
+    servers = [model_servers("A"), model_servers("B")]
+    app = chat_app(FASTAPI, "sglang", router("sglang", servers).url + "/v1")
+    clients = conversations(app, 20)
+    _rounds(clients, 3)
+    for client in clients:
+        client.login()
+    _rounds(clients, 3)
+    for client in clients:
+        assert len(client.sessions) == 2  # a new id after the sign-in
+        assert len(set(client.backends)) == 1, (client.number, client.backends)
+    assert {client.backends[0] for client in clients} == {"A", "B"}
+    _assert_no_session_id(_records(servers), clients)

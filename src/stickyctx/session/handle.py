@@ -78,7 +78,9 @@ class _Handle:
                              user=user)
 
     def _anchor(self) -> str:
-        return lineage(self._logic.engine.keys.digest, self._logic.state.session_id)
+        """The conversation's keyed lineage: carried in the token once rotated."""
+        state = self._logic.state
+        return state.lineage or lineage(self._logic.engine.keys.digest, state.session_id)
     # ---------------------------------------------------------------------------------------
 
     @property

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..core.flow import SessionState, new_session
+from ..core.inference import lineage
 from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, build_message
 from ..core.storekeys import SessionKey
 from ..core.tokenizer import REPLY_PRIMER_TOKENS
@@ -134,6 +135,7 @@ class SessionLogic(Windowing):
                             self.state.transport)
         state = self.state
         state.previous_id = None
+        state.lineage = None  # a new conversation
         state.session_id = fresh.session_id
         state.owner = fresh.owner
         state.created = fresh.created
@@ -308,6 +310,9 @@ class SessionLogic(Windowing):
         yield Call("rotate", (old_key, new_key), attributes={
             ATTR.SESSION_ID: self.engine.session_hash(fresh_id),
             ATTR.SESSION_PREVIOUS_ID: self.session_hash()})
+        # The conversation keeps its keyed lineage (core.inference): routing keys survive.
+        self.state.lineage = self.state.lineage or lineage(self.engine.keys.digest,
+                                                           self.state.session_id)
         self.state.previous_id = self.state.session_id
         self.state.session_id = fresh_id
         self.state.reissue = True
