@@ -92,10 +92,13 @@ class EventLoop:
         if loop is not None:
             # As asyncio.run ends a loop: cancel what still runs (heartbeats of the middlewares
             # under test), close async generators (the store's per-loop clients), then close.
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            async def cancel_all() -> None:
+                pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+
+            loop.run_until_complete(cancel_all())
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()

@@ -66,6 +66,9 @@ GOOD: list[tuple[str, str, str, Any, dict[str, str]]] = [
     ("TURN_LEASE_TTL", "30", "turn_lease_ttl", 30.0, {}),
     ("IDEMPOTENCY_HEADER", "", "idempotency_header", "", {}),  # empty: the feature is off
     ("MAX_MESSAGE_BYTES", "2048", "max_message_bytes", 2048, {}),
+    ("INFERENCE_ROUTER", " SGLang ", "inference_router", "sglang", {}),
+    ("INFERENCE_HEADER", " x-user-id ", "inference_header", "x-user-id",
+     {"STICKYCTX_INFERENCE_ROUTER": "vllm"}),
 ]
 
 # Every variable that has an invalid value, that value (each carries LEAK), and what else it needs.
@@ -106,6 +109,8 @@ BAD: list[tuple[str, str, dict[str, str]]] = [
     ("TURN_TIMEOUT", LEAK, {}),
     ("TURN_LEASE_TTL", LEAK, {}),
     ("MAX_MESSAGE_BYTES", LEAK, {}),
+    ("INFERENCE_ROUTER", LEAK, {}),
+    ("INFERENCE_HEADER", LEAK + " x", {"STICKYCTX_INFERENCE_ROUTER": "vllm"}),
 ]
 
 # Variables any value of which Settings accepts; where they are checked instead.

@@ -85,6 +85,7 @@ class SessionState:
     route_ok: bool = True  # the routing cookie already names the owner
     destroyed: bool = False
     previous_id: str | None = None  # set by rotation, for telemetry
+    lineage: str | None = None  # keyed name of the conversation's first id, once rotated
     key_fallback: bool = False  # the token verified with an older signing key
 
     @property
@@ -126,6 +127,7 @@ def identify(
             transport=transport,
             reissue=affinity == "failover" or claims.key_index > 0,
             key_fallback=claims.key_index > 0,
+            lineage=claims.lineage,
         )
     if transport == "cookie":
         route = read_cookie(cookie_headers, config.route_cookie)
@@ -163,7 +165,7 @@ def response_headers(
         return headers
     remaining = state.created + config.absolute_ttl - int(now)
     if state.reissue:
-        token = codec.sign(state.session_id, state.owner, state.created)
+        token = codec.sign(state.session_id, state.owner, state.created, state.lineage)
         if state.transport == "cookie":
             cookie = config.cookie.header(config.cookie_name, token, remaining)
             headers.append(("set-cookie", cookie))

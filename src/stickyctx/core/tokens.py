@@ -1,5 +1,8 @@
 """Signed session tokens: ``{session id, creation time, pinned owner}`` under a key ring.
 
+A rotated session's token also carries its ``lineage``: the keyed name of the conversation's
+first id (never an id), so that names derived for the conversation survive ``rotate()``.
+
 Signed with itsdangerous (own salt, timestamped); the newest key signs, every key verifies, and a
 token verified by an older key is reported so that it can be re-issued under the newest one.
 Verification is pure and never raises: anything unusable is ``None`` (a fresh session follows).
@@ -7,6 +10,7 @@ Verification is pure and never raises: anything unusable is ``None`` (a fresh se
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ MAX_TOKEN_BYTES = 4096
 _SALT = "stickyctx.session.v1"
 _FORMAT = 1
 _CACHE_LIMIT = 4096
+_LINEAGE = re.compile(r"[A-Za-z0-9_-]{16,64}")  # a KeyDeriver digest (22 characters today)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,7 @@ class SessionToken:
     created: int
     signed_at: int
     key_index: int = 0
+    lineage: str | None = None  # set once the session was rotated
 
 
 class TokenCodec:
@@ -64,8 +70,11 @@ class TokenCodec:
         # a token verified once needs only its expiry re-checked. Bounded; tampering misses it.
         self._cache: dict[str, SessionToken] = {}
 
-    def sign(self, session_id: str, owner: str, created: int) -> str:
-        payload = {"v": _FORMAT, "s": session_id, "o": owner, "c": created}
+    def sign(self, session_id: str, owner: str, created: int,
+             lineage: str | None = None) -> str:
+        payload: dict[str, object] = {"v": _FORMAT, "s": session_id, "o": owner, "c": created}
+        if lineage is not None:
+            payload["l"] = lineage
         token = self._serializers[0].dumps(payload)
         assert isinstance(token, str)
         return token
@@ -101,12 +110,13 @@ class TokenCodec:
             claims = _claims(payload)
             if claims is None:
                 return None
-            session_id, owner, created = claims
-            return SessionToken(session_id, owner, created, int(signed_at.timestamp()), index)
+            session_id, owner, created, lineage = claims
+            return SessionToken(session_id, owner, created, int(signed_at.timestamp()), index,
+                                lineage)
         return None
 
 
-def _claims(payload: Any) -> tuple[str, str, int] | None:
+def _claims(payload: Any) -> tuple[str, str, int, str | None] | None:
     if not isinstance(payload, dict) or payload.get("v") != _FORMAT:
         return None
     session_id, owner, created = payload.get("s"), payload.get("o"), payload.get("c")
@@ -116,8 +126,11 @@ def _claims(payload: Any) -> tuple[str, str, int] | None:
         return None
     if not isinstance(created, int) or isinstance(created, bool) or created < 0:
         return None
+    lineage = payload.get("l")
+    if lineage is not None and not (isinstance(lineage, str) and _LINEAGE.fullmatch(lineage)):
+        return None
     assert isinstance(session_id, str)
-    return session_id, owner, created
+    return session_id, owner, created, lineage
 
 
 def _sha256() -> Any:

@@ -1,2 +1,3 @@
-"""Integrations with agent frameworks, each an optional extra imported on demand:
-``stickyctx.integrations.agents`` (the OpenAI Agents SDK, ``pip install 'stickyctx[agents]'``)."""
+"""Integrations, each imported on demand: ``stickyctx.integrations.agents`` (the OpenAI Agents
+SDK, an optional extra: ``pip install 'stickyctx[agents]'``) and
+``stickyctx.integrations.inference`` (routing hints for inference routers; no extra needed)."""

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from ..core.affinity import Affinity
+from ..core.inference import RouterKind, RoutingHints, prompt_cache_key, routing_hints
 from ..sansio import Op, run_async, run_sync
 from .logic import Session
 
@@ -101,11 +102,26 @@ class _Handle:
     def is_new(self) -> bool:
         return self._session.state.is_new
 
+    # Affinity to the model server (core.inference, integrations.inference) ----------------
+
     @property
     def prompt_cache_key(self) -> str:
-        """A stable keyed hash of the session, for model APIs that accept ``prompt_cache_key``
-        (it never reveals the session id)."""
-        return self._session.services.prompt_cache_key(self._session.state.session_id)
+        """A stable keyed hash of the conversation, for model APIs that accept
+        ``prompt_cache_key`` (it never reveals the session id)."""
+        return prompt_cache_key(self._session.services.keys.digest, self._session.anchor())
+
+    def routing_hints(self, router: RouterKind | None = None, *,
+                      user: str | None = None) -> RoutingHints:
+        """Headers and body fields that keep this conversation on one model server behind an
+        inference router (``STICKYCTX_INFERENCE_ROUTER`` unless ``router`` is given). Keyed
+        hashes only, stable for the conversation; ``user`` (the app's id of the signed-in user)
+        names OpenAI's ``safety_identifier``, hashed."""
+        session = self._session
+        settings = session.services.settings
+        kind = settings.inference_router if router is None else router
+        header = settings.inference_header if kind == settings.inference_router else None
+        return routing_hints(kind, header, session.services.keys.digest, session.anchor(),
+                             user=user)
 
     @property
     def stale(self) -> bool:

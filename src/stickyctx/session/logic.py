@@ -24,6 +24,7 @@ from ..core import windowing
 from ..core.convert import MISSING, message_parts
 from ..core.flow import SessionState, new_session
 from ..core.formats import Format, formatter
+from ..core.inference import lineage
 from ..core.messages import AppendResult, NewMessage, Snapshot, build_message
 from ..core.snapshots import EMPTY, absorb, recount_args, recounted
 from ..core.storekeys import SessionKey
@@ -82,6 +83,12 @@ class Session:
             cached = self._hash = (session_id, self.services.session_hash(session_id))
         return cached[1]
 
+    def anchor(self) -> str:
+        """The conversation's keyed lineage (stable across ``rotate()``; carried in the token
+        once rotated): what keys derived for the conversation, not the session id, rest on."""
+        state = self.state
+        return state.lineage or lineage(self.services.keys.digest, state.session_id)
+
     @property
     def stale(self) -> bool:
         """Whether the context was served from this node's memory while the store was down."""
@@ -116,6 +123,7 @@ class Session:
         fresh = new_session(services.flow, services.members.view(), services.clock(),
                             state.transport)
         state.previous_id, state.session_id = None, fresh.session_id
+        state.lineage = None  # a new conversation
         state.owner, state.created, state.affinity = fresh.owner, fresh.created, "new"
         state.reissue, state.route_ok = True, False
         self._key, self._snapshot, self._known_live = None, EMPTY, False
@@ -292,6 +300,8 @@ class Session:
         yield from self.call(self.store.rotate(self.key, new_key), {
             ATTR.SESSION_ID: services.session_hash(fresh_id),
             ATTR.SESSION_PREVIOUS_ID: self.session_hash()})
+        # The conversation keeps its keyed lineage (core.inference): routing keys survive.
+        state.lineage = self.anchor()
         state.previous_id, state.session_id, state.reissue = state.session_id, fresh_id, True
         self._key = new_key
         self._snapshot = None  # the version moved with the data; reload when next needed

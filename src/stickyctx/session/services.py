@@ -94,10 +94,6 @@ class Services:
         """How telemetry names a session: a keyed hash, never the id itself."""
         return self.keys.digest("telemetry\x00" + session_id)
 
-    def prompt_cache_key(self, session_id: str) -> str:
-        """A stable keyed hash of the session for providers' ``prompt_cache_key``."""
-        return "sc-" + self.keys.digest("prompt-cache\x00" + session_id)
-
     def shorten_summary(self, text: str, budget: int) -> str:
         """The built-in summarizer's refit of a stored summary into ``budget`` tokens."""
         return str(self.builtin_summarizer(text, [], budget))

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from ..core.inference import RouterKind, header_problem, router_problem
 from ..core.nodes import NodeSpec, is_valid_node_id, parse_nodes
 from ..errors import ConfigError
 from .secret import Secret
@@ -99,6 +100,10 @@ class Settings:
     turn_lease_ttl: float = 120.0
     idempotency_header: str = "Idempotency-Key"
     max_message_bytes: int = 1_048_576
+    # Affinity to the model server (integrations.inference) ------------------------------
+    inference_router: RouterKind = "none"
+    inference_header: str | None = None  # None: the router's documented default header
+    # ---------------------------------------------------------------------------------------
 
     def __post_init__(self) -> None:
         if isinstance(self.secret_keys, (str, Secret)):
@@ -222,6 +227,14 @@ class Settings:
             raise bad("TURN_LEASE_TTL", "must be positive")
         if self.max_message_bytes <= 0:
             raise bad("MAX_MESSAGE_BYTES", "must be positive")
+        # Affinity to the model server ----------------------------------------------------
+        router_reason = router_problem(self.inference_router)
+        if router_reason is not None:
+            raise bad("INFERENCE_ROUTER", router_reason)
+        header_reason = header_problem(self.inference_router, self.inference_header)
+        if header_reason is not None:
+            raise bad("INFERENCE_HEADER", header_reason)
+        # ---------------------------------------------------------------------------------
         ids = [n.id for n in self.nodes]
         if ids and self.node_id not in ids:
             raise bad("NODES", f"does not list this node ({self.node_id!r}, STICKYCTX_NODE_ID)")
@@ -390,6 +403,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TURN_LEASE_TTL": ("turn_lease_ttl", _float),
     "IDEMPOTENCY_HEADER": ("idempotency_header", _str),
     "MAX_MESSAGE_BYTES": ("max_message_bytes", _int),
+    "INFERENCE_ROUTER": ("inference_router", _lower),
+    "INFERENCE_HEADER": ("inference_header", _optional_str),
 }
 
 # Variables whose empty value means something (an empty header name turns the feature off).
