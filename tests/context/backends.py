@@ -96,7 +96,8 @@ class EventLoop:
                 pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
                 for task in pending:
                     task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
+                if pending:
+                    await asyncio.wait(pending, timeout=10)
 
             loop.run_until_complete(cancel_all())
             loop.run_until_complete(loop.shutdown_asyncgens())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ __all__ = [
     "StoredMessage",
     "Summary",
     "build_message",
+    "dedupe_key",
 ]
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -112,6 +115,12 @@ class AppendResult:
     dropped: int = 0  # oldest messages dropped to keep the session under its ceiling
     write_id: str = ""  # the store's id of this write (Redis), for caches to validate against
     previous_write_id: str = ""  # the id of the write this one followed
+
+
+def dedupe_key(turn: str, n: int) -> str:
+    """The store's idempotency key of the ``n``-th message (from 0) of turn ``turn``."""
+    digest = hashlib.sha256(f"{n}\x00{turn}".encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def build_message(

@@ -13,8 +13,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..core.messages import Snapshot
 from ..core.summarizer import fits
-from ..core.windowing import Fold
+from ..core.windowing import Fold, Frame, pending_fold, predates
 from ..errors import SummarizerError
 from ..sansio import Offload, Op
 from ..telemetry import ATTR, SPAN
@@ -23,11 +24,41 @@ if TYPE_CHECKING:
     from .logic import Session
     from .services import Services
 
-__all__ = ["run_fold"]
+__all__ = ["Folds", "run_fold"]
 
 logger = logging.getLogger("stickyctx")
 
 _SUMMARY_LEASE_TTL = 120.0
+
+
+class Folds:
+    """A request's folds: what its windows evicted, decided by ``core.windowing``."""
+
+    __slots__ = ("own_from", "pending", "session", "space")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.pending: Fold | None = None  # to fold after the response
+        self.space: int | None = None  # the last window's history space, to plan again
+        self.own_from: int | None = None  # seq of the first message this request appended
+
+    def after_window(self, snapshot: Snapshot, frame: Frame, fold: Fold) -> Op[bool]:
+        """Fold now when the eviction predates this request (an earlier fold was lost or is
+        late: True, reload), else after the response (or by the next window, if sooner)."""
+        params = self.session.services.window
+        if (predates(snapshot, frame.available, params, self.own_from)
+                and (yield from run_fold(self.session, fold))):
+            return True
+        self.pending = fold
+        return False
+
+    def finish(self, snapshot: Snapshot | None) -> Op[None]:
+        """After the response: replies appended after ``window()`` may push more out, so fold
+        up to what the next window would leave out, now, rather than in the next request."""
+        fold, self.pending = self.pending, None
+        fold = pending_fold(snapshot, self.space, self.session.services.window) or fold
+        if fold is not None:
+            yield from run_fold(self.session, fold)
 
 
 def run_fold(session: Session, fold: Fold) -> Op[bool]:

@@ -14,8 +14,6 @@ response). ``destroy()`` ends it early; a revoked or expired session restarts un
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -25,7 +23,7 @@ from ..core.convert import MISSING, message_parts
 from ..core.flow import SessionState, new_session
 from ..core.formats import Format, formatter
 from ..core.inference import lineage
-from ..core.messages import AppendResult, NewMessage, Snapshot, build_message
+from ..core.messages import AppendResult, NewMessage, Snapshot, build_message, dedupe_key
 from ..core.snapshots import EMPTY, absorb, recount_args, recounted
 from ..core.storekeys import SessionKey
 from ..core.tokenizer import REPLY_PRIMER_TOKENS
@@ -34,7 +32,7 @@ from ..sansio import Op
 from ..stores.base import Store
 from ..telemetry import ATTR, SPAN
 from ..telemetry.operations import observed
-from .folds import run_fold
+from .folds import Folds
 from .services import Services
 from .turnlock import TurnLock
 
@@ -42,8 +40,8 @@ __all__ = ["Session"]
 
 
 class Session:
-    __slots__ = ("_fold", "_hash", "_key", "_known_live", "_own_from", "_snapshot",
-                 "_turn_counts", "_window_space", "auto_lock", "idempotency_key", "services",
+    __slots__ = ("_hash", "_key", "_known_live", "_snapshot", "_turn_counts", "auto_lock",
+                 "folds", "idempotency_key", "services",
                  "state", "store", "turn")
 
     def __init__(self, services: Services, store: Store, state: SessionState, *,
@@ -59,9 +57,7 @@ class Session:
         self._snapshot: Snapshot | None = None
         self._known_live = False
         self._turn_counts: dict[str, int] = {}
-        self._fold: windowing.Fold | None = None
-        self._window_space: int | None = None  # to plan the fold again at the end
-        self._own_from: int | None = None  # seq of the first message this request appended
+        self.folds = Folds(self)
 
     # Names and helpers ------------------------------------------------------------------------
 
@@ -198,17 +194,13 @@ class Session:
         params = services.window
         frame = windowing.frame(params, budget, system, services.tokenizer.count_message)
         if params.summarize:
-            self._window_space = frame.available
+            self.folds.space = frame.available
         planned = windowing.plan(snapshot, frame, params)
         fold = windowing.fold_of(snapshot, planned) if params.summarize else None
-        if fold is not None:
-            if (windowing.predates(snapshot, frame.available, params, self._own_from)
-                    and (yield from run_fold(self, fold))):
-                self._snapshot = None
-                snapshot = yield from self.load()
-                planned = windowing.plan(snapshot, frame, params)
-            else:
-                self._fold = fold  # after the response (or by the next window, if sooner)
+        if fold is not None and (yield from self.folds.after_window(snapshot, frame, fold)):
+            self._snapshot = None
+            snapshot = yield from self.load()
+            planned = windowing.plan(snapshot, frame, params)
         summary = None
         if params.summarize and snapshot.summary is not None and snapshot.summary.text:
             summary = windowing.fit_summary(snapshot.summary.text, params, services.count_text,
@@ -227,11 +219,9 @@ class Session:
                turn_id: str | None) -> NewMessage:
         turn = turn_id if turn_id is not None else self.idempotency_key
         dedupe = None
-        if turn is not None:
-            n = self._turn_counts.get(turn, 0)
-            self._turn_counts[turn] = n + 1
-            digest = hashlib.sha256(f"{n}\x00{turn}".encode()).digest()[:16]
-            dedupe = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        if turn is not None:  # the n-th message of a turn: the same key when it is retried
+            n = self._turn_counts[turn] = self._turn_counts.get(turn, -1) + 1
+            dedupe = dedupe_key(turn, n)
         return build_message(role, content, fields, self.services.tokenizer,
                              self.services.settings.max_message_bytes, dedupe)
 
@@ -268,8 +258,8 @@ class Session:
                 self.key, messages, created=float(self.state.created), create=True,
                 fence=self.turn.fence))
         self._known_live = True
-        if self._own_from is None and result.seqs:
-            self._own_from = result.seqs[0]
+        if self.folds.own_from is None and result.seqs:
+            self.folds.own_from = result.seqs[0]
         if self._snapshot is not None and any(result.written):
             self._snapshot = absorb(self._snapshot, messages, result)  # None: reload when needed
         return result
@@ -320,12 +310,5 @@ class Session:
         """End of the request: release the turn, then fold what left the window (after the
         response, off its critical path)."""
         yield from self.turn.release()
-        fold, self._fold = self._fold, None
-        if self.state.destroyed:
-            return
-        # Replies appended after window() may push more out: fold up to what the next window
-        # would leave out, now, rather than inline in the next request.
-        fold = windowing.pending_fold(self._snapshot, self._window_space,
-                                      self.services.window) or fold
-        if fold is not None:
-            yield from run_fold(self, fold)
+        if not self.state.destroyed:
+            yield from self.folds.finish(self._snapshot)

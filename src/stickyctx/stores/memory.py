@@ -13,40 +13,17 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from ..core.messages import (
-    GROUP_OPENERS,
-    AppendResult,
-    NewMessage,
-    Snapshot,
-    StoredMessage,
-    Summary,
-)
+from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
 from ..core.nodes import Announcement
 from ..core.storekeys import SessionKey
 from ..core.views import Prefix
 from ..errors import FencedError
 from ..sansio import immediate
+from .memory_history import History
 
 __all__ = ["MemoryStore"]
-
-
-@dataclass(slots=True)
-class _Session:
-    created: float
-    touched: float
-    version: int = 0
-    next_seq: int = 1
-    group: int = 0
-    total: int = 0  # tokens of the stored messages
-    size: int = 0  # bytes of the stored messages
-    cum: int = 0  # cumulative tokens ever appended (positions for block eviction)
-    # Replaced, never mutated in place, when messages leave: loads hand out O(1) prefix views.
-    messages: list[StoredMessage] = field(default_factory=list)
-    dedupe: set[str] = field(default_factory=set)
-    summary: Summary | None = None
-    encodings: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -79,7 +56,7 @@ class MemoryStore:
         self.absolute_ttl = absolute_ttl
         self._clock = clock
         self._lock = threading.Lock()
-        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._sessions: OrderedDict[str, History] = OrderedDict()
         self._tombstones: OrderedDict[str, float] = OrderedDict()
         self._leases: dict[tuple[str, str], _Lease] = {}
         self._fences = itertools.count(1)  # one counter for all sessions: monotonic for each
@@ -87,7 +64,7 @@ class MemoryStore:
 
     # Internal helpers (call with the lock held) ---------------------------------------------
 
-    def _live(self, tag: str, now: float) -> _Session | None:
+    def _live(self, tag: str, now: float) -> History | None:
         session = self._sessions.get(tag)
         if session is None:
             return None
@@ -157,60 +134,10 @@ class MemoryStore:
                     return AppendResult("missing")
                 if now >= created + self.absolute_ttl:
                     return AppendResult("missing")
-                session = self._sessions[key.tag] = _Session(created=created, touched=now)
+                session = self._sessions[key.tag] = History(created=created, touched=now)
                 while len(self._sessions) > self.max_sessions:
                     self._sessions.popitem(last=False)
-            seqs: list[int] = []
-            groups: list[int] = []
-            cums: list[int] = []
-            written: list[bool] = []
-            for message in messages:
-                if message.dedupe is not None and message.dedupe in session.dedupe:
-                    written.append(False)
-                    continue
-                seq = session.next_seq
-                session.next_seq += 1
-                if message.role in GROUP_OPENERS or session.group == 0:
-                    session.group = seq
-                session.cum += message.tokens
-                session.messages.append(StoredMessage(
-                    seq, session.group, message.role, message.content, message.tokens,
-                    message.encoding, session.cum, message.size, message.fields,
-                ))
-                session.total += message.tokens
-                session.size += message.size
-                session.encodings.add(message.encoding)
-                if message.dedupe is not None:
-                    session.dedupe.add(message.dedupe)
-                seqs.append(seq)
-                groups.append(session.group)
-                cums.append(session.cum)
-                written.append(True)
-            dropped = self._enforce_ceiling(session) if seqs else 0
-            if seqs:
-                session.version += 1
-            return AppendResult(
-                "live", session.version, tuple(seqs), tuple(groups), session.total,
-                written.count(False), tuple(written), tuple(cums), dropped,
-            )
-
-    def _enforce_ceiling(self, session: _Session) -> int:
-        """Drop the oldest whole groups (never the newest) until the session fits its ceiling."""
-        if session.total <= self.max_session_tokens and session.size <= self.max_session_bytes:
-            return 0
-        messages = session.messages
-        cut = 0
-        newest_group = messages[-1].group
-        while cut < len(messages) and messages[cut].group != newest_group and (
-            session.total > self.max_session_tokens or session.size > self.max_session_bytes
-        ):
-            group = messages[cut].group
-            while cut < len(messages) and messages[cut].group == group:
-                session.total -= messages[cut].tokens
-                session.size -= messages[cut].size
-                cut += 1
-        session.messages = messages[cut:]
-        return cut
+            return session.append(messages, self.max_session_tokens, self.max_session_bytes)
 
     @immediate
     def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
@@ -220,14 +147,7 @@ class MemoryStore:
             session = self._live(key.tag, now)
             if session is None:
                 return 0
-            session.messages = []  # dedupe keys stay: a late retry must not come back
-            session.total = 0
-            session.size = 0
-            session.encodings = set()
-            session.group = 0
-            session.summary = None
-            session.version += 1
-            return session.version
+            return session.clear()
 
     @immediate
     def pop(self, key: SessionKey, *, fence: int | None = None) -> StoredMessage | None:
@@ -235,15 +155,7 @@ class MemoryStore:
         with self._lock:
             self._check_fence(key.tag, fence, now)
             session = self._live(key.tag, now)
-            if session is None or not session.messages:
-                return None
-            message = session.messages[-1]
-            session.messages = session.messages[:-1]  # replaced: loaded views stay valid
-            session.total -= message.tokens
-            session.size -= message.size
-            session.group = session.messages[-1].group if session.messages else 0
-            session.version += 1
-            return message
+            return session.pop() if session is not None else None
 
     @immediate
     def rotate(self, old: SessionKey, new: SessionKey) -> None:
@@ -315,19 +227,8 @@ class MemoryStore:
             session = self._live(key.tag, now)
             if session is None:
                 return None
-            current = session.summary.watermark if session.summary is not None else 0
-            if current != expected_watermark or watermark <= current:
-                return None
-            version = session.summary.version + 1 if session.summary is not None else 1
-            session.summary = Summary(text, watermark, version, tokens)
-            if delete_folded:
-                keep = [m for m in session.messages if m.seq > watermark]
-                for m in session.messages[: len(session.messages) - len(keep)]:
-                    session.total -= m.tokens
-                    session.size -= m.size
-                session.messages = keep
-            session.version += 1
-            return session.summary
+            return session.apply_summary(text, tokens, watermark, expected_watermark,
+                                         delete_folded)
 
     @immediate
     def recount(
@@ -340,18 +241,7 @@ class MemoryStore:
             session = self._live(key.tag, now)
             if session is None or session.version != expected_version:
                 return None
-            cum = session.messages[0].cum - session.messages[0].tokens if session.messages else 0
-            rebuilt = []
-            for m in session.messages:
-                count = tokens.get(m.seq, m.tokens)
-                cum += count
-                rebuilt.append(replace(m, tokens=count, encoding=encoding, cum=cum))
-            session.total = sum(m.tokens for m in rebuilt)
-            session.cum = cum
-            session.messages = rebuilt
-            session.encodings = {encoding} if rebuilt else set()
-            session.version += 1
-            return session.version
+            return session.recount(encoding, tokens)
 
     @immediate
     def heartbeat(self, namespace: str, node: Announcement, *, ttl: float,

@@ -12,6 +12,8 @@ from redis.exceptions import RedisError
 
 __all__ = ["LoopClients"]
 
+_CLOSE_WITHIN = 5.0  # seconds a loop's client may take to close at shutdown
+
 
 class LoopClients:
     """One redis.asyncio client per event loop, made on first use in that loop.
@@ -63,8 +65,9 @@ class LoopClients:
             with self._lock:
                 if self._clients.get(loop, (None,))[0] is client:
                     del self._clients[loop]
-            with contextlib.suppress(RedisError, OSError):  # closing is best effort
-                await client.aclose()
+            # Closing is best effort, and bounded: a store that is down never holds up shutdown.
+            with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(client.aclose(), _CLOSE_WITHIN)
             raise
 
     async def aclose(self) -> None:
