@@ -521,7 +521,7 @@ S_APPEND = "stickyctx RedisStore.append (sync)"
 A_APPEND = "stickyctx AsyncRedisStore.append"
 S_HANDLE = "stickyctx SyncConversation.append"
 A_HANDLE = "stickyctx Conversation.append"
-A_LOCKED = "stickyctx Conversation.append, turn lock auto (lease + append + release)"
+A_LOCKED = "stickyctx Conversation.append, turn lock auto (begin + commit with release)"
 AG_ADD = "Agents RedisSession.add_items (one item)"
 P_APPEND = "prototype: AsyncRedisStore.append + in-script PUBLISH"
 S_HIT = "stickyctx RedisStore.load, hot-tier hit (sync)"
@@ -625,8 +625,9 @@ def _store_append(b: Bench, name: str, store: AnyStore, size: int) -> Variant:
 
 def _handle_append(b: Bench, name: str, store: AnyStore, size: int, *, lock: bool) -> Variant:
     """One ``append("user", ...)`` on a fresh handle (a request's): validation, token counting,
-    key derivation, telemetry hooks and the store call; with ``lock``, also the turn lease taken
-    by the append and released at the end of the request (``finish``)."""
+    key derivation, telemetry hooks and the store call; with ``lock``, the whole turn as the
+    middleware runs it: begun (lease and load in one step), the append staged, and committed
+    with the lease's release at the response's start (``end``)."""
     session = StickySession(store, b.corpus, size, grows=True)
     current: list[Any] = []
 
@@ -650,7 +651,7 @@ def _handle_append(b: Bench, name: str, store: AnyStore, size: int, *, lock: boo
         logic, handle = current
         await handle.append("user", USER)
         if lock:
-            await run_async(logic.finish(), store.store.async_io)
+            await run_async(logic.end(), store.store.async_io)
 
     return Variant(name, "append", size, async_op, before, after)
 

@@ -54,7 +54,7 @@ from stickyctx.session.logic import Session
 from stickyctx.session.services import Services
 from stickyctx.stores import Store, open_store
 
-PARTS = ("s", "m", "d", "f")  # meta, messages, dedupe, fence counter (the leases are released)
+PARTS = ("s", "m", "d", "f")  # meta, messages, dedupe, fence counter (once a turn took a lease)
 STANDARD_PORTS = frozenset({6379, 6380, 16379, 16380, 26379, 26380})
 
 
@@ -182,7 +182,7 @@ def write(engine: Services, store: Store, states: Sequence[SessionState], texts:
             conv = SyncConversation(logic)
             for role, raw in messages[start:start + 2]:
                 conv.append(role, raw.decode())  # a fresh string, as a request body gives
-            run_sync(logic.finish(), store.sync_io)
+            run_sync(logic.end(), store.sync_io)
     return [engine.keys.derive(state.session_id) for state in states]
 
 

@@ -247,7 +247,7 @@ class Bench:
         return SyncConversation(logic), logic
 
     def finish(self, logic: Session) -> None:
-        run_sync(logic.finish())
+        run_sync(logic.end())
 
 
 def _settings(**changes: Any) -> Settings:

@@ -32,6 +32,7 @@ from starlette.routing import Route
 from werkzeug.test import Client
 
 from stickyctx import Conversation, Settings, StickyMiddleware, SyncConversation, get_context
+from stickyctx.core.messages import Begun
 from stickyctx.core.storekeys import SessionKey
 from stickyctx.flask import StickyCtx, current_context
 from stickyctx.sansio import Op
@@ -111,13 +112,25 @@ class RecordingStore(MemoryStore):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.calls: list[tuple[str, str]] = []
+        self.refused = 0  # turn leases refused (another request held the turn)
         self.on_refused: Callable[[], None] | None = None
 
     def acquire_lease(self, key: SessionKey, *args: Any, **kwargs: Any) -> Op[int | None]:
         token = yield from super().acquire_lease(key, *args, **kwargs)
-        if token is None and self.on_refused is not None:
-            self.on_refused()
+        if token is None:
+            self._refused()
         return token
+
+    def _refused(self) -> None:
+        self.refused += 1
+        if self.on_refused is not None:
+            self.on_refused()
+
+    def begin(self, key: SessionKey, *args: Any, **kwargs: Any) -> Op[Begun]:
+        begun = yield from super().begin(key, *args, **kwargs)
+        if begun.status == "live" and begun.token is None:
+            self._refused()
+        return begun
 
 
 def _recording(name: str) -> Callable[..., Any]:

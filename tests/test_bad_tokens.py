@@ -125,7 +125,8 @@ def assert_fresh(live: Live, headers: list[tuple[str, str]]) -> None:
     assert body["messages"] == []
     assert body["session_id"] != live.session_id
     touched = {tag for _, tag in edge.store.calls}
-    assert touched == {edge.tag(body["session_id"])}, "the store was asked about another id"
+    # A fresh session is known to be empty: the store need not even be asked about it.
+    assert touched <= {edge.tag(body["session_id"])}, "the store was asked about another id"
     if history.header("x-stickyctx-session") is None:
         assert "stickyctx" in history.cookies
     else:

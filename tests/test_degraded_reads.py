@@ -30,7 +30,8 @@ def test_outage_reads_from_memory_flagged_writes_refused_then_recovers(
     logic, conv = request()
     conv.append("user", "acknowledged before the outage")
     assert not conv.stale
-    run_sync(logic.finish(), store.sync_io)
+    run_sync(logic.end(), store.sync_io)
+    state.affinity = "hit"  # the next requests carry the session's cookie: not a new session
 
     server.kill()
     logic, conv = request()
@@ -38,7 +39,7 @@ def test_outage_reads_from_memory_flagged_writes_refused_then_recovers(
     assert conv.stale  # served from this node's memory, and it says so
     with pytest.raises(StoreUnavailableError):
         conv.append("user", "cannot be made durable")
-    run_sync(logic.finish(), store.sync_io)
+    run_sync(logic.end(), store.sync_io)
 
     server.restart()
     logic, conv = request()
@@ -46,4 +47,4 @@ def test_outage_reads_from_memory_flagged_writes_refused_then_recovers(
     assert [m["content"] for m in conv.messages()] == [
         "acknowledged before the outage", "after the restart"]
     assert not conv.stale
-    run_sync(logic.finish(), store.sync_io)
+    run_sync(logic.end(), store.sync_io)

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from stickyctx import Settings, StickyMiddleware
+from stickyctx.core.messages import Begun
 from stickyctx.fastapi import Conversation
 from stickyctx.sansio import Op
 from stickyctx.stores import MemoryStore
@@ -26,13 +27,19 @@ refused = asyncio.Event()
 
 
 class ObservedStore(MemoryStore):
-    """The embedded store, noting when a turn lease is refused."""
+    """The embedded store, noting when a turn lease is refused (taken alone or at a begin)."""
 
     def acquire_lease(self, *args: Any, **kwargs: Any) -> Op[int | None]:
         token = yield from super().acquire_lease(*args, **kwargs)
         if token is None:
             refused.set()
         return token
+
+    def begin(self, *args: Any, **kwargs: Any) -> Op[Begun]:
+        begun = yield from super().begin(*args, **kwargs)
+        if begun.status == "live" and begun.token is None:
+            refused.set()
+        return begun
 
 
 class ChatIn(BaseModel):

@@ -31,7 +31,7 @@ from typing import Any, Literal, TypeVar
 import pytest
 
 from stickyctx import Settings
-from stickyctx.core.messages import Snapshot, Summary
+from stickyctx.core.messages import Begun, Snapshot, Summary
 from stickyctx.core.storekeys import SessionKey
 from stickyctx.sansio import Op
 from stickyctx.settings import Secret
@@ -158,6 +158,14 @@ class Counting:
         snapshot = yield from self.inner.load(key)
         self.backing.tiers.append(snapshot.tier)
         return snapshot
+
+    def begin(self, key: SessionKey, **kwargs: Any) -> Op[Begun]:
+        if self.backing.before_lease is not None:
+            self.backing.before_lease("turn")
+        begun = yield from self.inner.begin(key, **kwargs)
+        if begun.snapshot is not None:
+            self.backing.tiers.append(begun.snapshot.tier)
+        return begun
 
     def acquire_lease(self, key: SessionKey, **kwargs: Any) -> Op[int | None]:
         if self.backing.before_lease is not None:

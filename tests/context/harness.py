@@ -99,16 +99,17 @@ class Request:
     def finish(self) -> None:
         """The end of the request, as the middleware ends it."""
         if self.path == "sync":
-            run_sync(self.logic.finish(), self.store.sync_io)
+            run_sync(self.logic.end(), self.store.sync_io)
         else:
-            EventLoop.run(run_async(self.logic.finish(), self.store.async_io))
+            EventLoop.run(run_async(self.logic.end(), self.store.async_io))
 
     def crash_after_response(self) -> None:
-        """Release the turn, then lose the fold (a process that died in ``finish``)."""
+        """Commit the turn as the response starts, then lose the fold (a process that died in
+        ``finish``)."""
         if self.path == "sync":
-            run_sync(self.logic.unlock(), self.store.sync_io)
+            run_sync(self.logic.settle(200), self.store.sync_io)
         else:
-            EventLoop.run(run_async(self.logic.unlock(), self.store.async_io))
+            EventLoop.run(run_async(self.logic.settle(200), self.store.async_io))
 
     @property
     def key(self) -> SessionKey:

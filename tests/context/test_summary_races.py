@@ -130,7 +130,8 @@ def test_an_append_between_the_window_and_the_fold_survives(kind: Driver,
     late.append("user", note)
     late.finish()
     turn.append("assistant", "Here is the comparison.")
-    written += [LONG, note, "Here is the comparison."]
+    # The turn's appends are stored together when it commits: the unlocked note lands first.
+    written += [note, LONG, "Here is the comparison."]
     turn.finish()
     stored = chat.stored().summary
     assert stored is not None

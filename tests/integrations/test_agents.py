@@ -229,7 +229,7 @@ async def test_concurrent_pops_never_return_the_same_item(env: Env, where: str) 
     assert sorted(json.dumps(i, sort_keys=True) for i in got) == sorted(
         json.dumps(i, sort_keys=True) for i in stored)
     assert await session.pop_item() is None
-    await run_async(logic.finish(), env.store.async_io)
+    await run_async(logic.end(), env.store.async_io)
 
 
 @pytest.mark.anyio
@@ -252,7 +252,7 @@ async def test_a_request_handle_serves_the_sdk(env: Env) -> None:
     assert conv.holds_turn  # the request's turn lock, as for any other use of the handle
     await conv.rotate()
     assert session.session_id == conv.session_id  # follows the handle
-    await run_async(logic.finish(), env.store.async_io)
+    await run_async(logic.end(), env.store.async_io)
     assert await env.session(conv.session_id).get_items() == TURN
 
 
@@ -264,7 +264,7 @@ async def test_a_retried_request_stores_its_items_once(env: Env) -> None:
         session = StickySession(conv)
         await session.add_items(items(TURN[:1]))
         await session.add_items(items(TURN[1:]))
-        await run_async(logic.finish(), env.store.async_io)
+        await run_async(logic.end(), env.store.async_io)
     assert await env.session(session_id).get_items() == TURN
 
 
@@ -289,7 +289,7 @@ async def test_a_rotated_or_destroyed_session_is_gone_for_a_job(env: Env, how: s
     await conv.extend([USER])
     old_id = conv.session_id
     await (conv.rotate() if how == "rotate" else conv.destroy())
-    await run_async(logic.finish(), env.store.async_io)
+    await run_async(logic.end(), env.store.async_io)
     job = env.session(old_id)
     with pytest.raises(SessionGoneError):
         await job.get_items()
@@ -328,7 +328,7 @@ async def test_a_cancelled_write_still_completes(env: Env) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await run_async(logic.finish(), env.store.async_io)
+    await run_async(logic.end(), env.store.async_io)
     assert await env.session(conv.session_id).get_items() == TURN
 
 

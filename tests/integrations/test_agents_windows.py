@@ -143,7 +143,7 @@ async def test_every_kind_of_item_gives_valid_windows(env: Env) -> None:
         stored = await conv.messages()
         assert await conv.window(format="stored") == stored  # stored data is unchanged
     finally:
-        await run_async(logic.finish(), env.store.async_io)
+        await run_async(logic.end(), env.store.async_io)
 
 
 @pytest.mark.anyio
@@ -182,7 +182,7 @@ async def test_windows_after_the_runner_wrote_validate(env: Env) -> None:
         assert [_plain(m) for m in chat] == [_plain(cast("Item", m)) for m in theirs]
         assert await conv.window(format="responses") == history
     finally:
-        await run_async(logic.finish(), env.store.async_io)
+        await run_async(logic.end(), env.store.async_io)
 
 
 def _plain(message: Mapping[str, Any]) -> Item:
@@ -214,7 +214,7 @@ async def test_a_token_window_of_tool_turns_keeps_calls_with_their_results(env: 
             responses = await conv.window(budget, format="responses")
             assert responses == [item for turn in turns[-len(users):] for item in turn]
     finally:
-        await run_async(logic.finish(), env.store.async_io)
+        await run_async(logic.end(), env.store.async_io)
 
 
 # Every kind of the openai package's types, generated ---------------------------------------

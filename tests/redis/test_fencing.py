@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from itertools import pairwise
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from stickyctx.session.handle import SyncConversation
 from stickyctx.session.logic import Session
 from stickyctx.session.services import Services
 from tests.redis_servers import poll
+from tests.support.stores import SyncCalls
 
 from .conftest import NewKey, OpenStore, Target, msg, redis_settings
 
@@ -89,28 +91,35 @@ def test_a_paused_nodes_late_append_is_rejected_rather_than_interleaved(
     store_a = open_store(standalone.url, node_id="n1")
     store_b = open_store(standalone.url, node_id="n2")
 
-    state = new_session(services_a.flow, services_a.members.view(), time.time(), "cookie")
-    logic_a = Session(services_a, store_a.store, state, auto_lock=True)
-    node_a = SyncConversation(logic_a)
-    assert node_a.append("user", "question to node A") == 1
+    fresh = new_session(services_a.flow, services_a.members.view(), time.time(), "cookie")
+    key = services_a.keys.derive(fresh.session_id)
+    store_a.append(key, [msg("user", "before")], created=time.time())  # an existing session
+
+    def request(services: Services, store: SyncCalls, node: str) -> tuple[Session, Any]:
+        state = SessionState(fresh.session_id, "n1", fresh.created, "hit" if node == "n1"
+                             else "miss", "cookie")
+        logic = Session(services, store.store, state, auto_lock=True)
+        return logic, SyncConversation(logic)
+
+    logic_a, node_a = request(services_a, store_a, "n1")
+    assert node_a.append("user", "question to node A") == 2  # staged under A's turn
     assert node_a.holds_turn
     # Node A now pauses (a long GC pause, a stalled model call) for longer than its lease.
 
     # The next request of the session lands on node B: it waits for the turn, then takes it.
-    same = SessionState(state.session_id, state.owner, state.created, "miss", "cookie")
-    logic_b = Session(services_b, store_b.store, same, auto_lock=True)
-    node_b = SyncConversation(logic_b)
-    assert [m["content"] for m in node_b.messages()] == ["question to node A"]
+    logic_b, node_b = request(services_b, store_b, "n2")
+    assert [m["content"] for m in node_b.messages()] == ["before"]
     assert node_b.holds_turn
     node_b.append("user", "question to node B")
     node_b.append("assistant", "answer to node B")
+    run_sync(logic_b.end(), store_b.sync_io)  # B's turn is stored
 
-    # Node A wakes up and finishes its turn: refused, not written between B's messages.
+    # Node A wakes up and finishes its turn: its commit is refused, nothing of it is written
+    # between B's messages, and its release does not free a lease it no longer holds.
+    node_a.append("assistant", "late answer to node A")
     with pytest.raises(FencedError):
-        node_a.append("assistant", "late answer to node A")
-    run_sync(logic_a.finish(), store_a.sync_io)  # its release must not free B's turn
-    assert store_a.acquire_lease(logic_a.key, holder="x", ttl=30) is None
-    run_sync(logic_b.finish(), store_b.sync_io)
-    stored = store_a.load(logic_a.key)
+        run_sync(logic_a.end(), store_a.sync_io)
+    assert store_a.acquire_lease(key, holder="x", ttl=30) is not None  # B released it; free
+    stored = store_a.load(key)
     assert [m.content for m in stored.messages] == [
-        "question to node A", "question to node B", "answer to node B"]
+        "before", "question to node B", "answer to node B"]

@@ -16,6 +16,7 @@ from .tokenizer import Tokenizer
 __all__ = [
     "ROLES",
     "AppendResult",
+    "Begun",
     "NewMessage",
     "Snapshot",
     "StoredMessage",
@@ -96,10 +97,31 @@ class Snapshot:
     encodings: tuple[str, ...] = ()  # the encodings the stored messages were counted with
     stale: bool = False  # served from a node's hot tier while the store was unreachable
     tier: str = "store"  # "local": served from this process's memory; "store": over the network
+    # Where the next append continues (to stage a turn's appends before they are written):
+    next_seq: int = 1  # the seq the store gives the next message (seqs are never reused)
+    group: int = 0  # the group of the newest message (0: none yet)
+    cum: int = 0  # cumulative tokens ever appended
+    size: int = 0  # bytes of the stored messages (the byte ceiling's measure)
 
     @property
     def exists(self) -> bool:
         return self.status == "live"
+
+
+@dataclass(frozen=True, slots=True)
+class Begun:
+    """A turn's beginning (``Store.begin``): the turn lease and the session's context.
+
+    ``status`` ``live`` with a ``token``: the lease is taken and ``snapshot`` is current under
+    it. ``live`` without a token: another request holds the lease (nothing was loaded).
+    ``missing`` / ``revoked``: no session to take a turn on; nothing was written.
+    ``seen``: which of the probed idempotency keys are stored already (a retried turn).
+    """
+
+    status: SessionStatus
+    token: int | None = None
+    snapshot: Snapshot | None = None
+    seen: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +137,7 @@ class AppendResult:
     dropped: int = 0  # oldest messages dropped to keep the session under its ceiling
     write_id: str = ""  # the store's id of this write (Redis), for caches to validate against
     previous_write_id: str = ""  # the id of the write this one followed
+    total_bytes: int = 0  # bytes of the session's stored messages after the write
 
 
 def dedupe_key(turn: str, n: int) -> str:

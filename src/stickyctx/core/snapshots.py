@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from .messages import AppendResult, NewMessage, Snapshot, StoredMessage
+from .messages import GROUP_OPENERS, AppendResult, NewMessage, Snapshot, StoredMessage
 from .tokenizer import Tokenizer
-from .views import Concat
+from .views import appended, without
 
-__all__ = ["EMPTY", "absorb", "recount_args", "recounted"]
+__all__ = ["EMPTY", "absorb", "committed", "recount_args", "recounted", "staged"]
 
 EMPTY = Snapshot("missing")
 
@@ -34,10 +34,14 @@ def absorb(snapshot: Snapshot, messages: Sequence[NewMessage],
             stored.append(StoredMessage(seq, group, message.role, message.content,
                                         message.tokens, message.encoding, cum, message.size,
                                         message.fields))
+    newest = stored[-1] if stored else None
     return replace(
         snapshot, status="live", version=result.version,
-        messages=Concat(snapshot.messages, stored), total_tokens=result.total_tokens,
+        messages=appended(snapshot.messages, stored), total_tokens=result.total_tokens,
         encodings=tuple(sorted({*snapshot.encodings, *(m.encoding for m in stored)})),
+        next_seq=newest.seq + 1 if newest else snapshot.next_seq,
+        group=newest.group if newest else snapshot.group,
+        cum=newest.cum if newest else snapshot.cum, size=result.total_bytes,
     )
 
 
@@ -61,3 +65,62 @@ def recounted(snapshot: Snapshot, encoding: str, counts: dict[int, int],
     return replace(snapshot, version=version if version is not None else snapshot.version,
                    messages=tuple(rebuilt), total_tokens=sum(m.tokens for m in rebuilt),
                    encodings=(encoding,))
+
+
+def staged(snapshot: Snapshot, messages: Sequence[NewMessage], stored: frozenset[str],
+           max_tokens: int, max_bytes: int) -> tuple[Snapshot, AppendResult]:
+    """``snapshot`` with ``messages`` appended as the store will append them at the commit
+    (the same sequence numbers, groups and cumulative counts, and the same oldest whole groups
+    dropped to keep the session under its ceilings), and the append's result as it will be; a
+    message whose idempotency key is in ``stored`` is a retry: not appended."""
+    seq, group, cum = snapshot.next_seq, snapshot.group, snapshot.cum
+    added: list[StoredMessage] = []
+    written: list[bool] = []
+    for message in messages:
+        if message.dedupe is not None and message.dedupe in stored:
+            written.append(False)
+            continue
+        if message.role in GROUP_OPENERS or group == 0:
+            group = seq
+        cum += message.tokens
+        added.append(StoredMessage(seq, group, message.role, message.content, message.tokens,
+                                   message.encoding, cum, message.size, message.fields))
+        written.append(True)
+        seq += 1
+    total = snapshot.total_tokens + sum(m.tokens for m in added)
+    size = snapshot.size + sum(m.size for m in added)
+    history = appended(snapshot.messages, added)
+    dropped = 0
+    if added:  # the ceiling, as the store enforces it (never the newest group)
+        while dropped < len(history) and history[dropped].group != group and (
+                total > max_tokens or size > max_bytes):
+            oldest = history[dropped].group
+            while dropped < len(history) and history[dropped].group == oldest:
+                total -= history[dropped].tokens
+                size -= history[dropped].size
+                dropped += 1
+    result = AppendResult("live", snapshot.version, tuple(m.seq for m in added),
+                          tuple(m.group for m in added), total, written.count(False),
+                          tuple(written), tuple(m.cum for m in added), dropped,
+                          total_bytes=size)
+    if not added:
+        return snapshot, result
+    return replace(
+        snapshot, status="live", messages=without(history, dropped),
+        total_tokens=total, size=size, next_seq=seq, group=group, cum=cum,
+        encodings=tuple(sorted({*snapshot.encodings, *(m.encoding for m in added)})),
+    ), result
+
+
+def committed(snapshot: Snapshot, predicted: Sequence[int],
+              result: AppendResult) -> Snapshot | None:
+    """The staged ``snapshot`` once its commit answered ``result``: current at the new version
+    when the store wrote what was staged where it was staged (``predicted``: the staged
+    sequence numbers) and kept what the staged snapshot kept, else ``None`` (reload when
+    needed)."""
+    if (result.status != "live" or list(result.seqs) != list(predicted)
+            or result.version != snapshot.version + 1
+            or (result.total_tokens, result.total_bytes) != (snapshot.total_tokens,
+                                                             snapshot.size)):
+        return None
+    return replace(snapshot, version=result.version)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TypeVar, overload
 
-__all__ = ["Concat", "Prefix", "View"]
+__all__ = ["Concat", "Prefix", "Suffix", "View", "appended", "without"]
 
 T = TypeVar("T")
 
@@ -73,3 +73,46 @@ class Concat(View[T]):
     def __iter__(self) -> Iterator[T]:
         yield from self._base
         yield from self._extra
+
+
+class Suffix(View[T]):
+    """A sequence without its first ``start`` items (the oldest messages a ceiling dropped)."""
+
+    __slots__ = ("_items", "_start")
+
+    def __init__(self, items: Sequence[T], start: int) -> None:
+        self._items = items
+        self._start = start
+
+    def __len__(self) -> int:
+        return max(0, len(self._items) - self._start)
+
+    def _at(self, index: int) -> T:
+        return self._items[self._start + index]
+
+
+def appended(items: Sequence[T], added: Sequence[T]) -> Sequence[T]:
+    """``items`` followed by ``added``, copying neither: a history appended to again and
+    again (every staged message of a long turn) stays one ``Concat`` deep, because the new
+    items go on the end of the list that the previous call made, when that list has not been
+    extended past ``items`` since (older views keep their own length)."""
+    start = 0
+    if isinstance(items, Suffix):
+        start, items = items._start, items._items
+    tail = items._extra if isinstance(items, Concat) else None
+    if (isinstance(tail, Prefix) and type(tail._items) is list
+            and len(tail._items) == len(tail) and isinstance(items, Concat)):
+        tail._items.extend(added)
+        joined: Sequence[T] = Concat(items._base, Prefix(tail._items))
+    else:
+        joined = Concat(items, Prefix(list(added)))
+    return without(joined, start)
+
+
+def without(items: Sequence[T], start: int) -> Sequence[T]:
+    """``items`` without its first ``start`` items, one ``Suffix`` deep however often cut."""
+    if start <= 0:
+        return items
+    if isinstance(items, Suffix):
+        return Suffix(items._items, items._start + start)
+    return Suffix(items, start)

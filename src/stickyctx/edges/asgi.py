@@ -36,6 +36,12 @@ _AFFINITY = AFFINITY_ANNOTATION.encode()
 _START = frozenset({"http.response.start", "websocket.accept"})
 
 
+def _error_start(status: int, body: bytes) -> Message:
+    return {"type": "http.response.start", "status": status,
+            "headers": [(b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode())]}
+
+
 class StickyMiddleware(Edge[ASGIApp]):
     """Wrap any ASGI app (see ``Edge`` for the arguments)."""
 
@@ -114,8 +120,28 @@ class StickyMiddleware(Edge[ASGIApp]):
 
         started = False
 
+        replaced = False  # the app's response gave way to ours: its turn could not be stored
+
         async def send_with_session(message: Message) -> None:
-            nonlocal started
+            nonlocal started, replaced
+            if replaced:
+                return
+            if message["type"] == "http.response.start" and not started:
+                try:  # the turn commits (or rolls back) before the client sees a status
+                    await run_async(session.settle(message["status"]), self.store.async_io)
+                except StickyctxError as exc:
+                    answer = http_error(exc)
+                    if answer is None:
+                        raise
+                    replaced = True
+                    start = _error_start(*answer)
+                    start["headers"] = [*start["headers"], *[
+                        (k.encode(), v.encode("latin-1")) for k, v in
+                        response_headers(services, state)]]
+                    started = True
+                    await send(start)
+                    await send({"type": "http.response.body", "body": answer[1]})
+                    return
             if message["type"] in _START:
                 started = True
                 extra = [(k.encode(), v.encode("latin-1")) for k, v in
@@ -129,14 +155,9 @@ class StickyMiddleware(Edge[ASGIApp]):
             answer = http_error(exc)
             if started or answer is None or kind != "http":
                 raise
-            status, body = answer
-            await send_with_session({
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())],
-            })
-            await send({"type": "http.response.body", "body": body})
+            await send_with_session(_error_start(*answer))
+            if not replaced:
+                await send({"type": "http.response.body", "body": answer[1]})
         finally:
             try:
                 await run_async(session.finish(), self.store.async_io)

@@ -30,6 +30,11 @@ _STATUS_TEXT = {409: "Conflict", 410: "Gone", 413: "Content Too Large",
                 422: "Unprocessable Content", 503: "Service Unavailable"}
 
 
+def _error_head(status: int, payload: bytes) -> tuple[str, list[tuple[str, str]]]:
+    return f"{status} {_STATUS_TEXT[status]}", [("Content-Type", "application/json"),
+                                                ("Content-Length", str(len(payload)))]
+
+
 class StickyWSGIMiddleware(Edge[WSGIApp]):
     """Wrap any WSGI app (see ``Edge`` for the arguments)."""
 
@@ -55,10 +60,20 @@ class StickyWSGIMiddleware(Edge[WSGIApp]):
         environ["HTTP_X_STICKYCTX_OWNER"] = state.owner
         environ["HTTP_X_STICKYCTX_AFFINITY"] = state.affinity
         started = False
+        replacement: list[bytes] = []  # our answer, when the app's turn could not be stored
 
         def start_with_session(status: str, headers: list[tuple[str, str]],
                                exc_info: Any = None) -> Any:
             nonlocal started
+            if not started:
+                try:  # the turn commits (or rolls back) before the client sees a status
+                    run_sync(session.settle(int(status[:3])), self.store.sync_io)
+                except StickyctxError as exc:
+                    answer = http_error(exc)
+                    if answer is None:
+                        raise
+                    replacement.append(answer[1])
+                    status, headers = _error_head(*answer)
             started = True
             return start_response(status, [*headers, *response_headers(services, state)],
                                   exc_info)
@@ -76,13 +91,16 @@ class StickyWSGIMiddleware(Edge[WSGIApp]):
             if started or answer is None:
                 finish()
                 raise
-            status, payload = answer
-            start_with_session(f"{status} {_STATUS_TEXT[status]}", [
-                ("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
-            body = [payload]
+            start_with_session(*_error_head(*answer))
+            body = replacement or [answer[1]]
         except BaseException:
             finish()
             raise
+        if replacement:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            body = replacement
         return _Closing(body, finish)
 
 

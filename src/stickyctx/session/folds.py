@@ -1,4 +1,4 @@
-"""Folding what left the window into the running summary (sans-I/O), at most once.
+"""The window, and folding what left it into the running summary (sans-I/O), at most once.
 
 A fold takes the session's ``summary`` lease (one summarizer per session at a time), runs the
 summarizer (the app's, off the event loop; the built-in one when the app's fails, returns
@@ -13,6 +13,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..core import windowing
+from ..core.formats import Format, formatter
 from ..core.messages import Snapshot
 from ..core.summarizer import fits
 from ..core.windowing import Fold, Frame, pending_fold, predates
@@ -42,15 +44,58 @@ class Folds:
         self.space: int | None = None  # the last window's history space, to plan again
         self.own_from: int | None = None  # seq of the first message this request appended
 
+    def window(self, budget: int | None, system: str | None,
+               format: Format) -> Op[list[dict[str, Any]]]:
+        """``Session.window``: plan (``core.windowing``), fold what must be folded first,
+        assemble, and record the window's span."""
+        convert = formatter(format)
+        session = self.session
+        snapshot = yield from session.load()
+        started = time.time_ns()
+        services = session.services
+        params = services.window
+        frame = windowing.frame(params, budget, system, services.tokenizer.count_message)
+        if params.summarize:
+            self.space = frame.available
+        planned = windowing.plan(snapshot, frame, params)
+        fold = windowing.fold_of(snapshot, planned) if params.summarize else None
+        if fold is not None and (yield from self.after_window(snapshot, frame, fold)):
+            snapshot = yield from session._reload()
+            planned = windowing.plan(snapshot, frame, params)
+        summary = None
+        if params.summarize and snapshot.summary is not None and snapshot.summary.text:
+            summary = windowing.fit_summary(snapshot.summary.text, params, services.count_text,
+                                            services.shorten_summary)
+        messages, stats = windowing.assemble(frame, snapshot, planned, summary, fold, params)
+        session.record(SPAN.WINDOW, {
+            ATTR.MESSAGES_BEFORE: stats.messages_before, ATTR.MESSAGES_AFTER: stats.messages_after,
+            ATTR.TOKENS_BEFORE: stats.tokens_before, ATTR.TOKENS_AFTER: stats.tokens_after,
+            ATTR.EVICTED_GROUPS: stats.evicted_groups, ATTR.WATERMARK: stats.watermark,
+        }, started)
+        return convert(messages)
+
     def after_window(self, snapshot: Snapshot, frame: Frame, fold: Fold) -> Op[bool]:
         """Fold now when the eviction predates this request (an earlier fold was lost or is
         late: True, reload), else after the response (or by the next window, if sooner)."""
         params = self.session.services.window
-        if (predates(snapshot, frame.available, params, self.own_from)
+        staged = self.session.turn.predicted
+        if staged and fold.upto >= staged[0]:
+            pass  # it reaches into appends not stored yet: after the commit, once they are
+        elif (predates(snapshot, frame.available, params, self.own_from)
                 and (yield from run_fold(self.session, fold))):
             return True
         self.pending = fold
         return False
+
+    def moved(self, seqs: tuple[int, ...]) -> None:
+        """The staged appends were stored at other sequence numbers than shown (someone wrote
+        in between): a pending fold planned on the shown ones is dropped (the next window
+        plans again), and this request's own appends start where they were stored."""
+        if self.pending is not None and self.own_from is not None \
+                and self.pending.upto >= self.own_from:
+            self.pending = None
+        if seqs and (self.own_from is None or seqs[0] < self.own_from):
+            self.own_from = seqs[0]
 
     def finish(self, snapshot: Snapshot | None) -> Op[None]:
         """After the response: replies appended after ``window()`` may push more out, so fold

@@ -5,11 +5,7 @@ is decided here: the turn lock, lazy loading, expiry and revocation, idempotent 
 window and its folds (planned by ``core.windowing``, folded by ``folds``), rotation and
 destruction. A ``Session`` belongs to one request and is never shared between requests.
 
-The turn, as states: *idle* (nothing loaded, no lock) -> *locked* (the turn lease is held,
-``fence`` set; taken by the first context call in ``turn_lock=auto``, or by ``turn()``) ->
-*loaded* (a snapshot of the history at a version) -> *written* (own appends absorbed into the
-snapshot while provably current) -> *finished* (lease released, pending fold run, after the
-response). ``destroy()`` ends it early; a revoked or expired session restarts under a new id.
+The turn's states (begun, staged, committed, finished) are kept by ``turn``.
 """
 
 from __future__ import annotations
@@ -18,7 +14,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..core import windowing
 from ..core.convert import MISSING, message_parts
 from ..core.flow import SessionState, new_session
 from ..core.formats import Format, formatter
@@ -27,17 +22,15 @@ from ..core.messages import AppendResult, NewMessage, Snapshot, build_message, d
 from ..core.snapshots import EMPTY, absorb, recount_args, recounted
 from ..core.storekeys import SessionKey
 from ..core.tokenizer import REPLY_PRIMER_TOKENS
-from ..errors import SessionGoneError, StoreUnavailableError
 from ..sansio import Op
 from ..stores.base import Store
-from ..telemetry import ATTR, SPAN
+from ..telemetry import ATTR
 from ..telemetry.operations import observed
 from .folds import Folds
 from .services import Services
-from .turnlock import TurnLock
+from .turn import Turn
 
 __all__ = ["Session"]
-
 
 class Session:
     __slots__ = ("_hash", "_key", "_known_live", "_snapshot", "_turn_counts", "auto_lock",
@@ -51,7 +44,7 @@ class Session:
         self.state = state
         self.auto_lock = auto_lock
         self.idempotency_key = idempotency_key
-        self.turn = TurnLock(self)
+        self.turn = Turn(self)
         self._key: SessionKey | None = None
         self._hash: tuple[str, str] | None = None  # (session id, its telemetry name)
         self._snapshot: Snapshot | None = None
@@ -92,7 +85,11 @@ class Session:
 
     @property
     def holds_turn(self) -> bool:
-        return self.turn.fence is not None
+        """Whether this request owns the session's turn: it holds the lease, or the session is
+        brand new (no other request can know its id) and the turn has not committed yet."""
+        turn = self.turn
+        return turn.fence is not None or (turn.open and not turn.committed
+                                          and not turn.unclaimed)
 
     def call(self, op: Op[Any], attributes: Mapping[str, Any] | None = None) -> Op[Any]:
         """A store operation, seen by telemetry when an SDK is configured."""
@@ -113,7 +110,8 @@ class Session:
     def _restart(self) -> Op[None]:
         """Start afresh with a new id (the old one expired or was revoked)."""
         had_turn = self.turn.fence is not None
-        if had_turn:
+        staging = self.turn.open
+        if had_turn or staging:
             yield from self.turn.release()
         services, state = self.services, self.state
         fresh = new_session(services.flow, services.members.view(), services.clock(),
@@ -123,8 +121,9 @@ class Session:
         state.owner, state.created, state.affinity = fresh.owner, fresh.created, "new"
         state.reissue, state.route_ok = True, False
         self._key, self._snapshot, self._known_live = None, EMPTY, False
-        if had_turn:
+        if had_turn and not staging:
             yield from self.turn.take()
+        self.turn.open = staging  # a brand-new session: this request's, without a lease
 
     # The turn lock (see ``turnlock``) --------------------------------------------------------
 
@@ -132,25 +131,40 @@ class Session:
         """Take the turn lock; True if taken now, False if this request already held it."""
         return (yield from self.turn.take())
 
+    def settle(self, status: int) -> Op[None]:
+        """At the response's start: commit the turn (status below 400) or roll it back."""
+        return (yield from self.turn.settle(status))
+
+    def commit(self, /) -> Op[None]:
+        """Store the turn's staged appends now (and release the turn lock); the middleware does
+        it when the response starts. Later appends of the request are written when made."""
+        return (yield from self.turn.commit())
+
     def unlock(self) -> Op[None]:
+        """Release the turn lock, writing first what the turn staged (a ``turn()`` block's
+        writes are stored when it ends)."""
+        yield from self.turn.flush()
         yield from self.turn.release()
 
-    def _auto(self, write: bool = True) -> Op[None]:
-        if self.state.destroyed:
-            raise SessionGoneError("the session was destroyed in this request")
-        if self.auto_lock and self.turn.fence is None:
-            try:
-                yield from self.turn.take()
-            except StoreUnavailableError:
-                if write:
-                    raise
-                # A read goes on without the turn lock while the store is down: it may be
-                # served from this node's hot tier, flagged stale (see ``stale``).
+    def _append(self, messages: Sequence[NewMessage], fence: int | None,
+                release: bool = False) -> Op[AppendResult]:
+        """One atomic write (restarting under a new id if the session was revoked or expired)."""
+        create = self._known_live or not self._idle_since_creation()
+        result: AppendResult = yield from self.call(self.store.append(
+            self.key, messages, created=float(self.state.created), create=create, fence=fence,
+            release=release))
+        if result.status != "live":
+            yield from self._restart()
+            result = yield from self.call(self.store.append(
+                self.key, messages, created=float(self.state.created), create=True,
+                fence=self.turn.fence))
+        self._known_live = True
+        return result
 
     # Reading ----------------------------------------------------------------------------------
 
     def load(self) -> Op[Snapshot]:
-        yield from self._auto(write=False)
+        yield from self.turn.enter(write=False)
         if self._snapshot is None:
             snapshot: Snapshot = yield from self.call(self.store.load(self.key))
             if snapshot.status == "revoked" or (
@@ -161,6 +175,12 @@ class Session:
             self._known_live = self._known_live or snapshot.exists
             self._snapshot = yield from self._recount(snapshot)
         return self._snapshot
+
+    def _reload(self) -> Op[Snapshot]:
+        """The store's snapshot again (another step changed it), with the staged appends."""
+        self._snapshot = None
+        snapshot = self._snapshot = self.turn.restage((yield from self.load()))
+        return snapshot
 
     def _recount(self, snapshot: Snapshot) -> Op[Snapshot]:
         """Recount, once, the messages counted with another encoding than the current one."""
@@ -187,31 +207,7 @@ class Session:
                format: Format = "chat") -> Op[list[dict[str, Any]]]:
         """The newest whole turns that fit ``budget`` tokens (with ``system`` first), as chat
         messages (or Responses items, or as stored: see ``core.formats``)."""
-        convert = formatter(format)
-        snapshot = yield from self.load()
-        started = time.time_ns()
-        services = self.services
-        params = services.window
-        frame = windowing.frame(params, budget, system, services.tokenizer.count_message)
-        if params.summarize:
-            self.folds.space = frame.available
-        planned = windowing.plan(snapshot, frame, params)
-        fold = windowing.fold_of(snapshot, planned) if params.summarize else None
-        if fold is not None and (yield from self.folds.after_window(snapshot, frame, fold)):
-            self._snapshot = None
-            snapshot = yield from self.load()
-            planned = windowing.plan(snapshot, frame, params)
-        summary = None
-        if params.summarize and snapshot.summary is not None and snapshot.summary.text:
-            summary = windowing.fit_summary(snapshot.summary.text, params, services.count_text,
-                                            services.shorten_summary)
-        messages, stats = windowing.assemble(frame, snapshot, planned, summary, fold, params)
-        self.record(SPAN.WINDOW, {
-            ATTR.MESSAGES_BEFORE: stats.messages_before, ATTR.MESSAGES_AFTER: stats.messages_after,
-            ATTR.TOKENS_BEFORE: stats.tokens_before, ATTR.TOKENS_AFTER: stats.tokens_after,
-            ATTR.EVICTED_GROUPS: stats.evicted_groups, ATTR.WATERMARK: stats.watermark,
-        }, started)
-        return convert(messages)
+        return (yield from self.folds.window(budget, system, format))
 
     # Writing ----------------------------------------------------------------------------------
 
@@ -246,34 +242,32 @@ class Session:
         return len(result.seqs)
 
     def write(self, messages: Sequence[NewMessage]) -> Op[AppendResult]:
-        """Append built messages atomically (the primitive ``append`` and ``extend`` share)."""
-        yield from self._auto()
-        created = float(self.state.created)
-        create = self._known_live or not self._idle_since_creation()
-        result: AppendResult = yield from self.call(self.store.append(
-            self.key, messages, created=created, create=create, fence=self.turn.fence))
-        if result.status != "live":
-            yield from self._restart()
-            result = yield from self.call(self.store.append(
-                self.key, messages, created=float(self.state.created), create=True,
-                fence=self.turn.fence))
-        self._known_live = True
+        """Append built messages atomically (the primitive ``append`` and ``extend`` share):
+        staged until the turn commits when the turn allows, else written now."""
+        turn = self.turn
+        yield from turn.claim()
+        result = turn.stage(messages)
+        if result is None:
+            yield from turn.flush()
+            result = yield from self._append(messages, turn.fence)
+            if self._snapshot is not None and any(result.written):
+                self._snapshot = absorb(self._snapshot, messages, result)  # None: reload
         if self.folds.own_from is None and result.seqs:
             self.folds.own_from = result.seqs[0]
-        if self._snapshot is not None and any(result.written):
-            self._snapshot = absorb(self._snapshot, messages, result)  # None: reload when needed
         return result
 
     def pop(self, /) -> Op[dict[str, Any] | None]:
         """Remove and return the newest message (atomic: concurrent pops never share one)."""
-        yield from self._auto()
+        yield from self.turn.claim()
+        yield from self.turn.flush()
         message = yield from self.call(self.store.pop(self.key, fence=self.turn.fence))
         self._snapshot = None
         return message.as_dict() if message is not None else None
 
     def clear(self, /) -> Op[None]:
         """Forget the history and summary; the session itself stays."""
-        yield from self._auto()
+        yield from self.turn.claim()
+        yield from self.turn.flush()
         version = yield from self.call(self.store.clear(self.key, fence=self.turn.fence))
         self._snapshot = Snapshot("live", int(version)) if version else EMPTY
 
@@ -281,7 +275,8 @@ class Session:
         """Give the session a new id (same data); the old id loads nothing afterwards."""
         # Under the turn lock (auto mode): a turn in progress elsewhere must finish first, or its
         # next write would land on the tombstone and the lease would move away from its holder.
-        yield from self._auto()
+        yield from self.turn.claim()
+        yield from self.turn.flush()
         services, state = self.services, self.state
         fresh_id = new_session(services.flow, services.members.view(), services.clock(),
                                state.transport).session_id
@@ -303,8 +298,16 @@ class Session:
             return
         yield from self.call(self.store.destroy(self.key))
         self.state.destroyed = True
-        self.turn.fence = None  # the lease went with the data
+        self.turn.fence, self.turn.staged, self.turn.open = None, [], False  # gone with the data
         self._snapshot = EMPTY
+
+    def end(self, status: int = 200) -> Op[None]:
+        """A whole request's end, for code that drives a session without an edge: settle the
+        turn as a response with ``status`` would, then finish."""
+        try:
+            yield from self.settle(status)
+        finally:
+            yield from self.finish()
 
     def finish(self) -> Op[None]:
         """End of the request: release the turn, then fold what left the window (after the

@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Protocol, runtime_checkable
 
-from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
+from ..core.messages import AppendResult, Begun, NewMessage, Snapshot, StoredMessage, Summary
 from ..core.nodes import Announcement
 from ..core.storekeys import SessionKey
 from ..sansio import AsyncIO, Op, SyncIO
@@ -66,8 +66,20 @@ class Store(Protocol):
         ...
 
     def append(self, key: SessionKey, messages: Sequence[NewMessage], *, created: float,
-               create: bool = True, fence: int | None = None) -> Op[AppendResult]:
-        """Append atomically. With ``create=False`` a missing session is not created."""
+               create: bool = True, fence: int | None = None,
+               release: bool = False) -> Op[AppendResult]:
+        """Append atomically. With ``create=False`` a missing session is not created. With
+        ``release`` (and a ``fence``), the turn lease that fence holds is released in the same
+        atomic step: a turn's commit."""
+        ...
+
+    def begin(self, key: SessionKey, *, holder: str, ttl: float, live: Collection[str] = (),
+              probe: Collection[str] = (), writing: bool = False) -> Op[Begun]:
+        """A turn's first step, atomically: take the ``turn`` lease (as ``acquire_lease``) and
+        load the session under it; ``probe``: idempotency keys to look up (which of a retried
+        turn's messages are stored). A revoked session takes no lease; nor does one that does
+        not exist, unless ``writing`` (the caller is about to create it: ``missing`` with a
+        token). Without a lease, nothing is written."""
         ...
 
     def clear(self, key: SessionKey, *, fence: int | None = None) -> Op[int]:

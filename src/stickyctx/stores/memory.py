@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
-from ..core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
+from ..core.messages import AppendResult, Begun, NewMessage, Snapshot, StoredMessage, Summary
 from ..core.nodes import Announcement
 from ..core.storekeys import SessionKey
 from ..core.views import Prefix
@@ -110,8 +110,31 @@ class MemoryStore:
             session = self._live(key.tag, now)
             if session is None:
                 return Snapshot("missing", tier="local")
-            return Snapshot("live", session.version, Prefix(session.messages), session.total,
-                            session.summary, tuple(sorted(session.encodings)), tier="local")
+            return self._snapshot(session)
+
+    def _snapshot(self, session: History) -> Snapshot:
+        return Snapshot("live", session.version, Prefix(session.messages), session.total,
+                        session.summary, tuple(sorted(session.encodings)), tier="local",
+                        next_seq=session.next_seq, group=session.group, cum=session.cum,
+                        size=session.size)
+
+    @immediate
+    def begin(self, key: SessionKey, *, holder: str, ttl: float, live: Collection[str] = (),
+              probe: Collection[str] = (), writing: bool = False) -> Begun:
+        now = self._clock()
+        with self._lock:
+            if self._revoked(key.tag, now):
+                return Begun("revoked")
+            session = self._live(key.tag, now)
+            if session is None and not writing:
+                return Begun("missing")
+            token = self._take(key.tag, "turn", holder, ttl, live, now)
+            if token is None:
+                return Begun("live")
+            if session is None:
+                return Begun("missing", token, Snapshot("missing", tier="local"))
+            return Begun("live", token, self._snapshot(session),
+                         frozenset(p for p in probe if p in session.dedupe))
 
     @immediate
     def append(
@@ -122,6 +145,7 @@ class MemoryStore:
         created: float,
         create: bool = True,
         fence: int | None = None,
+        release: bool = False,
     ) -> AppendResult:
         now = self._clock()
         with self._lock:
@@ -137,7 +161,10 @@ class MemoryStore:
                 session = self._sessions[key.tag] = History(created=created, touched=now)
                 while len(self._sessions) > self.max_sessions:
                     self._sessions.popitem(last=False)
-            return session.append(messages, self.max_session_tokens, self.max_session_bytes)
+            result = session.append(messages, self.max_session_tokens, self.max_session_bytes)
+            if release and fence is not None:
+                del self._leases[(key.tag, "turn")]  # the fence was checked: it holds the lease
+            return result
 
     @immediate
     def clear(self, key: SessionKey, *, fence: int | None = None) -> int:
@@ -187,17 +214,21 @@ class MemoryStore:
                       name: str = "turn", live: Collection[str] = ()) -> int | None:
         now = self._clock()
         with self._lock:
-            lease = self._leases.get((key.tag, name))
-            if lease is not None and lease.expires > now:
-                node, sep, _ = lease.holder.partition(":")
-                if not live or not sep or node in live:
-                    return None  # held by a live node (or liveness unknown): wait
-            token = next(self._fences)
-            self._leases[(key.tag, name)] = _Lease(holder, token, now + ttl)
-            if len(self._leases) > 4 * self.max_sessions:
-                for slot in [s for s, le in self._leases.items() if le.expires <= now]:
-                    del self._leases[slot]
-            return token
+            return self._take(key.tag, name, holder, ttl, live, now)
+
+    def _take(self, tag: str, name: str, holder: str, ttl: float, live: Collection[str],
+              now: float) -> int | None:
+        lease = self._leases.get((tag, name))
+        if lease is not None and lease.expires > now:
+            node, sep, _ = lease.holder.partition(":")
+            if not live or not sep or node in live:
+                return None  # held by a live node (or liveness unknown): wait
+        token = next(self._fences)
+        self._leases[(tag, name)] = _Lease(holder, token, now + ttl)
+        if len(self._leases) > 4 * self.max_sessions:
+            for slot in [s for s, le in self._leases.items() if le.expires <= now]:
+                del self._leases[slot]
+        return token
 
     @immediate
     def release_lease(self, key: SessionKey, token: int, name: str = "turn",

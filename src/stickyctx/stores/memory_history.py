@@ -63,7 +63,7 @@ class History:
             self.version += 1
         return AppendResult(
             "live", self.version, tuple(seqs), tuple(groups), self.total,
-            written.count(False), tuple(written), tuple(cums), dropped,
+            written.count(False), tuple(written), tuple(cums), dropped, total_bytes=self.size,
         )
 
     def _enforce_ceiling(self, max_tokens: int, max_bytes: int) -> int:

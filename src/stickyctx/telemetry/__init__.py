@@ -83,7 +83,7 @@ class METRIC:
 _DURATION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                      0.25, 0.5, 1.0, 2.5)
 _TOKEN_BUCKETS = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
-_LOAD_OPS = frozenset({"load"})
+_LOAD_OPS = frozenset({"load", "begin"})  # begin: a turn's lease and load in one step
 _SAVE_OPS = frozenset({"append", "clear", "pop", "apply_summary", "recount"})
 
 

@@ -22,6 +22,9 @@ T = TypeVar("T")
 def _annotate(name: str, value: Any, extra: dict[str, Any]) -> None:
     if name == "acquire_lease":
         extra[ATTR.LEASE_ACQUIRED] = value is not None
+    elif name == "begin":  # a turn's lease and load in one step (a ``Begun``)
+        extra[ATTR.LEASE_ACQUIRED] = value.token is not None
+        value = value.snapshot
     tier = getattr(value, "tier", None)
     if tier is not None:
         extra[ATTR.TIER] = tier

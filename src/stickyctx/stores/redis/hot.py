@@ -103,7 +103,9 @@ class HotTier:
                         and not result.previous_write_id):
                     # The session's first write: this node knows its whole history.
                     meta = {"v": "1", "rv": "0", "t": str(result.total_tokens),
-                            "enc": ",".join(sorted(set(encodings))), "w": result.write_id}
+                            "enc": ",".join(sorted(set(encodings))), "w": result.write_id,
+                            "n": str(stored[-1].seq + 1), "g": str(stored[-1].group),
+                            "c": str(stored[-1].cum), "b": str(result.total_bytes)}
                     self._store(tag, _Entry(meta, LazyItems(stored, decode_item)))
                 return
             if (entry.version + 1 != result.version or result.dropped
@@ -114,6 +116,8 @@ class HotTier:
             meta["v"] = str(result.version)
             meta["w"] = result.write_id
             meta["t"] = str(result.total_tokens)
+            meta["n"], meta["g"] = str(stored[-1].seq + 1), str(stored[-1].group)
+            meta["c"], meta["b"] = str(stored[-1].cum), str(result.total_bytes)
             meta["enc"] = ",".join(sorted({*meta.get("enc", "").split(","), *encodings} - {""}))
             entry.items.extend(stored)
             self._entries[tag] = _Entry(meta, entry.items)

@@ -123,17 +123,19 @@ class Loaded:
             summary = SummaryRecord(meta.get("sum", ""), int(meta["sw"]), int(meta.get("sv", 0)),
                                     int(meta.get("st", 0)))
         encodings = tuple(sorted(e for e in meta.get("enc", "").split(",") if e))
-        return Snapshot("live", self.version, messages, int(meta.get("t", 0)), summary, encodings)
+        return Snapshot("live", self.version, messages, int(meta.get("t", 0)), summary, encodings,
+                        next_seq=int(meta.get("n", 1)), group=int(meta.get("g", 0)),
+                        cum=int(meta.get("c", 0)), size=int(meta.get("b", 0)))
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def parse_load(reply: Sequence[Any],
                opener: Callable[[dict[str, str]], Codec] | None = None) -> Loaded:
     """Parse a load reply; ``opener`` gives the payload decoder for the session's meta."""
-    kind = _text(reply[0])
+    kind = text(reply[0])
     if kind in ("revoked", "missing", "same"):
         return Loaded(kind, {}, LazyItems((), decode_item))
     meta = {str(k): str(v) for k, v in json.loads(reply[1]).items()}
@@ -146,10 +148,12 @@ def parse_load(reply: Sequence[Any],
 # Append ---------------------------------------------------------------------------------------
 
 def append_args(messages: Sequence[NewMessage], limits: Limits, *, created: float, create: bool,
-                fence: int | None, data_key: str = "", seal: Codec = _same) -> list[Any]:
+                fence: int | None, data_key: str = "", seal: Codec = _same,
+                release: bool = False) -> list[Any]:
     args: list[Any] = [int(created * 1000), 1 if create else 0,
                        "" if fence is None else fence, limits.idle_ms, limits.absolute_ms,
-                       limits.max_tokens, limits.max_bytes, len(messages), data_key]
+                       limits.max_tokens, limits.max_bytes, len(messages), data_key,
+                       1 if release and fence is not None else 0]
     for m in messages:
         args += [m.dedupe or "", 1 if m.role in GROUP_OPENERS else 0, m.tokens, m.size,
                  m.encoding, payload(m, seal)]
@@ -158,22 +162,22 @@ def append_args(messages: Sequence[NewMessage], limits: Limits, *, created: floa
 
 def parse_append(reply: Sequence[Any], fence: int | None) -> AppendResult:
     """The result; raises ``DataKeyMismatch`` when the session has another data key."""
-    status = _text(reply[0])
+    status = text(reply[0])
     if status == "dek":
-        raise DataKeyMismatch(_text(reply[1]))
+        raise DataKeyMismatch(text(reply[1]))
     if status == "fenced":
-        current = _text(reply[1])
+        current = text(reply[1])
         raise FencedError(fence or 0, int(current) if current else None)
     if status != "live":
         return AppendResult(status)  # type: ignore[arg-type]
     version, total, dropped = int(reply[1]), int(reply[2]), int(reply[3])
-    flags = _text(reply[4])
-    write_id, previous = _text(reply[5]), _text(reply[6])
-    rest = [int(x) for x in reply[7:]]
+    flags = text(reply[4])
+    write_id, previous = text(reply[5]), text(reply[6])
+    rest = [int(x) for x in reply[8:]]
     seqs, groups, cums = tuple(rest[0::3]), tuple(rest[1::3]), tuple(rest[2::3])
     written = tuple(f == "1" for f in flags)
     return AppendResult("live", version, seqs, groups, total, written.count(False), written,
-                        cums, dropped, write_id, previous)
+                        cums, dropped, write_id, previous, int(reply[7]))
 
 
 def stored_from(messages: Sequence[NewMessage], result: AppendResult) -> list[StoredMessage]:
@@ -189,17 +193,17 @@ def stored_from(messages: Sequence[NewMessage], result: AppendResult) -> list[St
 
 
 def parse_clear(reply: Sequence[Any], fence: int | None) -> int:
-    if _text(reply[0]) == "fenced":
-        current = _text(reply[1])
+    if text(reply[0]) == "fenced":
+        current = text(reply[1])
         raise FencedError(fence or 0, int(current) if current else None)
     return int(reply[1])
 
 
 def parse_pop(reply: Sequence[Any], fence: int | None,
               open_: Codec = _same) -> StoredMessage | None:
-    status = _text(reply[0])
+    status = text(reply[0])
     if status == "fenced":
-        current = _text(reply[1])
+        current = text(reply[1])
         raise FencedError(fence or 0, int(current) if current else None)
     return decode_item(reply[2], open_) if status == "ok" else None
 
@@ -222,8 +226,8 @@ def parse_members(reply: Sequence[Any]) -> tuple[Announcement, ...]:
     """The heartbeat script's ``{id, "address|load", ...}``, ordered by node id."""
     members = []
     for i in range(0, len(reply), 2):
-        address, _, load = _text(reply[i + 1]).partition("|")
-        members.append(Announcement(_text(reply[i]), address or None, int(load or 0)))
+        address, _, load = text(reply[i + 1]).partition("|")
+        members.append(Announcement(text(reply[i]), address or None, int(load or 0)))
     return tuple(sorted(members, key=lambda m: m.node_id))
 
 

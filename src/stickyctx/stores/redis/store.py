@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ...core.messages import AppendResult, NewMessage, Snapshot, StoredMessage, Summary
+from ...core.messages import AppendResult, Begun, NewMessage, Snapshot, StoredMessage, Summary
 from ...core.nodes import Announcement
 from ...core.storekeys import SessionKey
 from ...errors import SessionBusyError, StoreUnavailableError
@@ -106,6 +106,31 @@ class RedisStore:
             if cached is None:
                 raise
             return stale(cached)  # served from this node's memory, flagged
+        return (yield from self._loaded(key, seen, reply))
+
+    def begin(self, key: SessionKey, *, holder: str, ttl: float, live: Collection[str] = (),
+              probe: Collection[str] = (), writing: bool = False) -> Op[Begun]:
+        seen = self.hot.known(key.tag)
+        names = schema.keys(key, META, MESSAGES, DEDUPE, TOMBSTONE, TURN_LEASE, FENCE)
+        probe = list(probe)
+        reply = yield from _run("begin", names, [
+            *schema.load_args(self.limits, seen[1] if seen else None),
+            holder, max(1, int(ttl * 1000)), ",".join(sorted(live)), 1 if writing else 0,
+            *probe])
+        head = schema.text(reply[0])
+        if head in ("revoked", "missing"):
+            self.hot.invalidate(key.tag)
+            return Begun(head)  # type: ignore[arg-type]
+        if head == "busy":
+            return Begun("live")
+        flags = schema.text(reply[1])
+        stored = frozenset(k for k, flag in zip(probe, flags, strict=True) if flag == "1")
+        snapshot = yield from self._loaded(key, seen, reply[2:])
+        return Begun(snapshot.status, int(reply[0]), snapshot, stored)
+
+    def _loaded(self, key: SessionKey, seen: Any, reply: Sequence[Any]) -> Op[Snapshot]:
+        """A load's reply merged into the hot tier (loading in full when a tail no longer
+        lines up with what this node cached)."""
         loaded = schema.parse_load(reply, self.keys.opener(key.tag))
         if loaded.kind in ("revoked", "missing"):
             self.hot.invalidate(key.tag)
@@ -117,6 +142,7 @@ class RedisStore:
             return replace(snapshot, tier="local")  # a hit: validated, nothing decoded
         if snapshot is None:  # a tail that no longer lines up: load in full
             self.hot.invalidate(key.tag)
+            names = schema.keys(key, META, MESSAGES, DEDUPE, TOMBSTONE)
             reply = yield from _run("load", names, schema.load_args(self.limits, None))
             loaded = schema.parse_load(reply, self.keys.opener(key.tag))
             if loaded.kind in ("revoked", "missing"):
@@ -126,14 +152,15 @@ class RedisStore:
         return snapshot
 
     def append(self, key: SessionKey, messages: Sequence[NewMessage], *, created: float,
-               create: bool = True, fence: int | None = None) -> Op[AppendResult]:
+               create: bool = True, fence: int | None = None,
+               release: bool = False) -> Op[AppendResult]:
         names = schema.keys(key, META, MESSAGES, DEDUPE, TURN_LEASE, TOMBSTONE)
         data_key = self.keys.for_append(key.tag)
         while True:
             args = schema.append_args(
                 messages, self.limits, created=created, create=create, fence=fence,
                 data_key=data_key.wrapped if data_key else "",
-                seal=data_key.seal if data_key else _same)
+                seal=data_key.seal if data_key else _same, release=release)
             reply = yield from _run("append", names, args)
             try:
                 result = schema.parse_append(reply, fence)

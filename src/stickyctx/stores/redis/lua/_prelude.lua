@@ -34,3 +34,56 @@ local function fence_ok(lease_key, fence)
   local current = lease and string.match(lease, '^(%d+)|') or ''
   return current == fence, current
 end
+
+-- The turn lease: a fencing token (strictly increasing per session), or false when the lease is
+-- held. A lease whose holder's node is not among the live ids (comma-separated; '' = none) is
+-- taken over: that node died mid-turn; the new token makes its late writes fail.
+local function take_lease(lease_key, fence_key, holder, ttl_ms, absolute_ms, live)
+  local held = redis.call('GET', lease_key)
+  if held then
+    local node = string.match(held, '^%d+|([^:]+):')
+    if live == '' or not node then return false end
+    for id in string.gmatch(live, '[^,]+') do
+      if id == node then return false end
+    end
+  end
+  local token = redis.call('INCR', fence_key)
+  redis.call('PEXPIRE', fence_key, absolute_ms)
+  redis.call('SET', lease_key, token .. '|' .. holder, 'PX', ttl_ms)
+  return token
+end
+
+-- A session's context for a node that knows version `known_v` (rewrite counter `known_rv`,
+-- `known_count` items, write id `known_w`, and `known_last`: the header of its last item):
+-- {'same'} when it is current, {'tail', meta, new items...} when only appends happened since,
+-- else {'full', meta, items...}; {'missing'} without a session. Refreshes the expiry at most
+-- once per `refresh_ms`.
+local function load_session(meta_key, list_key, dedupe_key, idle, absolute, known_v, known_rv,
+                            known_count, refresh_ms, known_w, known_last)
+  local meta = redis.call('HGETALL', meta_key)
+  if #meta == 0 then return {'missing'} end
+  local h = {}
+  for i = 1, #meta, 2 do h[meta[i]] = meta[i + 1] end
+  local now = now_ms()
+  if now - tonumber(h.rf or '0') >= refresh_ms then
+    expire_all({meta_key, list_key, dedupe_key}, now, tonumber(h.cr), idle, absolute)
+    redis.call('HSET', meta_key, 'rf', now)
+  end
+  if h.v == known_v and (h.w or '') == known_w then return {'same'} end
+  local kind, items = 'full', nil
+  local lines_up = known_count == 0
+  if h.rv == known_rv and known_count > 0 then
+    local last = redis.call('LINDEX', list_key, known_count - 1)
+    lines_up = last ~= false and string.sub(last, 1, #known_last) == known_last
+  end
+  if h.rv == known_rv and known_count >= 0 and lines_up then
+    kind = 'tail'
+    items = redis.call('LRANGE', list_key, known_count, -1)
+  else
+    items = redis.call('LRANGE', list_key, 0, -1)
+  end
+  -- The meta travels as one JSON string: one reply element instead of two per field.
+  local out = {kind, cjson.encode(h)}
+  for i = 1, #items do out[#out + 1] = items[i] end
+  return out
+end

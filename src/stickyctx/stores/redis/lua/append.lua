@@ -1,9 +1,11 @@
 -- KEYS: meta, messages, dedupe, turn lease, tombstone
 -- ARGV: created_ms, create (0/1), fence ('' = none), idle_ms, absolute_ms, max_tokens,
---       max_bytes, count, wrapped data key ('' = not encrypted), then per message: dedupe,
---       opener (0/1), tokens, size, encoding, payload
+--       max_bytes, count, wrapped data key ('' = not encrypted), release (1: then release the
+--       turn lease the fence holds: a turn's commit), then per message: dedupe, opener (0/1),
+--       tokens, size, encoding, payload
 -- -> {'revoked'} | {'missing'} | {'fenced', current} | {'dek', stored wrapped key} |
---    {'live', version, total, dropped, flags, write_id, previous_write_id, seq1, group1, ...}
+--    {'live', version, total, dropped, flags, write_id, previous_write_id, bytes, seq1,
+--     group1, cum1, ...}
 if redis.call('EXISTS', KEYS[5]) == 1 then return {'revoked'} end
 local ok, current = fence_ok(KEYS[4], ARGV[3])
 if not ok then return {'fenced', current} end
@@ -34,7 +36,7 @@ local flags, out = '', {}
 local wrote = false
 local count = tonumber(ARGV[8])
 for i = 0, count - 1 do
-  local base = 10 + i * 6
+  local base = 11 + i * 6
   local dedupe, opener = ARGV[base], ARGV[base + 1]
   local tokens, size, encoding = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]), ARGV[base + 4]
   if dedupe ~= '' and redis.call('SISMEMBER', KEYS[3], dedupe) == 1 then
@@ -83,6 +85,7 @@ if wrote then
 end
 local w = wrote and stamp(KEYS[1], clock) or previous
 expire_all({KEYS[1], KEYS[2], KEYS[3]}, now, created, idle, absolute)
-local reply = {'live', v, t, dropped, flags, w, previous}
+if ARGV[10] == '1' and ARGV[3] ~= '' then redis.call('DEL', KEYS[4]) end  -- fence checked above
+local reply = {'live', v, t, dropped, flags, w, previous, b}
 for i = 1, #out do reply[#reply + 1] = out[i] end
 return reply

@@ -1,0 +1,266 @@
+"""One request's turn: the lease on the session, and the appends staged until it commits.
+
+One turn at a time per session, across nodes. In ``turn_lock=auto`` mode an HTTP request's
+first context call *begins* the turn: one store step takes the lease and loads the session
+(``Store.begin``), waiting with backoff up to ``STICKYCTX_TURN_TIMEOUT`` while another request
+holds it (then ``SessionBusyError``), and taking it over at once from a node that left the
+membership. The request's appends are validated and counted when made, *staged* (the window
+and the handle see them at once, with the sequence numbers they will get), and written together
+when the turn *commits*: at the response's start, in one store step that also releases the lease
+(``append(..., release=True)``). A turn that fails (an exception, an error status) commits
+nothing: it rolls back. A brand-new session needs no lease (no other request can know its id).
+
+As states: *idle* (nothing loaded, no lease) -> *begun* -> *staged* -> *committed* (or rolled
+back) -> *finished* (after the response: anything still held released, a pending fold run).
+
+Writes present the fencing token, so a writer whose lease was taken over is refused. A lease
+attempt whose answer was lost may have been granted: it is released by holder at the end.
+After the commit, the request's later writes (a streamed reply appended at the end of its body)
+take the lease again and go through one by one, as do writes in ``manual`` mode or in
+``turn()`` blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from ..core.messages import AppendResult, Begun, NewMessage, Snapshot, dedupe_key
+from ..core.snapshots import EMPTY, committed, staged
+from ..errors import SessionBusyError, SessionGoneError, StoreUnavailableError
+from ..sansio import Op, Sleep
+from ..telemetry import ATTR
+
+if TYPE_CHECKING:
+    from .logic import Session
+
+__all__ = ["Turn"]
+
+_PROBED = 8  # idempotency keys of a turn looked up when it begins: its first 8 messages
+_FIRST_WAIT = 0.002
+_MAX_WAIT = 0.05
+
+
+class Turn:
+    __slots__ = ("_holder", "committed", "fence", "open", "predicted", "probed", "seen",
+                 "session", "staged", "uncertain", "unclaimed")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.fence: int | None = None  # the lease's fencing token, while it is held
+        self.open = False  # this request owns the turn (the lease, or a brand-new session)
+        self.committed = False  # the commit point passed: writes go through one by one
+        self.staged: list[NewMessage] = []  # appends written at the commit
+        self.predicted: list[int] = []  # ... and the sequence numbers they were shown with
+        self.probed: frozenset[str] = frozenset()  # idempotency keys looked up at the begin
+        self.seen: frozenset[str] = frozenset()  # ... and those stored already (a retry)
+        self.uncertain = False  # an attempt failed with no answer: the lease may be ours
+        self.unclaimed = False  # begun on a session with no data: no lease until a write
+        self._holder: str | None = None
+
+    @property
+    def holder(self) -> str:
+        """This request's name on leases (made when first needed: most requests take none)."""
+        if self._holder is None:
+            self._holder = f"{self.session.services.node_id}:{secrets.token_hex(6)}"
+        return self._holder
+
+    def stages(self, messages: Sequence[NewMessage]) -> bool:
+        """Whether these appends can wait for the commit: the turn is this request's, and
+        whether each one is a retry of a stored message is known."""
+        return self.open and not self.committed and not self.unclaimed and all(
+            m.dedupe is None or m.dedupe in self.probed for m in messages)
+
+    def _waiting(self, attempt: Callable[[float], Op[int | None]]) -> Op[int]:
+        """``attempt(waited)`` until it gets a token, with backoff, up to the turn timeout."""
+        settings = self.session.services.settings
+        started = time.monotonic()
+        delay, waited = _FIRST_WAIT, 0.0
+        while True:
+            try:
+                token = yield from attempt(waited)
+            except StoreUnavailableError:
+                self.uncertain = True
+                raise
+            if token is not None:
+                self.fence = token
+                return token
+            waited = time.monotonic() - started
+            if waited >= settings.turn_timeout:
+                raise SessionBusyError(waited)
+            yield Sleep(min(delay, settings.turn_timeout - waited))
+            delay = min(delay * 2, _MAX_WAIT)
+            waited = time.monotonic() - started
+
+    def take(self) -> Op[bool]:
+        """Take the lease; True if taken now, False if this request already holds it."""
+        if self.fence is not None:
+            return False
+        session = self.session
+        settings = session.services.settings
+
+        def attempt(waited: float) -> Op[int | None]:
+            token = yield from session.call(session.store.acquire_lease(
+                session.key, holder=self.holder, ttl=settings.turn_lease_ttl,
+                live=session.services.members.confirmed_live()),
+                {ATTR.LEASE_NAME: "turn", ATTR.LEASE_WAIT: waited})
+            return int(token) if token is not None else None
+
+        yield from self._waiting(attempt)
+        return True
+
+    def begin(self, probe: frozenset[str], writing: bool = False) -> Op[Begun]:
+        """Take the lease and load the session in one store step (waiting while it is held);
+        a session that does not exist takes none, unless ``writing``."""
+        session = self.session
+        settings = session.services.settings
+        begun = Begun("missing")
+
+        def attempt(waited: float) -> Op[int | None]:
+            nonlocal begun
+            begun = yield from session.call(session.store.begin(
+                session.key, holder=self.holder, ttl=settings.turn_lease_ttl,
+                live=session.services.members.confirmed_live(), probe=probe,
+                writing=writing),
+                {ATTR.LEASE_NAME: "turn", ATTR.LEASE_WAIT: waited})
+            token: int | None = begun.token
+            if token is None and begun.status != "live":
+                return -1  # no session: nothing to wait for
+            return token
+
+        if (yield from self._waiting(attempt)) == -1:
+            self.fence = None
+        self.unclaimed = self.fence is None
+        self.open = True
+        self.probed, self.seen = probe, begun.seen
+        return begun
+
+    def release(self) -> Op[None]:
+        """Release what this request holds (staged appends not committed are dropped)."""
+        session = self.session
+        self.staged, self.predicted = [], []
+        self.open = False
+        if self.uncertain and self.fence is None:
+            self.uncertain = False
+            with contextlib.suppress(StoreUnavailableError):  # still down: its TTL ends it
+                yield from session.call(session.store.release_lease(
+                    session.key, 0, holder=self.holder))
+        if self.fence is not None:
+            token, self.fence = self.fence, None
+            yield from session.call(session.store.release_lease(session.key, token))
+
+    # The auto turn: begun, staged, committed (the session's state, kept in step) -----------
+
+    def enter(self, write: bool = True) -> Op[None]:
+        """Before a context call in ``auto`` mode: begin the turn if this request has not."""
+        session = self.session
+        if session.state.destroyed:
+            raise SessionGoneError("the session was destroyed in this request")
+        if not session.auto_lock or self.fence is not None or self.open:
+            return
+        try:
+            if self.committed:  # a write after the response started: one by one
+                yield from self.take()
+            elif session.state.is_new:  # nobody else can know this id: no lease, no load
+                self.open = True
+                if session._snapshot is None and not session._known_live:
+                    session._snapshot = EMPTY
+            else:
+                yield from self.start()
+        except StoreUnavailableError:
+            if write:
+                raise
+            # A read goes on without the turn lock while the store is down: it may be
+            # served from this node's hot tier, flagged stale (see ``Session.stale``).
+
+    def claim(self) -> Op[None]:
+        """Before a write: the turn (a turn begun on a session with no data took no lease)."""
+        yield from self.enter()
+        if self.unclaimed and not self.committed:
+            yield from self.start(writing=True)
+
+    def start(self, writing: bool = False) -> Op[None]:
+        """Begin: the lease and the session's context, in one step (``begin``)."""
+        session = self.session
+        key = session.idempotency_key
+        probe = frozenset(dedupe_key(key, n) for n in range(_PROBED)) if key else frozenset()
+        begun = yield from self.begin(probe, writing)
+        if begun.status == "live" and begun.snapshot is not None:
+            session._known_live = True
+            session._snapshot = yield from session._recount(begun.snapshot)
+        elif begun.status == "revoked" or session._idle_since_creation():
+            yield from session._restart()
+        else:  # nothing stored yet (or any more): the first write creates it
+            session._snapshot = EMPTY
+
+    def stage(self, messages: Sequence[NewMessage]) -> AppendResult | None:
+        """Stage ``messages`` (shown in the snapshot, written at the commit), or ``None`` when
+        they cannot wait (see ``stages``)."""
+        session = self.session
+        snapshot = session._snapshot
+        if snapshot is None or not self.stages(messages):
+            return None
+        settings = session.services.settings
+        session._snapshot, result = staged(snapshot, messages, self.seen,
+                                           settings.max_session_tokens,
+                                           settings.max_session_bytes)
+        self.staged.extend(m for m, w in zip(messages, result.written, strict=True) if w)
+        self.predicted.extend(result.seqs)
+        return result
+
+    def restage(self, snapshot: Snapshot) -> Snapshot:
+        """The store's ``snapshot`` (reloaded mid-turn) with this turn's staged appends."""
+        if not self.staged:
+            return snapshot
+        settings = self.session.services.settings
+        snapshot, result = staged(snapshot, self.staged, frozenset(),
+                                  settings.max_session_tokens, settings.max_session_bytes)
+        self.predicted = list(result.seqs)
+        return snapshot
+
+    def settle(self, status: int) -> Op[None]:
+        """At the response's start: commit the turn when the response is a success, roll it
+        back (store nothing of it) when it is an error (status 400 or above)."""
+        if self.committed or not (self.open or self.staged):
+            return
+        if status < 400:
+            yield from self.commit()
+        else:
+            self.committed = True
+            yield from self.release()
+
+    def commit(self) -> Op[None]:
+        """Write the staged appends and release the lease, in one step."""
+        messages, predicted = self.staged, self.predicted
+        self.staged, self.predicted, self.committed = [], [], True
+        if not messages:
+            yield from self.release()
+            return
+        session = self.session
+        snapshot, fence = session._snapshot, self.fence
+        result = yield from session._append(messages, fence, release=fence is not None)
+        self.fence, self.open = None, False  # released with the write
+        self._stored(snapshot, predicted, result)
+
+    def flush(self) -> Op[None]:
+        """Write what the turn staged, keeping the lease (before a write that cannot wait)."""
+        if self.staged:
+            messages, predicted = self.staged, self.predicted
+            self.staged, self.predicted = [], []
+            session = self.session
+            snapshot = session._snapshot
+            result = yield from session._append(messages, self.fence)
+            self._stored(snapshot, predicted, result)
+
+    def _stored(self, snapshot: Snapshot | None, predicted: Sequence[int],
+                result: AppendResult) -> None:
+        """After staged appends were written: the snapshot as staged if the store wrote them
+        where they were shown, else reload when next needed (and re-plan a pending fold)."""
+        session = self.session
+        current = committed(snapshot, predicted, result) if snapshot is not None else None
+        if current is None and list(result.seqs) != list(predicted):
+            session.folds.moved(result.seqs)
+        session._snapshot = current
