@@ -47,13 +47,12 @@ async def chat(body: ChatIn, conv: Conversation) -> dict[str, Any] | JSONRespons
     except BackendError as exc:
         return JSONResponse({"error": "backend_failed", "detail": str(exc)}, status_code=502)
     await conv.append("assistant", answer)
-    history = await conv.messages()
     return {
         "reply": answer,
         "node": conv.node_id,
         "owner": conv.owner,
         "affinity": conv.affinity,
-        "turns": sum(m["role"] == "user" for m in history),
+        "turns": await conv.turn_count(),  # counted on the loaded history, never copied
         "tokens": await conv.token_count(),
     }
 

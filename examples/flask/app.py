@@ -46,13 +46,12 @@ def chat() -> Any:
     except BackendError as exc:
         return {"error": "backend_failed", "detail": str(exc)}, 502
     conv.append("assistant", answer)
-    history = conv.messages()
     return {
         "reply": answer,
         "node": conv.node_id,
         "owner": conv.owner,
         "affinity": conv.affinity,
-        "turns": sum(m["role"] == "user" for m in history),
+        "turns": conv.turn_count(),  # counted on the loaded history, never copied
         "tokens": conv.token_count(),
     }
 

@@ -93,6 +93,9 @@ class Request:
     def token_count(self) -> int:
         return self._call(lambda h: h.token_count(), lambda h: h.token_count())
 
+    def turn_count(self) -> int:
+        return self._call(lambda h: h.turn_count(), lambda h: h.turn_count())
+
     def clear(self) -> None:
         self._call(lambda h: h.clear(), lambda h: h.clear())
 

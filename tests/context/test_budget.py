@@ -183,6 +183,8 @@ def test_token_count_is_a_recount_through_appends_clear_and_summary_deletion(
             request.append("assistant", f"Noted for turn {turn}, Alice. " * 3,
                            name="helper")
             assert request.token_count() == chat.count(request.messages())
+            # staged and stored alike: the user messages of the history, the helper's not
+            assert request.turn_count() == sum(m["role"] == "user" for m in request.messages())
     stored = chat.stored()
     assert stored.summary is not None
     assert stored.summary.watermark > 0
@@ -190,9 +192,11 @@ def test_token_count_is_a_recount_through_appends_clear_and_summary_deletion(
         messages = request.messages()
         assert request.token_count() == chat.count(messages)
         assert (len(messages) == 24) == (storage == "archive")  # delete: folded ones are gone
+        assert request.turn_count() == (12 if storage == "archive" else len(messages) // 2)
         request.clear()
         assert request.messages() == []
         assert request.token_count() == 0
+        assert request.turn_count() == 0
         request.append("user", "after the clear")
         assert request.token_count() == chat.count([{"role": "user",
                                                      "content": "after the clear"}])

@@ -100,7 +100,9 @@ def plan_window(
     newest = messages[-1]
     threshold = newest.cum - available  # the window must start at or after this position
     start = n
-    if eviction == "block" and threshold > 0:
+    if threshold <= 0:  # everything after the watermark fits: no walk (most conversations)
+        start = first
+    elif eviction == "block":
         block = max(1, int((1.0 - low_water) * available))
         start = _walk(messages, math.ceil(threshold / block) * block, after_seq)
     if start == n:  # plain sliding, or a block boundary that would leave nothing

@@ -57,18 +57,19 @@ class Prefix(View[T]):
 class Concat(View[T]):
     """``base`` followed by ``extra``, without copying ``base``."""
 
-    __slots__ = ("_base", "_extra")
+    __slots__ = ("_base", "_extra", "_split")
 
     def __init__(self, base: Sequence[T], extra: Sequence[T]) -> None:
         self._base = base
         self._extra = extra
+        self._split = len(base)  # neither part changes length under a view (see ``appended``)
 
     def __len__(self) -> int:
-        return len(self._base) + len(self._extra)
+        return self._split + len(self._extra)
 
     def _at(self, index: int) -> T:
-        base = len(self._base)
-        return self._base[index] if index < base else self._extra[index - base]
+        split = self._split
+        return self._base[index] if index < split else self._extra[index - split]
 
     def __iter__(self) -> Iterator[T]:
         yield from self._base

@@ -68,6 +68,7 @@ class _Handle:
     messages = operation(Session.messages)
     window = operation(Session.window)
     token_count = operation(Session.token_count)
+    turn_count = operation(Session.turn_count)
     pop = operation(Session.pop)
     clear = operation(Session.clear)
     rotate = operation(Session.rotate)

@@ -1,9 +1,8 @@
 """``Session``: one request's session logic, written once as sans-I/O operations.
 
-The handles (``handle``) drive these operations with the store's sync or async I/O; everything
-is decided here: the turn lock, lazy loading, expiry and revocation, idempotent appends, the
-window and its folds (planned by ``core.windowing``, folded by ``folds``), rotation and
-destruction. A ``Session`` belongs to one request and is never shared between requests.
+The handles (``handle``) drive these operations with the store's sync or async I/O: lazy
+loading, expiry and revocation, idempotent appends, rotation and destruction are decided here,
+the turn in ``turn``, the window and its folds in ``folds``. One ``Session`` per request.
 
 The turn's states (begun, staged, committed, finished) are kept by ``turn``.
 """
@@ -125,7 +124,7 @@ class Session:
             yield from self.turn.take()
         self.turn.open = staging  # a brand-new session: this request's, without a lease
 
-    # The turn lock (see ``turnlock``) --------------------------------------------------------
+    # The turn (see ``turn``) -----------------------------------------------------------------
 
     def lock(self) -> Op[bool]:
         """Take the turn lock; True if taken now, False if this request already held it."""
@@ -136,8 +135,7 @@ class Session:
         return (yield from self.turn.settle(status))
 
     def commit(self, /) -> Op[None]:
-        """Store the turn's staged appends now (and release the turn lock); the middleware does
-        it when the response starts. Later appends of the request are written when made."""
+        """Store the staged appends and release the lock now (the middleware: at the response)."""
         return (yield from self.turn.commit())
 
     def unlock(self) -> Op[None]:
@@ -202,6 +200,11 @@ class Session:
         """Tokens of the stored history, counted as the chat API counts them."""
         snapshot = yield from self.load()
         return snapshot.total_tokens + REPLY_PRIMER_TOKENS if snapshot.messages else 0
+
+    def turn_count(self, /) -> Op[int]:
+        """How many user messages the stored history holds (counted without copying it)."""
+        snapshot = yield from self.load()
+        return sum(1 for m in snapshot.messages if m.role == "user")
 
     def window(self, /, budget: int | None = None, *, system: str | None = None,
                format: Format = "chat") -> Op[list[dict[str, Any]]]:
