@@ -1,0 +1,1 @@
+"""Apps the end-to-end benchmark serves next to the examples."""
