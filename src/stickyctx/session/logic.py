@@ -2,9 +2,8 @@
 
 The handles (``handle``) drive these operations with the store's sync or async I/O: lazy
 loading, expiry and revocation, idempotent appends, rotation and destruction are decided here,
-the turn in ``turn``, the window and its folds in ``folds``. One ``Session`` per request.
-
-The turn's states (begun, staged, committed, finished) are kept by ``turn``.
+the turn (its states: begun, staged, committed, finished) in ``turn``, the window and its
+folds in ``folds``. One ``Session`` per request.
 """
 
 from __future__ import annotations
@@ -316,5 +315,6 @@ class Session:
         """End of the request: release the turn, then fold what left the window (after the
         response, off its critical path)."""
         yield from self.turn.release()
+        yield from self.turn.drain()
         if not self.state.destroyed:
             yield from self.folds.finish(self._snapshot)

@@ -25,6 +25,7 @@ from ..core.tokens import TokenCodec
 from ..core.windowing import WindowParams
 from ..settings import Settings
 from ..telemetry import Telemetry
+from .orphans import Orphans
 
 __all__ = ["Services"]
 
@@ -76,6 +77,7 @@ class Services:
         self.summarizer: Summarizer = (load_summarizer(settings.summarizer) if settings.summarizer
                                        else self.builtin_summarizer)
         self.members = MembershipManager(settings, clock)
+        self.orphans = Orphans()  # turn leases left by a store fault (see ``orphans``)
         self.telemetry = Telemetry(
             node_id=settings.node_id,
             db_system="redis" if settings.uses_redis else None,

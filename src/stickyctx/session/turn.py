@@ -22,7 +22,7 @@ take the lease again and go through one by one, as do writes in ``manual`` mode 
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -33,13 +33,17 @@ from ..core.snapshots import EMPTY, committed, staged
 from ..errors import SessionBusyError, SessionGoneError, StoreUnavailableError
 from ..sansio import Op, Sleep
 from ..telemetry import ATTR
+from .orphans import Orphan, release
 
 if TYPE_CHECKING:
     from .logic import Session
 
 __all__ = ["Turn"]
 
+logger = logging.getLogger("stickyctx")
+
 _PROBED = 8  # idempotency keys of a turn looked up when it begins: its first 8 messages
+_DRAINED = 16  # orphaned leases a request's end releases at most
 _FIRST_WAIT = 0.002
 _MAX_WAIT = 0.05
 
@@ -101,6 +105,7 @@ class Turn:
             return False
         session = self.session
         settings = session.services.settings
+        yield from self._orphans()
 
         def attempt(waited: float) -> Op[int | None]:
             token = yield from session.call(session.store.acquire_lease(
@@ -118,6 +123,7 @@ class Turn:
         session = self.session
         settings = session.services.settings
         begun = Begun("missing")
+        yield from self._orphans()
 
         def attempt(waited: float) -> Op[int | None]:
             nonlocal begun
@@ -139,18 +145,40 @@ class Turn:
         return begun
 
     def release(self) -> Op[None]:
-        """Release what this request holds (staged appends not committed are dropped)."""
-        session = self.session
+        """Release what this request holds (staged appends not committed are dropped). When the
+        store cannot be reached the node remembers the lease and releases it once the store
+        answers again (``orphans``): the session is never left busy after the fault."""
         self.staged, self.predicted = [], []
         self.open = False
         if self.uncertain and self.fence is None:
             self.uncertain = False
-            with contextlib.suppress(StoreUnavailableError):  # still down: its TTL ends it
-                yield from session.call(session.store.release_lease(
-                    session.key, 0, holder=self.holder))
+            yield from self._release(0, self.holder)
         if self.fence is not None:
             token, self.fence = self.fence, None
-            yield from session.call(session.store.release_lease(session.key, token))
+            yield from self._release(token, None)
+
+    def _release(self, token: int, holder: str | None) -> Op[None]:
+        session = self.session
+        try:
+            yield from session.call(session.store.release_lease(session.key, token,
+                                                                holder=holder))
+        except StoreUnavailableError as exc:
+            session.services.orphans.add(Orphan(session.key, token, holder or self.holder))
+            logger.warning("stickyctx: a turn lease is released when the store is back: %s", exc)
+
+    def drain(self) -> Op[None]:
+        """At a request's end: release leases a store fault left on other sessions."""
+        session = self.session
+        orphans = session.services.orphans
+        if orphans:
+            yield from release(session.store, orphans, orphans.drain(_DRAINED))
+
+    def _orphans(self) -> Op[None]:
+        """Before a turn: release this node's leases on the session left by a store fault."""
+        session = self.session
+        found = session.services.orphans.take(session.key)
+        if found:
+            yield from release(session.store, session.services.orphans, found)
 
     # The auto turn: begun, staged, committed (the session's state, kept in step) -----------
 
