@@ -23,8 +23,10 @@ from .session import handle as _conversation
 __all__ = ["Conversation", "get_conversation", "install_error_handlers"]
 
 
-def get_conversation(connection: HTTPConnection) -> _conversation.Conversation:
-    """The dependency: the request's (or WebSocket's) session handle."""
+async def get_conversation(connection: HTTPConnection) -> _conversation.Conversation:
+    """The dependency: the request's (or WebSocket's) session handle. A coroutine function:
+    FastAPI runs a plain function dependency in its thread pool, a hop that cost more than
+    the whole turn's work in the store."""
     handle = connection.scope.get("state", {}).get("stickyctx")
     if not isinstance(handle, _conversation.Conversation):
         from .errors import NoContextError
