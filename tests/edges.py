@@ -235,8 +235,11 @@ def starlette_chat_app(hooks: Hooks, middleware: Sequence[Middleware]) -> Starle
                 await one_turn()
         else:
             await one_turn()
+        if body.get("fail") == "raise":
+            raise RuntimeError("the app failed after its appends")
         messages = await conv.messages()
-        return JSONResponse({**describe(conv), "messages": messages})
+        status = 422 if body.get("fail") == "status" else 200
+        return JSONResponse({**describe(conv), "messages": messages}, status_code=status)
 
     async def history(request: Request) -> JSONResponse:
         conv = handle(request)
@@ -304,8 +307,11 @@ def flask_chat_app(hooks: Hooks) -> flask.Flask:
                 one_turn()
         else:
             one_turn()
+        if body.get("fail") == "raise":
+            raise RuntimeError("the app failed after its appends")
         messages = conv.messages()
-        return {**describe(conv), "messages": messages}
+        return {**describe(conv), "messages": messages}, 422 if body.get("fail") == "status" \
+            else 200
 
     @app.get("/history")
     def history() -> Any:

@@ -49,7 +49,7 @@ _MAX_WAIT = 0.05
 
 
 class Turn:
-    __slots__ = ("_holder", "committed", "fence", "open", "predicted", "probed", "seen",
+    __slots__ = ("_holder", "committed", "fence", "fresh", "open", "predicted", "probed", "seen",
                  "session", "staged", "uncertain", "unclaimed")
 
     def __init__(self, session: Session) -> None:
@@ -63,6 +63,7 @@ class Turn:
         self.seen: frozenset[str] = frozenset()  # ... and those stored already (a retry)
         self.uncertain = False  # an attempt failed with no answer: the lease may be ours
         self.unclaimed = False  # begun on a session with no data: no lease until a write
+        self.fresh = False  # a brand-new session: nothing of it is stored, no retry to find
         self._holder: str | None = None
 
     @property
@@ -75,8 +76,8 @@ class Turn:
     def stages(self, messages: Sequence[NewMessage]) -> bool:
         """Whether these appends can wait for the commit: the turn is this request's, and
         whether each one is a retry of a stored message is known."""
-        return self.open and not self.committed and not self.unclaimed and all(
-            m.dedupe is None or m.dedupe in self.probed for m in messages)
+        return self.open and not self.committed and not self.unclaimed and (self.fresh or all(
+            m.dedupe is None or m.dedupe in self.probed for m in messages))
 
     def _waiting(self, attempt: Callable[[float], Op[int | None]]) -> Op[int]:
         """``attempt(waited)`` until it gets a token, with backoff, up to the turn timeout."""
@@ -193,7 +194,7 @@ class Turn:
             if self.committed:  # a write after the response started: one by one
                 yield from self.take()
             elif session.state.is_new:  # nobody else can know this id: no lease, no load
-                self.open = True
+                self.open = self.fresh = True
                 if session._snapshot is None and not session._known_live:
                     session._snapshot = EMPTY
             else:
@@ -237,6 +238,9 @@ class Turn:
                                            settings.max_session_bytes)
         self.staged.extend(m for m, w in zip(messages, result.written, strict=True) if w)
         self.predicted.extend(result.seqs)
+        telemetry = session.services.telemetry.observer()
+        if result.duplicates and telemetry is not None:  # retries dropped here, not by a write
+            telemetry.duplicates.add(result.duplicates, telemetry._node)
         return result
 
     def restage(self, snapshot: Snapshot) -> Snapshot:

@@ -1,0 +1,42 @@
+"""A turn that fails stores nothing: an error status (400 or more) or an exception after the
+app's appends rolls the whole turn back, on a new session and on an existing one, with and
+without an idempotency key; the retry that succeeds is then stored once."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import FakeClock, make_settings
+from .edges import EDGES, Browser, make_edge
+
+
+def contents(messages: list[dict[str, object]]) -> list[object]:
+    return [m["content"] for m in messages]
+
+
+@pytest.mark.parametrize("kind", EDGES)
+@pytest.mark.parametrize("fail", ["status", "raise"])
+@pytest.mark.parametrize("existing", [False, True], ids=["new-session", "existing-session"])
+@pytest.mark.parametrize("keyed", [False, True], ids=["no-key", "idempotency-key"])
+def test_a_failed_turn_stores_nothing_and_its_retry_is_stored_once(
+    kind: str, fail: str, existing: bool, keyed: bool, clock: FakeClock,
+) -> None:
+    edge = make_edge(kind, make_settings(), clock=clock)
+    browser = Browser(edge)
+    before: list[object] = []
+    if existing:
+        assert browser.chat("hello").status == 200
+        before = ["hello", "echo: hello"]
+    headers = [("Idempotency-Key", "turn-0001")] if keyed else []
+    failed = browser.request("POST", "/chat", headers=headers,
+                             json={"message": "doomed", "fail": fail})
+    assert failed.status == (422 if fail == "status" else 500)
+    if fail == "status":  # the app saw its appends staged in the failing request
+        assert contents(failed.json()["messages"]) == [*before, "doomed", "echo: doomed"]
+    history = browser.request("GET", "/history").json()["messages"]
+    assert contents(history) == before  # nothing of the failed turn was stored
+    retried = browser.request("POST", "/chat", headers=headers, json={"message": "doomed"})
+    assert retried.status == 200
+    expected = [*before, "doomed", "echo: doomed"]
+    assert contents(retried.json()["messages"]) == expected
+    assert contents(browser.request("GET", "/history").json()["messages"]) == expected
