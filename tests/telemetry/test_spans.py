@@ -26,14 +26,26 @@ def test_our_spans_are_internal_children_of_the_one_server_span(
     kind: str, otel: OtelKit, make_edge: MakeEdge,
 ) -> None:
     client = Client(make_edge(kind))
-    for text in ("first", "second"):
+    # A new session takes no lease and loads nothing: its turn's one store step is the commit.
+    # An existing one begins its turn (lease and load in one step) and commits it.
+    expected = {
+        "first": [SPAN.AFFINITY, SPAN.WINDOW, SPAN.SAVE],
+        "second": [SPAN.AFFINITY, SPAN.LOAD, SPAN.WINDOW, SPAN.SAVE],
+    }
+    for text, names in expected.items():
         otel.clear()
         assert client.chat(text).status == 200
         server = one(otel.server_spans())  # exactly one SERVER span: OpenTelemetry's
         ours = otel.ours()
-        names = {s.name for s in ours}
-        assert {SPAN.AFFINITY, SPAN.LOAD, SPAN.SAVE, SPAN.WINDOW, SPAN.LEASE} <= names
-        assert f"{SPAN.STORE} release_lease" in names
+        # Both appends (one before the window, one after) are written in one step, last.
+        assert [s.name for s in ours] == names, text
+        commit = ours[-1]
+        if kind == "asgi":  # the commit is written before the response's start is sent
+            start = one([s for s in otel.spans()
+                         if attrs(s).get("asgi.event.type") == "http.response.start"])
+            assert commit.end_time is not None
+            assert start.start_time is not None
+            assert commit.end_time <= start.start_time
         for span in ours:
             assert span.kind == SpanKind.INTERNAL, span.name
             assert span.parent is not None, span.name
@@ -47,14 +59,17 @@ def test_without_a_server_span_ours_are_roots_and_still_internal(
 ) -> None:
     client = Client(make_edge(kind, instrument=False))
     client.chat("hello")
+    client.chat("again")  # an existing session: its turn begins with a load
     assert otel.server_spans() == []
-    affinity = one(otel.spans(SPAN.AFFINITY))
-    assert affinity.kind == SpanKind.INTERNAL
-    assert affinity.parent is None
+    assert [s.name for s in otel.spans(SPAN.AFFINITY)] == [SPAN.AFFINITY] * 2
+    ours = otel.ours()
+    assert len(ours) == len(otel.spans())  # nothing but ours without the instrumentation
     # The store operations of one request are siblings, not nested in each other.
-    loads = otel.spans(SPAN.LOAD)
-    assert loads
-    assert all(s.parent is None for s in loads)
+    assert [s.name for s in ours if s.name in (SPAN.LOAD, SPAN.SAVE)] == [
+        SPAN.SAVE, SPAN.LOAD, SPAN.SAVE]
+    for span in ours:
+        assert span.kind == SpanKind.INTERNAL, span.name
+        assert span.parent is None, span.name
 
 
 # The affinity decision --------------------------------------------------------------------
@@ -117,20 +132,35 @@ def test_store_operation_spans_carry_operation_tier_and_session_hash(
     session_id = client.chat("hello").json()["session_id"]
     hashed = edge.sticky.services.session_hash(session_id)
     otel.clear()
-    client.chat("again")
+    assert client.chat("again").status == 200
+    # The turn begins: one step takes the turn lease and loads the session (before the turn's
+    # appends: 2 messages).
     load = one(otel.spans(SPAN.LOAD))
     assert attrs(load) == {
-        ATTR.OPERATION: "load", ATTR.NODE_ID: "n1", ATTR.SESSION_ID: hashed,
-        ATTR.TIER: "local", ATTR.STALE: False, ATTR.MESSAGES_AFTER: 3,  # 2 + the new one
+        ATTR.OPERATION: "begin", ATTR.NODE_ID: "n1", ATTR.SESSION_ID: hashed,
+        ATTR.TIER: "local", ATTR.STALE: False, ATTR.MESSAGES_AFTER: 2,
+        ATTR.LEASE_NAME: "turn", ATTR.LEASE_WAIT: 0.0, ATTR.LEASE_ACQUIRED: True,
     }
-    saves = otel.spans(SPAN.SAVE)
-    assert [attrs(s)[ATTR.OPERATION] for s in saves] == ["append", "append"]
-    for save in saves:
-        assert attrs(save)[ATTR.TIER] == "local"
-        assert attrs(save)[ATTR.SESSION_ID] == hashed
-        assert ATTR.DB_SYSTEM not in attrs(save)  # the embedded store is no database system
-    assert attrs(one(otel.spans(f"{SPAN.STORE} release_lease")))[ATTR.OPERATION] == \
-        "release_lease"
+    # Its two appends are written together at the response's start, releasing the lease: no
+    # lease span of its own, no release of its own.
+    save = one(otel.spans(SPAN.SAVE))
+    assert attrs(save) == {
+        ATTR.OPERATION: "append", ATTR.NODE_ID: "n1", ATTR.SESSION_ID: hashed,
+        ATTR.TIER: "local",  # the embedded store is no database system: no db.system.name
+    }
+    assert load.end_time is not None
+    assert save.start_time is not None
+    assert save.start_time >= load.end_time
+    assert otel.spans(SPAN.LEASE) == []
+    assert otel.spans(f"{SPAN.STORE} release_lease") == []
+    assert client.request("GET", "/history").json()["messages"] == 4
+    # A turn that writes nothing (a read) begins the same way and releases the lease at its end.
+    otel.clear()
+    client.request("GET", "/history")
+    assert attrs(one(otel.spans(SPAN.LOAD)))[ATTR.OPERATION] == "begin"
+    assert otel.spans(SPAN.SAVE) == []
+    assert attrs(one(otel.spans(f"{SPAN.STORE} release_lease"))) == {
+        ATTR.OPERATION: "release_lease", ATTR.NODE_ID: "n1", ATTR.SESSION_ID: hashed}
 
 
 @pytest.mark.parametrize("kind", EDGES)
@@ -236,10 +266,19 @@ def test_a_lease_attempt_is_a_span_and_waits_are_reported(
     store.on_refused = lambda: store.release_lease(key, other)
     otel.clear()
     assert client.chat("again").status == 200
-    leases = [attrs(s) for s in otel.spans(SPAN.LEASE) if attrs(s)[ATTR.LEASE_NAME] == "turn"]
-    assert [a[ATTR.LEASE_ACQUIRED] for a in leases] == [False, True]
-    assert leases[0][ATTR.LEASE_WAIT] == 0.0
-    assert leases[1][ATTR.LEASE_WAIT] > 0.0
+    assert store.refused == 1
+    # The turn lease is taken by the turn's begin: one load span per attempt.
+    begins = [attrs(s) for s in otel.spans(SPAN.LOAD)]
+    assert [a[ATTR.OPERATION] for a in begins] == ["begin", "begin"]
+    assert [a[ATTR.LEASE_NAME] for a in begins] == ["turn", "turn"]
+    assert [a[ATTR.LEASE_ACQUIRED] for a in begins] == [False, True]
+    assert begins[0][ATTR.LEASE_WAIT] == 0.0
+    assert begins[1][ATTR.LEASE_WAIT] > 0.0
+    # A refused attempt loads nothing; the one that took the lease loaded the session.
+    assert ATTR.TIER not in begins[0]
+    assert ATTR.MESSAGES_AFTER not in begins[0]
+    assert (begins[1][ATTR.TIER], begins[1][ATTR.MESSAGES_AFTER]) == ("local", 2)
+    assert otel.spans(SPAN.LEASE) == []  # no separate lease step
 
 
 @pytest.mark.parametrize("kind", EDGES)
@@ -252,13 +291,23 @@ def test_a_busy_session_shows_every_refused_attempt(
     assert edge.store is not None
     assert edge.store.acquire_lease(edge.key(session_id), holder="elsewhere", ttl=60)
     otel.clear()
-    assert client.chat("again").status == 409
-    leases = [attrs(s) for s in otel.spans(SPAN.LEASE)]
-    assert len(leases) >= 2
-    assert not any(a[ATTR.LEASE_ACQUIRED] for a in leases)
-    waits = [a[ATTR.LEASE_WAIT] for a in leases]
+    reply = client.chat("again")
+    assert reply.status == 409
+    assert reply.json()["error"] == "session_busy"
+    begins = [attrs(s) for s in otel.spans(SPAN.LOAD)]
+    assert len(begins) >= 2
+    assert len(begins) == edge.store.refused  # every refused attempt is a span
+    for begin in begins:
+        assert begin[ATTR.OPERATION] == "begin"
+        assert begin[ATTR.LEASE_NAME] == "turn"
+        assert begin[ATTR.LEASE_ACQUIRED] is False
+        assert ATTR.MESSAGES_AFTER not in begin  # nothing was loaded
+    assert all(s.status.status_code == StatusCode.UNSET for s in otel.spans(SPAN.LOAD))
+    waits = [a[ATTR.LEASE_WAIT] for a in begins]
     assert waits == sorted(waits)
     assert waits[0] == 0.0 < waits[-1]
+    assert otel.spans(SPAN.LEASE) == []
+    assert otel.spans(SPAN.SAVE) == []  # the turn never began: nothing of it is written
 
 
 @pytest.mark.parametrize("kind", EDGES)
@@ -277,16 +326,22 @@ def test_a_fenced_write_is_an_error_span(
 
     edge.hooks.steal = steal
     client = Client(edge)
-    client.chat("hello")
+    session_id = client.chat("hello").json()["session_id"]  # a session the turn begins on
     otel.clear()
     reply = client.chat("late", steal=True)
     assert reply.status == 409
     assert reply.json()["error"] == "stale_turn"
-    saves = otel.spans(SPAN.SAVE)
-    assert [s.status.status_code for s in saves] == [StatusCode.UNSET, StatusCode.ERROR]
-    rejected = saves[-1]
+    begin = attrs(one(otel.spans(SPAN.LOAD)))
+    assert (begin[ATTR.OPERATION], begin[ATTR.LEASE_ACQUIRED]) == ("begin", True)
+    assert ATTR.FENCE_REJECTED not in begin
+    # The turn's appends wait for the commit: its one write is the one refused.
+    rejected = one(otel.spans(SPAN.SAVE))
+    assert rejected.status.status_code == StatusCode.ERROR
     assert rejected.status.description == "FencedError"
+    assert attrs(rejected)[ATTR.OPERATION] == "append"
     assert attrs(rejected)[ATTR.FENCE_REJECTED] is True
     assert attrs(rejected)[ATTR.ERROR_TYPE] == "FencedError"
     assert [e.name for e in rejected.events] == ["exception"]
-    assert ATTR.FENCE_REJECTED not in attrs(saves[0])
+    # Nothing of the refused turn was stored.
+    stored = store.load(edge.key(session_id))
+    assert [m.content for m in stored.messages] == ["hello", "echo: hello"]
