@@ -27,7 +27,9 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 def test_e2e_benchmark_reports_every_variant_with_two_round_trips_per_turn(
     bench: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert bench.main(["--requests", "60", "--concurrency", "4", "--runs", "1"]) == 0
+    # Enough requests that even the bare app's CPU spans several of the kernel's 10 ms ticks
+    # (/proc counts CPU time in ticks: 60 requests of the bare app can round to none).
+    assert bench.main(["--requests", "400", "--concurrency", "4", "--runs", "1"]) == 0
     out = capsys.readouterr().out
     rows = {}
     for line in out.splitlines():
