@@ -28,6 +28,8 @@ _SALT = "stickyctx.session.v1"
 _FORMAT = 1
 _CACHE_LIMIT = 4096
 _LINEAGE = re.compile(r"[A-Za-z0-9_-]{16,64}")  # a KeyDeriver digest (22 characters today)
+_FIELDS = frozenset({"v", "s", "o", "c", "l"})  # a payload with anything else is not ours
+_SKEW = 60  # seconds of clock skew between nodes tolerated on the times a token carries
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +96,7 @@ class TokenCodec:
             self._cache[token] = cached
         if now - cached.signed_at > self.max_age or now - cached.created > self.max_age:
             return None
-        if cached.signed_at > now + 60:  # signed in the future beyond any plausible clock skew
+        if max(cached.signed_at, cached.created) > now + _SKEW:  # made in the future: forged
             return None
         return cached
 
@@ -111,13 +113,15 @@ class TokenCodec:
             if claims is None:
                 return None
             session_id, owner, created, lineage = claims
+            if created > int(signed_at.timestamp()) + _SKEW:  # created after it was signed
+                return None
             return SessionToken(session_id, owner, created, int(signed_at.timestamp()), index,
                                 lineage)
         return None
 
 
 def _claims(payload: Any) -> tuple[str, str, int, str | None] | None:
-    if not isinstance(payload, dict) or payload.get("v") != _FORMAT:
+    if not isinstance(payload, dict) or payload.get("v") != _FORMAT or payload.keys() - _FIELDS:
         return None
     session_id, owner, created = payload.get("s"), payload.get("o"), payload.get("c")
     if not is_valid_session_id(session_id):
