@@ -12,11 +12,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 
 from stickyctx import Settings
 
 pytest_plugins = ["tests.redis_fixtures"]
+
+# Property tests check behaviour, never time: no per-example deadline (a slow example on a busy
+# machine, such as pydantic building a schema on first use, is not a failure; a hung test is
+# still stopped by pytest-timeout). Timing belongs to benchmarks/.
+hypothesis.settings.register_profile("stickyctx", deadline=None)
+hypothesis.settings.load_profile("stickyctx")
 ROOT = Path(__file__).resolve().parent.parent
 KEY_A = "a" * 40  # fixed test keys (newest first in STICKYCTX_SECRET_KEYS)
 KEY_B = "b" * 40
