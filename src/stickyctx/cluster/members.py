@@ -101,6 +101,13 @@ class MembershipManager:
             with self._lock:
                 self._placed[node_id] = self._placed.get(node_id, 0) + 1
 
+    def arrived(self, session_id: str, owner: str) -> None:
+        """A brand-new session stored its first data: from now on it is load (of ``owner``).
+        Sessions that never store anything (a health check, an anonymous read) are not."""
+        self.placed(owner)
+        if owner == self.node_id:
+            self.active.touch(session_id)
+
     # Heartbeats (dynamic membership) ------------------------------------------------------
 
     def heartbeat(self, store: Store, leaving: bool = False) -> Op[Membership]:

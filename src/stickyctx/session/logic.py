@@ -316,5 +316,7 @@ class Session:
         response, off its critical path)."""
         yield from self.turn.release()
         yield from self.turn.drain()
+        if self.state.is_new and self._known_live and not self.state.destroyed:
+            self.services.members.arrived(self.state.session_id, self.state.owner)
         if not self.state.destroyed:
             yield from self.folds.finish(self._snapshot)
