@@ -7,7 +7,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ..errors import InvalidMessageError, MessageTooLargeError
@@ -50,6 +50,9 @@ class NewMessage:
 
     def payload(self) -> dict[str, Any]:
         return {"role": self.role, "content": self.content, **self.fields}
+
+    def with_tokens(self, tokens: int) -> NewMessage:
+        return replace(self, tokens=tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +156,13 @@ def build_message(
     tokenizer: Tokenizer,
     max_bytes: int,
     dedupe: str | None = None,
+    *,
+    count: bool = True,
 ) -> NewMessage:
-    """Validate a message and count its tokens; raise a typed error on bad input."""
+    """Validate a message and count its tokens; raise a typed error on bad input.
+
+    ``count=False`` leaves ``tokens`` at 0 for the caller to fill in (``with_tokens``): a large
+    message is counted elsewhere, off the event loop."""
     if not isinstance(role, str) or role not in ROLES:
         raise InvalidMessageError(f"unknown role {str(role)[:40]!r}; expected one of "
                                   + ", ".join(sorted(ROLES)))
@@ -184,7 +192,7 @@ def build_message(
         raise InvalidMessageError("message contains text that is not valid Unicode") from None
     if size > max_bytes:
         raise MessageTooLargeError(size, max_bytes)
-    tokens = tokenizer.count_message({"role": role, "content": content, **fields})
+    tokens = tokenizer.count_message({"role": role, "content": content, **fields}) if count else 0
     if not isinstance(content, (str, type(None))) or any(
         not isinstance(v, (str, int, float, bool)) for v in fields.values()
     ):

@@ -24,6 +24,7 @@ from ..sansio import Op
 from ..stores.base import Store
 from ..telemetry import ATTR
 from ..telemetry.operations import observed
+from .counting import counted
 from .folds import Folds
 from .services import Services
 from .turn import Turn
@@ -215,13 +216,14 @@ class Session:
 
     def _build(self, role: Any, content: Any, fields: Mapping[str, Any],
                turn_id: str | None) -> NewMessage:
+        """Validated and encoded, not yet counted (``counted``)."""
         turn = turn_id if turn_id is not None else self.idempotency_key
         dedupe = None
         if turn is not None:  # the n-th message of a turn: the same key when it is retried
             n = self._turn_counts[turn] = self._turn_counts.get(turn, -1) + 1
             dedupe = dedupe_key(turn, n)
         return build_message(role, content, fields, self.services.tokenizer,
-                             self.services.settings.max_message_bytes, dedupe)
+                             self.services.settings.max_message_bytes, dedupe, count=False)
 
     def append(self, /, role: Any, content: Any = MISSING, *, turn_id: str | None = None,
                **fields: Any) -> Op[int]:
@@ -231,15 +233,17 @@ class Session:
         if content is MISSING:
             role, content, own = message_parts(role)
             fields = {**own, **fields}
-        message = self._build(role, content, fields, turn_id)
-        result = yield from self.write([message])
+        messages = yield from counted([self._build(role, content, fields, turn_id)],
+                                      self.services.tokenizer)
+        result = yield from self.write(messages)
         return result.seqs[0] if result.seqs else 0
 
     def extend(self, /, messages: Iterable[Mapping[str, Any] | Any], *,
                turn_id: str | None = None) -> Op[int]:
         """Append several messages (dicts, pydantic or LangChain messages) in one atomic
         write; return how many."""
-        built = [self._build(*message_parts(m), turn_id) for m in messages]
+        built = yield from counted([self._build(*message_parts(m), turn_id) for m in messages],
+                                   self.services.tokenizer)
         result = yield from self.write(built)
         return len(result.seqs)
 
