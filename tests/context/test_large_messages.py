@@ -20,7 +20,7 @@ from tests.conftest import make_settings
 from tests.edges import Req, asgi_request, wsgi_request
 from tests.redis.chat import chat_app
 
-LARGE = "word " * (INLINE_BYTES // 2)  # about 2.5 × INLINE_BYTES of JSON
+LARGE = "word " * (INLINE_BYTES // 2)  # about 2.5 times INLINE_BYTES of JSON
 
 
 class Recording(Tokenizer):

@@ -35,28 +35,38 @@ class AsyncHeartbeat:
         self.members = members
         self.store = store
         self.task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def ensure_started(self) -> None:
         if self.task is None or self.task.done():
+            self._stopping = False
             self.task = asyncio.get_running_loop().create_task(self._loop())
 
     async def beat(self) -> None:
         await run_async(self.members.heartbeat(self.store), self.store.async_io)
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.beat()
             except Exception as exc:  # noqa: BLE001 - keep beating; the last view stays
                 logger.warning("stickyctx: membership heartbeat failed: %s", exc)
-            await asyncio.sleep(_pause(self.members.interval))
+            if not self._stopping:
+                await asyncio.sleep(_pause(self.members.interval))
 
     async def stop(self, leave: bool = True) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        task, self.task = self.task, None
+        if task is not None:
+            # A cancellation that lands inside the Redis client can be swallowed there (a
+            # timeout of its own expiring at the same moment, on Python 3.11): then the loop
+            # would beat on and this wait would never end. The flag ends the loop at its next
+            # turn whatever happens to the cancellation, and the cancellation is repeated.
+            self._stopping = True
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.1)
             with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
+                await task
         if leave:
             try:
                 await run_async(self.members.heartbeat(self.store, leaving=True),
