@@ -3,8 +3,9 @@
 ``python benchmarks/_load.py URL PATH --requests N --concurrency C`` opens C keep-alive
 connections; each one is one client (it keeps the cookies it is given, as a browser does) and
 sends ``POST PATH {"message": ...}`` requests one after the other until N requests were sent in
-all. It prints one JSON line: requests, errors (status >= 400 or a broken connection), seconds,
-and the latency of every request in microseconds.
+all (``--message-chars`` makes each message about that long). It prints one JSON line:
+requests, errors (status >= 400 or a broken connection), seconds, and the latency of every
+request in microseconds.
 
 Hand-written on asyncio streams (HTTP/1.1, Content-Length bodies only) on purpose: a general
 client (httpx) spends more CPU per request than the apps under test, and the point is to measure
@@ -25,8 +26,9 @@ WORDS = ("my name is Ada", "what is my name?", "tell me about the weather",
 
 
 class Client:
-    def __init__(self, host: str, port: int, path: str, number: int) -> None:
+    def __init__(self, host: str, port: int, path: str, number: int, size: int = 0) -> None:
         self.host, self.port, self.path, self.number = host, port, path, number
+        self.size = size  # a message of about this many characters instead of a short one
         self.cookies: dict[str, str] = {}
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
@@ -35,7 +37,10 @@ class Client:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
     def request(self, turn: int) -> bytes:
-        body = json.dumps({"message": f"{WORDS[turn % len(WORDS)]} ({self.number}.{turn})"})
+        text = f"{WORDS[turn % len(WORDS)]} ({self.number}.{turn})"
+        if self.size:
+            text = (text + " ") * (self.size // (len(text) + 1))
+        body = json.dumps({"message": text})
         cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         head = (f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
                 "Content-Type: application/json\r\nAccept: application/json\r\n"
@@ -69,17 +74,18 @@ class Client:
         return status
 
 
-async def run(url: str, path: str, total: int, concurrency: int) -> dict[str, object]:
+async def run(url: str, path: str, total: int, concurrency: int,
+              size: int = 0) -> dict[str, object]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    clients = [Client(host, port, path, i) for i in range(concurrency)]
+    clients = [Client(host, port, path, i, size) for i in range(concurrency)]
     await asyncio.gather(*(c.connect() for c in clients))
     latencies: list[int] = []
-    errors = 0
+    errors = broken = 0
     sent = 0
 
     async def drive(client: Client) -> None:
-        nonlocal errors, sent
+        nonlocal errors, broken, sent
         turn = 0
         while sent < total:
             sent += 1
@@ -88,6 +94,7 @@ async def run(url: str, path: str, total: int, concurrency: int) -> dict[str, ob
                 status = await client.send(turn)
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 errors += 1
+                broken += 1
                 await client.connect()
                 continue
             latencies.append((time.perf_counter_ns() - started) // 1000)
@@ -101,7 +108,7 @@ async def run(url: str, path: str, total: int, concurrency: int) -> dict[str, ob
     for client in clients:
         assert client.writer is not None
         client.writer.close()
-    return {"requests": len(latencies) + errors, "errors": errors, "seconds": seconds,
+    return {"requests": len(latencies) + broken, "errors": errors, "seconds": seconds,
             "busy": cpu / seconds, "latencies_us": latencies}
 
 
@@ -111,13 +118,16 @@ def main() -> int:
     parser.add_argument("path")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--message-chars", type=int, default=0,
+                        help="send messages of about this many characters")
     args = parser.parse_args()
+    work = (args.url, args.path, args.requests, args.concurrency, args.message_chars)
     try:
         import uvloop  # the generator's own cost per request, a third of asyncio's
     except ImportError:
-        result = asyncio.run(run(args.url, args.path, args.requests, args.concurrency))
+        result = asyncio.run(run(*work))
     else:
-        result = uvloop.run(run(args.url, args.path, args.requests, args.concurrency))
+        result = uvloop.run(run(*work))
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

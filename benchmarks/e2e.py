@@ -11,7 +11,9 @@ and the generator to the other (``taskset``), Redis and HAProxy are not pinned.
 Per variant (medians of ``--runs`` runs, variants interleaved): requests/s, p50 and p99 latency,
 server CPU per request (the app's processes, from /proc), and on Redis the round trips (script
 calls) and commands per turn from Redis's own ``INFO commandstats``. Ratios are against the bare
-app of the same framework, measured in the same run.
+app of the same framework, measured in the same run. One variant has another client send
+messages of 1,000,000 characters all along, one after the other: its latencies are those of the
+small turns around them (its CPU per request counts the large ones' work too).
 
     .venv/bin/python benchmarks/e2e.py            # about 2 minutes
     .venv/bin/python benchmarks/e2e.py --quick    # a few seconds per variant, noisier
@@ -56,11 +58,14 @@ class Variant:
     target: str  # the app module:attribute
     store: str | None  # None: bare; "memory" or "redis"
     proxy: bool = False
+    large: bool = False  # another client sends 1 MB messages all along (one at a time)
 
 
 VARIANTS = [
     Variant("FastAPI bare", "fastapi", "benchmarks.apps.bare:app", None),
     Variant("FastAPI + stickyctx, memory://", "fastapi", "examples.fastapi.app:app", "memory"),
+    Variant("FastAPI + stickyctx, memory://, while 1 MB messages arrive", "fastapi",
+            "examples.fastapi.app:app", "memory", large=True),
     Variant("FastAPI + stickyctx, Redis", "fastapi", "examples.fastapi.app:app", "redis"),
     Variant("FastAPI + stickyctx, Redis, behind HAProxy", "fastapi", "examples.fastapi.app:app",
             "redis", proxy=True),
@@ -92,11 +97,29 @@ def env_for(variant: Variant, redis_url: str) -> dict[str, str]:
     return env
 
 
-def load(url: str, requests: int, concurrency: int) -> dict[str, object]:
+def _load_command(url: str, requests: int, concurrency: int, *extra: str) -> list[str]:
     command = [sys.executable, str(ROOT / "benchmarks" / "_load.py"), url, "/chat",
-               "--requests", str(requests), "--concurrency", str(concurrency)]
+               "--requests", str(requests), "--concurrency", str(concurrency), *extra]
     if shutil.which("taskset"):
         command = ["taskset", "-c", LOAD_CORE, *command]
+    return command
+
+
+@contextmanager
+def large_messages(url: str) -> Iterator[None]:
+    """Another client sending messages of 1,000,000 characters, one after the other, all along.
+    (The example app counts each one, then refuses it: 413, over the model's token budget.)"""
+    command = _load_command(url, 1_000_000, 1, "--message-chars", "1000000")
+    sender = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        sender.kill()
+        sender.wait()
+
+
+def load(url: str, requests: int, concurrency: int) -> dict[str, object]:
+    command = _load_command(url, requests, concurrency)
     done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
     result: dict[str, object] = json.loads(done.stdout)
     return result
@@ -105,10 +128,13 @@ def load(url: str, requests: int, concurrency: int) -> dict[str, object]:
 def measure(variant: Variant, app: App, url: str, redis: Callable[[], dict[str, int]] | None,
             requests: int, concurrency: int, result: Result) -> None:
     load(url, max(50, requests // 10), concurrency)  # warm-up: connections, caches, JIT-free
-    cpu_before = app.cpu_seconds()
-    calls_before = redis() if redis else {}
-    outcome = load(url, requests, concurrency)
-    cpu = app.cpu_seconds() - cpu_before
+    with ExitStack() as stack:
+        if variant.large:
+            stack.enter_context(large_messages(url))
+        cpu_before = app.cpu_seconds()
+        calls_before = redis() if redis else {}
+        outcome = load(url, requests, concurrency)
+        cpu = app.cpu_seconds() - cpu_before
     latencies = sorted(outcome["latencies_us"])  # type: ignore[arg-type]
     count = int(outcome["requests"])  # type: ignore[call-overload]
     result.errors += int(outcome["errors"])  # type: ignore[call-overload]
