@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from typing import overload
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stickyctx.core.messages import GROUP_OPENERS, StoredMessage
-from stickyctx.core.pruning import sliding_window
+from stickyctx.core.pruning import _walk, plan_window, sliding_window
 from stickyctx.errors import ContextOverflowError
 
 
@@ -122,5 +125,44 @@ def test_the_cost_does_not_depend_on_the_history_length() -> None:
         assert seqs(window) == seqs(messages.items[-len(window):])
         assert len(window) == 30
         touched.append(messages.touched)
-    assert touched[0] == touched[1] == touched[2], touched
-    assert touched[0] <= 8 * 30  # a few reads per message of the window, none of the rest
+    # Placing the window is a binary search: a read more per doubling of the history...
+    assert touched[0] <= touched[1] <= touched[2], touched
+    assert touched[2] - touched[0] <= 2 * math.ceil(math.log2(20_000 / 10)), touched
+    assert touched[0] <= 8 * 30  # ...and copying it a few reads per message of the window
+
+
+def test_placing_a_long_window_reads_a_few_messages_not_the_window() -> None:
+    # 10,000 turns, all of which fit but the first 100: the start is found, not walked to.
+    messages = Counting(history([[("user", 10), ("assistant", 10)]] * 10_000))
+    newest = messages.items[-1]
+    plan = plan_window(messages, newest.cum - 100 * 20, eviction="sliding")
+    assert plan.start == 200  # whole turns: the first 100 of them left out
+    assert messages.touched <= 4 * math.ceil(math.log2(20_000)), messages.touched
+
+
+def _linear_walk(messages: Sequence[StoredMessage], threshold: int, after_seq: int) -> int:
+    """The reference: whole groups from the newest back, while each starts at or after the
+    threshold (the walk the binary search replaced)."""
+    start = index = len(messages) - 1
+    start += 1
+    while index >= 0 and messages[index].seq > after_seq:
+        first = index
+        while (first > 0 and messages[first - 1].group == messages[index].group
+               and messages[first - 1].seq > after_seq):
+            first -= 1
+        if messages[first].cum - messages[first].tokens < threshold:
+            break
+        start, index = first, first - 1
+    return start
+
+
+_turns = st.lists(st.lists(st.tuples(st.sampled_from(["user", "assistant", "tool"]),
+                                     st.integers(1, 30)), min_size=1, max_size=4),
+                  max_size=12)
+
+
+@given(_turns, st.integers(-5, 400), st.integers(0, 50))
+def test_the_window_start_is_the_one_a_walk_finds(turns: list[list[tuple[str, int]]],
+                                                   threshold: int, after_seq: int) -> None:
+    messages = history(turns)
+    assert _walk(messages, threshold, after_seq) == _linear_walk(messages, threshold, after_seq)

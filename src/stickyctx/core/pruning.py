@@ -63,21 +63,28 @@ def _first_after(messages: Sequence[StoredMessage], after_seq: int) -> int:
 
 
 def _walk(messages: Sequence[StoredMessage], threshold: int, after_seq: int) -> int:
-    """Index where the window starts: whole groups, newest first, each starting at a cumulative
-    position of at least ``threshold``; ``len(messages)`` when not even the newest group does."""
-    start = len(messages)
-    index = start - 1
-    while index >= 0 and messages[index].seq > after_seq:
-        group = messages[index].group
-        first = index
-        while (first > 0 and messages[first - 1].group == group
-               and messages[first - 1].seq > after_seq):
-            first -= 1
-        if messages[first].cum - messages[first].tokens < threshold:
-            break
-        start = first
-        index = first - 1
-    return start
+    """Index where the window starts: the oldest whole group (after the watermark) that starts
+    at a cumulative position of at least ``threshold``; ``len(messages)`` when not even the
+    newest group does.
+
+    A binary search, not a walk: positions before a message (``cum - tokens``) only grow along
+    the history, so the window costs O(log n) to place whatever its length (a long window on
+    every turn was the largest cost of a turn)."""
+    n = len(messages)
+    floor = _first_after(messages, after_seq)  # a group cut by the watermark starts here
+    lo, hi = floor, n
+    while lo < hi:  # the first message that starts at or after the threshold
+        mid = (lo + hi) // 2
+        message = messages[mid]
+        if message.cum - message.tokens < threshold:
+            lo = mid + 1
+        else:
+            hi = mid
+    if floor < lo < n:  # inside a group: the window starts at the next whole one
+        group = messages[lo - 1].group
+        while lo < n and messages[lo].group == group:
+            lo += 1
+    return lo
 
 
 def plan_window(
