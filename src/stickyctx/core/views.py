@@ -19,6 +19,11 @@ class View(Sequence[T]):
     def _at(self, index: int) -> T:
         raise NotImplementedError
 
+    def _span(self, start: int, stop: int) -> Sequence[T]:
+        """Items ``start`` to ``stop`` (in range, ``start <= stop``): by index here; the views
+        over lists override it with the lists' own slicing (a window is one such span)."""
+        return tuple(self._at(i) for i in range(start, stop))
+
     @overload
     def __getitem__(self, index: int) -> T: ...
     @overload
@@ -26,7 +31,10 @@ class View(Sequence[T]):
     def __getitem__(self, index: int | slice) -> T | Sequence[T]:
         size = len(self)
         if isinstance(index, slice):
-            return tuple(self._at(i) for i in range(*index.indices(size)))
+            start, stop, step = index.indices(size)
+            if step == 1:
+                return self._span(start, max(start, stop))
+            return tuple(self._at(i) for i in range(start, stop, step))
         if index < 0:
             index += size
         if not 0 <= index < size:
@@ -53,6 +61,9 @@ class Prefix(View[T]):
     def _at(self, index: int) -> T:
         return self._items[index]
 
+    def _span(self, start: int, stop: int) -> Sequence[T]:
+        return self._items[start:stop]
+
 
 class Concat(View[T]):
     """``base`` followed by ``extra``, without copying ``base``."""
@@ -70,6 +81,14 @@ class Concat(View[T]):
     def _at(self, index: int) -> T:
         split = self._split
         return self._base[index] if index < split else self._extra[index - split]
+
+    def _span(self, start: int, stop: int) -> Sequence[T]:
+        split = self._split
+        if stop <= split:
+            return self._base[start:stop]
+        if start >= split:
+            return self._extra[start - split:stop - split]
+        return (*self._base[start:split], *self._extra[:stop - split])
 
     def __iter__(self) -> Iterator[T]:
         yield from self._base
@@ -90,6 +109,9 @@ class Suffix(View[T]):
 
     def _at(self, index: int) -> T:
         return self._items[self._start + index]
+
+    def _span(self, start: int, stop: int) -> Sequence[T]:
+        return self._items[self._start + start:self._start + stop]
 
 
 def appended(items: Sequence[T], added: Sequence[T]) -> Sequence[T]:
