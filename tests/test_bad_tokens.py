@@ -61,7 +61,8 @@ def flip_signature(token: str) -> str:
 
 
 def oversized(live: Live) -> str:
-    """A correctly signed token over valid claims, longer than any token the package accepts."""
+    """A correctly signed token, longer than any token the package accepts (refused for its
+    size before anything else is looked at)."""
     pad = "".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(200))
     token = forge(live.claims(pad=pad))
     assert len(token) > MAX_TOKEN_BYTES
@@ -95,6 +96,8 @@ BAD: list[Any] = [
     pytest.param(lambda live: forge(live.claims(o="not a node!")), id="bad-owner"),
     pytest.param(lambda live: forge(live.claims(v=2)), id="unknown-format"),
     pytest.param(lambda live: forge(live.claims(c="yesterday")), id="bad-created"),
+    pytest.param(lambda live: forge(live.claims(c=live.created + 3600)), id="created-later"),
+    pytest.param(lambda live: forge(live.claims(pad="x" * 100)), id="unknown-field"),
     pytest.param(lambda live: forge(["a", "list"]), id="not-a-mapping"),
     pytest.param(lambda live: live.session_id, id="raw-session-id"),
 ]
@@ -157,16 +160,11 @@ def test_the_live_token_is_accepted(live: Live) -> None:
         assert [m["content"] for m in body["messages"]] == ["a secret", "echo: a secret"]
 
 
-@pytest.mark.parametrize("pad", [
-    pytest.param("", id="plain"),
-    pytest.param("x" * 100, id="with-an-extra-field"),
-])
-def test_forged_tokens_are_shaped_right(live: Live, pad: str) -> None:
+def test_forged_tokens_are_shaped_right(live: Live) -> None:
     """A token forged with the package's key, salt and format is accepted: so the forged bad
     tokens above are rejected for the one thing each of them changes, not for their shape.
     """
-    claims = live.claims(pad=pad) if pad else live.claims()
-    token = forge(claims)
+    token = forge(live.claims())
     assert len(token) <= MAX_TOKEN_BYTES
     body = live.edge.request("GET", "/history", headers=[("Cookie", f"stickyctx={token}")]).json()
     assert (body["session_id"], body["affinity"]) == (live.session_id, "hit")
