@@ -15,7 +15,7 @@ from typing import Any
 
 from stickyctx import StickyMiddleware, StickyWSGIMiddleware
 from stickyctx.core.tokenizer import Tokenizer
-from stickyctx.session.counting import INLINE_BYTES
+from stickyctx.session.incoming import INLINE_BYTES
 from tests.conftest import make_settings
 from tests.edges import Req, asgi_request, wsgi_request
 from tests.redis.chat import chat_app

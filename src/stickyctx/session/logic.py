@@ -13,28 +13,27 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..core.convert import MISSING, message_parts
-from ..core.flow import SessionState, new_session
+from ..core.flow import SessionState
 from ..core.formats import Format, formatter
 from ..core.inference import lineage
-from ..core.messages import AppendResult, NewMessage, Snapshot, build_message, dedupe_key
+from ..core.messages import AppendResult, NewMessage, Snapshot
 from ..core.snapshots import EMPTY, absorb, recount_args, recounted
 from ..core.storekeys import SessionKey
 from ..core.tokenizer import REPLY_PRIMER_TOKENS
 from ..sansio import Op
 from ..stores.base import Store
-from ..telemetry import ATTR
 from ..telemetry.operations import observed
-from .counting import counted
+from . import identity
 from .folds import Folds
+from .incoming import Incoming
 from .services import Services
 from .turn import Turn
 
 __all__ = ["Session"]
 
 class Session:
-    __slots__ = ("_hash", "_key", "_known_live", "_snapshot", "_turn_counts", "auto_lock",
-                 "folds", "idempotency_key", "services",
-                 "state", "store", "turn")
+    __slots__ = ("_hash", "_key", "_known_live", "_snapshot", "auto_lock", "folds",
+                 "idempotency_key", "incoming", "services", "state", "store", "turn")
 
     def __init__(self, services: Services, store: Store, state: SessionState, *,
                  auto_lock: bool, idempotency_key: str | None = None) -> None:
@@ -48,7 +47,7 @@ class Session:
         self._hash: tuple[str, str] | None = None  # (session id, its telemetry name)
         self._snapshot: Snapshot | None = None
         self._known_live = False
-        self._turn_counts: dict[str, int] = {}
+        self.incoming = Incoming(services)
         self.folds = Folds(self)
 
     # Names and helpers ------------------------------------------------------------------------
@@ -108,21 +107,7 @@ class Session:
 
     def _restart(self) -> Op[None]:
         """Start afresh with a new id (the old one expired or was revoked)."""
-        had_turn = self.turn.fence is not None
-        staging = self.turn.open
-        if had_turn or staging:
-            yield from self.turn.release()
-        services, state = self.services, self.state
-        fresh = new_session(services.flow, services.members.view(), services.clock(),
-                            state.transport)
-        state.previous_id, state.session_id = None, fresh.session_id
-        state.lineage = None  # a new conversation
-        state.owner, state.created, state.affinity = fresh.owner, fresh.created, "new"
-        state.reissue, state.route_ok = True, False
-        self._key, self._snapshot, self._known_live = None, EMPTY, False
-        if had_turn and not staging:
-            yield from self.turn.take()
-        self.turn.open = staging  # a brand-new session: this request's, without a lease
+        return (yield from identity.restart(self))
 
     # The turn (see ``turn``) -----------------------------------------------------------------
 
@@ -214,17 +199,6 @@ class Session:
 
     # Writing ----------------------------------------------------------------------------------
 
-    def _build(self, role: Any, content: Any, fields: Mapping[str, Any],
-               turn_id: str | None) -> NewMessage:
-        """Validated and encoded, not yet counted (``counted``)."""
-        turn = turn_id if turn_id is not None else self.idempotency_key
-        dedupe = None
-        if turn is not None:  # the n-th message of a turn: the same key when it is retried
-            n = self._turn_counts[turn] = self._turn_counts.get(turn, -1) + 1
-            dedupe = dedupe_key(turn, n)
-        return build_message(role, content, fields, self.services.tokenizer,
-                             self.services.settings.max_message_bytes, dedupe, count=False)
-
     def append(self, /, role: Any, content: Any = MISSING, *, turn_id: str | None = None,
                **fields: Any) -> Op[int]:
         """Append one message durably; return its sequence number, or 0 when it was a retry of
@@ -233,8 +207,7 @@ class Session:
         if content is MISSING:
             role, content, own = message_parts(role)
             fields = {**own, **fields}
-        messages = yield from counted([self._build(role, content, fields, turn_id)],
-                                      self.services.tokenizer)
+        messages = yield from self.incoming.built([(role, content, fields)], self._turn(turn_id))
         result = yield from self.write(messages)
         return result.seqs[0] if result.seqs else 0
 
@@ -242,10 +215,12 @@ class Session:
                turn_id: str | None = None) -> Op[int]:
         """Append several messages (dicts, pydantic or LangChain messages) in one atomic
         write; return how many."""
-        built = yield from counted([self._build(*message_parts(m), turn_id) for m in messages],
-                                   self.services.tokenizer)
+        built = yield from self.incoming.built(map(message_parts, messages), self._turn(turn_id))
         result = yield from self.write(built)
         return len(result.seqs)
+
+    def _turn(self, turn_id: str | None) -> str | None:
+        return turn_id if turn_id is not None else self.idempotency_key
 
     def write(self, messages: Sequence[NewMessage]) -> Op[AppendResult]:
         """Append built messages atomically (the primitive ``append`` and ``extend`` share):
@@ -279,33 +254,11 @@ class Session:
 
     def rotate(self, /) -> Op[str]:
         """Give the session a new id (same data); the old id loads nothing afterwards."""
-        # Under the turn lock (auto mode): a turn in progress elsewhere must finish first, or its
-        # next write would land on the tombstone and the lease would move away from its holder.
-        yield from self.turn.claim()
-        yield from self.turn.flush()
-        services, state = self.services, self.state
-        fresh_id = new_session(services.flow, services.members.view(), services.clock(),
-                               state.transport).session_id
-        new_key = services.keys.derive(fresh_id)
-        # The rotate span names the session by its new id, and the id it replaces.
-        yield from self.call(self.store.rotate(self.key, new_key), {
-            ATTR.SESSION_ID: services.session_hash(fresh_id),
-            ATTR.SESSION_PREVIOUS_ID: self.session_hash()})
-        # The conversation keeps its keyed lineage (core.inference): routing keys survive.
-        state.lineage = self.anchor()
-        state.previous_id, state.session_id, state.reissue = state.session_id, fresh_id, True
-        self._key = new_key
-        self._snapshot = None  # the version moved with the data; reload when next needed
-        return fresh_id
+        return (yield from identity.rotate(self))
 
     def destroy(self, /) -> Op[None]:
         """Delete the data, expire the cookie; a replay of the old token starts afresh."""
-        if self.state.destroyed:
-            return
-        yield from self.call(self.store.destroy(self.key))
-        self.state.destroyed = True
-        self.turn.fence, self.turn.staged, self.turn.open = None, [], False  # gone with the data
-        self._snapshot = EMPTY
+        return (yield from identity.destroy(self))
 
     def end(self, status: int = 200) -> Op[None]:
         """A whole request's end, for code that drives a session without an edge: settle the
