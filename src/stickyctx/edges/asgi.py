@@ -8,13 +8,14 @@ releases what the request held when the app returns.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ..cluster.heartbeat import AsyncHeartbeat
 from ..core.flow import AFFINITY_ANNOTATION, OWNER_ANNOTATION, SESSION_HEADER
-from ..errors import StickyctxError, http_error
+from ..errors import ConfigError, StickyctxError, http_error
 from ..sansio import run_async
 from ..session.handle import Conversation
 from ..session.logic import Session
@@ -42,8 +43,47 @@ def _error_start(status: int, body: bytes) -> Message:
                         (b"content-length", str(len(body)).encode())]}
 
 
+def _built_by_starlette() -> bool:
+    """Whether Starlette is building its middleware stack (``app.add_middleware``): it does so
+    inside the first event it receives, the lifespan startup, where uvicorn's default lifespan
+    mode ("auto") takes any exception for "lifespan unsupported" and serves on."""
+    frame = inspect.currentframe()
+    for _ in range(8):
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "build_middleware_stack":  # Starlette's, or FastAPI's
+            return True
+        frame = frame.f_back
+    return False
+
+
 class StickyMiddleware(Edge[ASGIApp]):
-    """Wrap any ASGI app (see ``Edge`` for the arguments)."""
+    """Wrap any ASGI app (see ``Edge`` for the arguments).
+
+    A configuration error is raised at construction; when Starlette constructs the middleware
+    (``app.add_middleware``), it is reported at the lifespan startup instead
+    (``lifespan.startup.failed``, naming the variable), so that the server stops rather than
+    answer 500 on every route (uvicorn, Hypercorn and Granian stop on it in every lifespan
+    mode that runs the lifespan).
+    """
+
+    def _defers(self, error: ConfigError) -> bool:
+        return _built_by_starlette()
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = self.config_error
+        assert error is not None
+        if scope["type"] != "lifespan":
+            raise error  # (a server that runs no lifespan: every request fails, loudly)
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                logger.error("stickyctx: the configuration is invalid: %s", error)
+                await send({"type": "lifespan.startup.failed", "message": str(error)})
+                return
+            if message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     def _configure(self) -> None:
         idem = self.services.idempotency_header
@@ -76,6 +116,9 @@ class StickyMiddleware(Edge[ASGIApp]):
         await self.app(scope, receive_and_leave, send_and_join)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.config_error is not None:
+            await self._refuse(scope, receive, send)
+            return
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             if kind == "lifespan":

@@ -15,6 +15,7 @@ from opentelemetry.trace import TracerProvider
 
 from ..core import flow
 from ..core.flow import SessionState
+from ..errors import ConfigError
 from ..session.services import Services
 from ..settings import Settings
 from ..stores import Store, open_store
@@ -43,13 +44,26 @@ class Edge(Generic[App]):
         meter_provider: MeterProvider | None = None,
     ) -> None:
         self.app = app
-        self.settings = settings if settings is not None else Settings.from_env()
-        self.services = Services(self.settings, clock=clock or time.time,
-                                 tracer_provider=tracer_provider, meter_provider=meter_provider)
-        self.store = store if store is not None else open_store(self.settings,
-                                                                self.services.clock)
+        self.config_error: ConfigError | None = None
+        try:
+            self.settings = settings if settings is not None else Settings.from_env()
+            self.services = Services(self.settings, clock=clock or time.time,
+                                     tracer_provider=tracer_provider,
+                                     meter_provider=meter_provider)
+            self.store = store if store is not None else open_store(self.settings,
+                                                                    self.services.clock)
+        except ConfigError as exc:
+            if not self._defers(exc):
+                raise
+            self.config_error = exc  # answered by the edge at the app's startup
+            return
         self._auto_lock = self.settings.turn_lock == "auto"
         self._configure()
+
+    def _defers(self, error: ConfigError) -> bool:
+        """Whether a configuration error is kept for the edge to report later instead of raised
+        now (see ``StickyMiddleware``); by default it is raised."""
+        return False
 
     def _configure(self) -> None:
         """What the edge derives for itself (its heartbeat, header names in its own form)."""
