@@ -18,7 +18,8 @@ from tests.redis_fixtures import MakeRedisServer
 def test_outage_reads_from_memory_flagged_writes_refused_then_recovers(
         redis_server_factory: MakeRedisServer) -> None:
     server = redis_server_factory(appendonly=True)
-    settings = make_settings(store_url=server.url, hash_key="h" * 40, store_timeout=0.5)
+    settings = make_settings(store_url=server.url, hash_key="h" * 40, store_timeout=0.5,
+                             stale_reads=True)  # (opted in: off by default)
     services = Services(settings)
     store = open_store(settings)
     state = identify(services, [], None)

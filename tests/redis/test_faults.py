@@ -44,7 +44,7 @@ def test_a_killed_redis_fails_fast_serves_hot_sessions_stale_and_comes_back_whol
     redis_server_factory: MakeRedisServer, open_store: OpenStore, new_key: NewKey
 ) -> None:
     server = redis_server_factory(appendonly=True)
-    store = open_store(server.url, store_timeout=TIMEOUT)
+    store = open_store(server.url, store_timeout=TIMEOUT, stale_reads=True)  # (opted in)
     hot, cold = new_key(), new_key()
     acknowledged = [f"turn {i}" for i in range(5)]
     for text in acknowledged:
@@ -74,7 +74,7 @@ def test_through_the_middleware_only_the_requests_that_need_redis_fail_and_then_
     redis_server_factory: MakeRedisServer, namespace: str
 ) -> None:
     server = redis_server_factory(appendonly=True)
-    settings = redis_settings(server.url, namespace, store_timeout=TIMEOUT)
+    settings = redis_settings(server.url, namespace, store_timeout=TIMEOUT, stale_reads=True)
 
     async def scenario() -> None:
         async with sticky(settings) as app:
@@ -118,7 +118,7 @@ async def _timed(awaitable: Any) -> tuple[Any, float]:
 def test_a_frozen_redis_fails_within_the_timeout_instead_of_hanging(
     redis_server: RedisServer, open_store: OpenStore, new_key: NewKey
 ) -> None:
-    store = open_store(redis_server.url, store_timeout=TIMEOUT)
+    store = open_store(redis_server.url, store_timeout=TIMEOUT, stale_reads=True)
     hot, cold = new_key(), new_key()
     store.append(hot, [msg("user", "before")], created=time.time())
     store.load(hot)

@@ -96,6 +96,7 @@ class Settings:
     heartbeat_interval: float = 2.0
     advertise: str | None = None  # this node's host:port, announced in heartbeats
     hot_sessions: int = 10_000
+    stale_reads: bool = False  # serve the hot tier's copy while the store is down (see docs)
     turn_lock: TurnLock = "auto"
     turn_timeout: float = 30.0
     turn_lease_ttl: float = 120.0

@@ -112,6 +112,7 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HEARTBEAT_INTERVAL": ("heartbeat_interval", _float),
     "ADVERTISE": ("advertise", _optional_str),
     "HOT_SESSIONS": ("hot_sessions", _int),
+    "STALE_READS": ("stale_reads", _bool),
     "TURN_LOCK": ("turn_lock", _lower),
     "TURN_TIMEOUT": ("turn_timeout", _float),
     "TURN_LEASE_TTL": ("turn_lease_ttl", _float),

@@ -58,7 +58,7 @@ def redis_store(settings: Settings) -> RedisStore:
     return RedisStore(limits, sync_client=sync_client(target, timeout),
                       # One asyncio client per event loop; the first made now, checking the URL.
                       async_clients=LoopClients(lambda: async_client(target, timeout)),
-                      hot_capacity=settings.hot_sessions,
+                      hot_capacity=settings.hot_sessions, stale_reads=settings.stale_reads,
                       data_keys=DataKeys(ring, settings.hot_sessions))
 
 

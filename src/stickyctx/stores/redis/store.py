@@ -61,8 +61,11 @@ class RedisStore:
 
     def __init__(self, limits: Limits, *, sync_client: Any,
                  async_clients: LoopClients, hot_capacity: int = 10_000,
-                 data_keys: DataKeys | None = None) -> None:
+                 data_keys: DataKeys | None = None, stale_reads: bool = False) -> None:
         self.limits = limits
+        # Off by default: a node cannot learn of a revocation (destroy, purge, rotate) made
+        # through another node while Redis is down, so its copy could outlive the revocation.
+        self.stale_reads = stale_reads
         self.hot = HotTier(hot_capacity)
         self.keys = data_keys if data_keys is not None else DataKeys(None, hot_capacity)
         self.sync_io = SyncRedisIO(sync_client)
@@ -102,7 +105,7 @@ class RedisStore:
             reply = yield from _run("load", names, schema.load_args(
                 self.limits, seen[1] if seen else None))
         except StoreUnavailableError:
-            cached = self.hot.cached(key.tag)
+            cached = self.hot.cached(key.tag) if self.stale_reads else None
             if cached is None:
                 raise
             return stale(cached)  # served from this node's memory, flagged
