@@ -40,3 +40,19 @@ def test_a_failed_turn_stores_nothing_and_its_retry_is_stored_once(
     expected = [*before, "doomed", "echo: doomed"]
     assert contents(retried.json()["messages"]) == expected
     assert contents(browser.request("GET", "/history").json()["messages"]) == expected
+
+
+@pytest.mark.parametrize("kind", EDGES)
+def test_idempotency_keys_are_compared_whole(kind: str, clock: FakeClock) -> None:
+    # Two keys with the same first 300 characters are two turns (they were cut to 256 once,
+    # and the second turn was dropped as a retry of the first); the same key again is one.
+    edge = make_edge(kind, make_settings(), clock=clock)
+    browser = Browser(edge)
+    prefix = "k" * 300
+    for key, message in ((prefix + "-one", "first"), (prefix + "-two", "second"),
+                         (prefix + "-two", "second")):
+        reply = browser.request("POST", "/chat", headers=[("Idempotency-Key", key)],
+                                json={"message": message})
+        assert reply.status == 200
+    history = browser.request("GET", "/history").json()["messages"]
+    assert contents(history) == ["first", "echo: first", "second", "echo: second"]

@@ -142,7 +142,7 @@ class StickyMiddleware(Edge[ASGIApp]):
             elif name in (_OWNER, _AFFINITY):
                 continue  # never let a client forge our annotations
             elif name == self._idempotency:
-                idempotency = value.decode("latin-1")[:256]
+                idempotency = value.decode("latin-1")  # compared whole (hashed)
             headers.append((name, value))
 
         services = self.services

@@ -55,7 +55,7 @@ class StickyWSGIMiddleware(Edge[WSGIApp]):
         state = identify(services, [cookie] if cookie else [],
                          environ.get("HTTP_X_STICKYCTX_SESSION"))
         session = Session(services, self.store, state, auto_lock=self._auto_lock,
-                          idempotency_key=idempotency[:256] if idempotency else None)
+                          idempotency_key=idempotency or None)
         environ["stickyctx"] = SyncConversation(session)
         environ["HTTP_X_STICKYCTX_OWNER"] = state.owner
         environ["HTTP_X_STICKYCTX_AFFINITY"] = state.affinity
