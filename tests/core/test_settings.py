@@ -59,6 +59,7 @@ GOOD: list[tuple[str, str, str, Any, dict[str, str]]] = [
     ("STORE_TIMEOUT", "2.5", "store_timeout", 2.5, {}),
     ("STORE_REPLICAS", "1", "store_replicas", 1, {}),
     ("HOT_SESSIONS", "0", "hot_sessions", 0, {}),
+    ("STALE_READS", "yes", "stale_reads", True, {}),
     ("HEARTBEAT_INTERVAL", "0.5", "heartbeat_interval", 0.5, {}),
     ("ADVERTISE", "10.0.0.1:8000", "advertise", "10.0.0.1:8000", {}),
     ("TURN_LOCK", "manual", "turn_lock", "manual", {}),
@@ -103,6 +104,7 @@ BAD: list[tuple[str, str, dict[str, str]]] = [
     ("STORE_TIMEOUT", LEAK, {}),
     ("STORE_REPLICAS", LEAK, {}),
     ("HOT_SESSIONS", LEAK, {}),
+    ("STALE_READS", LEAK, {}),
     ("HEARTBEAT_INTERVAL", LEAK, {}),
     ("ADVERTISE", LEAK, {}),  # not host:port
     ("TURN_LOCK", LEAK, {}),
