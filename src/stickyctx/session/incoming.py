@@ -15,6 +15,7 @@ from typing import Any
 
 from ..core.messages import NewMessage, build_message, dedupe_key
 from ..core.tokenizer import Tokenizer
+from ..errors import InvalidMessageError
 from ..sansio import Offload, Op
 from .services import Services
 
@@ -60,5 +61,7 @@ class Incoming:
     def built(self, parts: Iterable[tuple[Any, Any, Mapping[str, Any]]],
               turn: str | None) -> Op[list[NewMessage]]:
         """``(role, content, fields)`` of each message, as messages ready to store."""
+        if turn is not None and not isinstance(turn, str):  # (from a request body, often)
+            raise InvalidMessageError(f"turn_id must be a string, not {type(turn).__name__}")
         messages = [self._build(role, content, fields, turn) for role, content, fields in parts]
         return (yield from counted(messages, self.services.tokenizer))
