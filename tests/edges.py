@@ -228,7 +228,7 @@ def starlette_chat_app(hooks: Hooks, middleware: Sequence[Middleware]) -> Starle
             await conv.append("user", body["message"], turn_id=turn_id)
             if body.get("pause"):
                 await hooks.gate.pause()
-            await conv.append("assistant", "echo: " + body["message"], turn_id=turn_id)
+            await conv.append("assistant", f"echo: {body['message']}", turn_id=turn_id)
 
         if body.get("explicit_turn"):
             async with conv.turn():
@@ -300,7 +300,7 @@ def flask_chat_app(hooks: Hooks) -> flask.Flask:
             conv.append("user", body["message"], turn_id=turn_id)
             if body.get("pause"):
                 hooks.gate.pause()
-            conv.append("assistant", "echo: " + body["message"], turn_id=turn_id)
+            conv.append("assistant", f"echo: {body['message']}", turn_id=turn_id)
 
         if body.get("explicit_turn"):
             with conv.turn():

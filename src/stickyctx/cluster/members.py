@@ -101,24 +101,34 @@ class MembershipManager:
             with self._lock:
                 self._placed[node_id] = self._placed.get(node_id, 0) + 1
 
-    def arrived(self, session_id: str, owner: str) -> None:
-        """A brand-new session stored its first data: from now on it is load (of ``owner``).
-        Sessions that never store anything (a health check, an anonymous read) are not."""
-        self.placed(owner)
-        if owner == self.node_id:
-            self.active.touch(session_id)
+    def ended(self, session_id: str, owner: str, *, stored: bool, placed: bool) -> None:
+        """A brand-new session's first request ended. If it stored something, it is load (of
+        ``owner``) from now on; if not (a health check, an anonymous read), its placement is
+        taken back: such requests count only while they run, so they cannot steer placement."""
+        if stored:
+            if owner == self.node_id:
+                self.active.touch(session_id)
+        elif placed and self._view.loads is not None:
+            with self._lock:
+                left = self._placed.get(owner, 0) - 1  # (0 once a heartbeat has reset it)
+                if left > 0:
+                    self._placed[owner] = left
+                else:
+                    self._placed.pop(owner, None)
 
     # Heartbeats (dynamic membership) ------------------------------------------------------
 
     def heartbeat(self, store: Store, leaving: bool = False) -> Op[Membership]:
         me = Announcement(self.node_id, self._me.address, self.active.count())
+        with self._lock:
+            counted = dict(self._placed)  # what the loads the reply brings will include
         members = yield from store.heartbeat(self.settings.namespace, me,
                                              ttl=self.interval * 3, leaving=leaving)
         if not leaving:
-            self._apply(members)
+            self._apply(members, counted)
         return self._view
 
-    def _apply(self, members: tuple[Announcement, ...]) -> None:
+    def _apply(self, members: tuple[Announcement, ...], counted: dict[str, int]) -> None:
         nodes: list[NodeSpec] = []
         loads: dict[str, int] = {}
         for member in members:
@@ -137,5 +147,11 @@ class MembershipManager:
             self.on_change(len(after), sorted(after - before), sorted(before - after))
         with self._lock:
             self._view = Membership(tuple(nodes), loads)
-            self._placed.clear()
+            # Placements made while the beat was on its way are not in the reply: keep them.
+            for node, count in counted.items():
+                left = self._placed.get(node, 0) - count
+                if left > 0:
+                    self._placed[node] = left
+                else:
+                    self._placed.pop(node, None)
         self.last_beat = time.monotonic()

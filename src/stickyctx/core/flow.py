@@ -87,6 +87,7 @@ class SessionState:
     previous_id: str | None = None  # set by rotation, for telemetry
     lineage: str | None = None  # keyed name of the conversation's first id, once rotated
     key_fallback: bool = False  # the token verified with an older signing key
+    placed: bool = False  # counted toward its owner's load when identified (a new session)
 
     @property
     def is_new(self) -> bool:

@@ -75,10 +75,11 @@ def identify(services: Services, cookie_headers: Sequence[str],
     members = services.members
     state = flow.identify(cookie_headers, session_header, services.codec, services.flow,
                           members.view(), services.clock())
-    # Load is sessions, not hits: a brand-new session counts once it stores something
-    # (``MembershipManager.arrived``), so that anonymous traffic cannot steer placement.
-    if state.affinity == "failover":
+    # Load is sessions, not hits: a brand-new session counts while its first request runs,
+    # and afterwards only if it stored something (``MembershipManager.ended``).
+    if state.reissue and state.affinity in ("new", "failover"):
         members.placed(state.owner)  # counts toward that node's load until the next heartbeat
+        state.placed = state.affinity == "new"
     if state.owner == services.node_id and not state.is_new:
         members.active.touch(state.session_id)
     telemetry = services.telemetry

@@ -273,7 +273,9 @@ class Session:
         response, off its critical path)."""
         yield from self.turn.release()
         yield from self.turn.drain()
-        if self.state.is_new and self._known_live and not self.state.destroyed:
-            self.services.members.arrived(self.state.session_id, self.state.owner)
+        state = self.state
+        if state.is_new or state.placed:
+            self.services.members.ended(state.session_id, state.owner, placed=state.placed,
+                                        stored=self._known_live and not state.destroyed)
         if not self.state.destroyed:
             yield from self.folds.finish(self._snapshot)
