@@ -56,3 +56,20 @@ def test_idempotency_keys_are_compared_whole(kind: str, clock: FakeClock) -> Non
         assert reply.status == 200
     history = browser.request("GET", "/history").json()["messages"]
     assert contents(history) == ["first", "echo: first", "second", "echo: second"]
+
+
+@pytest.mark.parametrize("kind", EDGES)
+def test_a_key_reused_for_another_message_is_a_422_and_stores_nothing(
+    kind: str, clock: FakeClock,
+) -> None:
+    edge = make_edge(kind, make_settings(), clock=clock)
+    browser = Browser(edge)
+    key = [("Idempotency-Key", "pay-0001")]
+    assert browser.request("POST", "/chat", headers=key, json={"message": "first"}).status == 200
+    reused = browser.request("POST", "/chat", headers=key, json={"message": "something else"})
+    assert reused.status == 422
+    assert reused.json()["error"] == "idempotency_key_reused"
+    retried = browser.request("POST", "/chat", headers=key, json={"message": "first"})
+    assert retried.status == 200  # the same message again: a retry, stored once
+    history = browser.request("GET", "/history").json()["messages"]
+    assert contents(history) == ["first", "echo: first"]

@@ -9,6 +9,7 @@ __all__ = [
     "ConfigError",
     "ContextOverflowError",
     "FencedError",
+    "IdempotencyKeyReusedError",
     "InvalidMessageError",
     "MessageTooLargeError",
     "NoContextError",
@@ -84,6 +85,14 @@ class FencedError(StoreError):
         self.current = current
 
 
+class IdempotencyKeyReusedError(StickyctxError):
+    """A retry carried an idempotency key (``Idempotency-Key`` or ``turn_id``) already used for
+    a different message: nothing of it is stored (reuse a key only to retry the same turn)."""
+
+    def __init__(self) -> None:
+        super().__init__("this idempotency key was used before for a different message")
+
+
 class InvalidMessageError(StickyctxError, ValueError):
     """A message has an unknown role or content that is neither a string nor a list of parts."""
 
@@ -126,6 +135,7 @@ _HTTP: tuple[tuple[type[StickyctxError], int, str], ...] = (
     (MessageTooLargeError, 413, "message_too_large"),
     (ContextOverflowError, 413, "context_overflow"),
     (InvalidMessageError, 422, "invalid_message"),
+    (IdempotencyKeyReusedError, 422, "idempotency_key_reused"),
     (SessionGoneError, 410, "session_gone"),
 )
 

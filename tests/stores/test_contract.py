@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from stickyctx.core.messages import GROUP_OPENERS, NewMessage, Snapshot, build_message
 from stickyctx.core.storekeys import SessionKey
 from stickyctx.core.tokenizer import load_tokenizer
-from stickyctx.errors import FencedError
+from stickyctx.errors import FencedError, IdempotencyKeyReusedError
 from stickyctx.stores import Store
 from tests.conftest import FakeClock
 from tests.support.stores import AsyncCalls, SyncCalls
@@ -231,12 +231,30 @@ def test_dedupe_drops_only_the_messages_seen_before(
 ) -> None:
     key = new_key()
     store.append(key, [msg("user", "a", dedupe="k1")], created=clock())
-    result = store.append(key, [msg("user", "a again", dedupe="k1"), msg("user", "b", dedupe="k2"),
+    result = store.append(key, [msg("user", "a", dedupe="k1"), msg("user", "b", dedupe="k2"),
                                 msg("assistant", "c")], created=clock())
     assert result.written == (False, True, True)
     assert result.duplicates == 1
     assert result.seqs == (2, 3)
     assert contents(store.load(key)) == ["a", "b", "c"]
+
+
+def test_a_key_reused_for_another_message_is_refused_and_writes_nothing(
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
+) -> None:
+    key = new_key()
+    store.append(key, [msg("user", "a", dedupe="k1")], created=clock())
+    version = store.load(key).version
+    with pytest.raises(IdempotencyKeyReusedError):
+        store.append(key, [msg("user", "new", dedupe="k2"), msg("user", "not a", dedupe="k1")],
+                     created=clock())
+    assert contents(store.load(key)) == ["a"]  # not even the message with a fresh key
+    assert store.load(key).version == version
+    # The same message again is a retry; a key never used before is a new message.
+    result = store.append(key, [msg("user", "a", dedupe="k1"), msg("user", "new", dedupe="k2")],
+                          created=clock())
+    assert result.written == (False, True)
+    assert contents(store.load(key)) == ["a", "new"]
 
 
 def test_dedupe_keys_belong_to_one_session(
@@ -691,18 +709,23 @@ def test_interleaved_appends_across_sessions_match_a_model(
 ) -> None:
     keys = [new_key() for _ in range(4)]
     model: list[list[tuple[str, str]]] = [[] for _ in keys]
-    seen: list[set[str]] = [set() for _ in keys]
+    seen: list[dict[str, tuple[str, str]]] = [{} for _ in keys]  # key -> the message stored
     for s, batch in appends:
+        messages = [msg(r, t, dedupe=d) for r, t, d in batch]
+        if any(d is not None and seen[s].get(d, (r, t)) != (r, t) for r, t, d in batch):
+            # A key stored before, now with another message: the whole batch is refused.
+            with pytest.raises(IdempotencyKeyReusedError):
+                store.append(keys[s], messages, created=clock())
+            continue
         expected: list[bool] = []
         for role, text, dedupe in batch:
             fresh = dedupe is None or dedupe not in seen[s]
             expected.append(fresh)
             if fresh:
                 model[s].append((role, text))
-            if dedupe is not None:
-                seen[s].add(dedupe)
-        result = store.append(keys[s], [msg(r, t, dedupe=d) for r, t, d in batch],
-                              created=clock())
+                if dedupe is not None:
+                    seen[s][dedupe] = (role, text)
+        result = store.append(keys[s], messages, created=clock())
         assert result.written == tuple(expected)
     for s, key in enumerate(keys):
         snapshot = store.load(key)

@@ -54,8 +54,9 @@ def test_every_instrument_reports_with_its_unit_and_type(
     for i in range(8):
         client.chat(f"turn {i}: a sentence long enough to fill the small budget quickly",
                     headers=[("Idempotency-Key", "same-key")] if i == 7 else [])
-    client.request("POST", "/chat", json={"message": "retry"},
-                   headers=[("Idempotency-Key", "same-key")])
+    client.request("POST", "/chat", json={  # a retry of turn 7: the same message, same key
+        "message": "turn 7: a sentence long enough to fill the small budget quickly"},
+        headers=[("Idempotency-Key", "same-key")])
     edge.request("GET", "/ping", token=edge.sticky.services.codec.sign(
         new_session_id(), "gone", int(edge.clock())))
     fenced = Client(edge)
@@ -170,9 +171,10 @@ def test_turns_dropped_by_idempotency_are_counted(
     assert otel.points(METRIC.DUPLICATES) == []
     otel.clear()
     client.chat("hello", headers=retry)  # a retry of the same turn: both messages dropped
-    # The turn's begin found both messages stored already: the retry writes nothing.
+    # The turn's begin found both messages stored already; the commit still sends them, so
+    # that the store can tell a retry from a key reused for other messages: it stores none.
     assert attrs(one(otel.spans(SPAN.LOAD)))[ATTR.OPERATION] == "begin"
-    assert otel.spans(SPAN.SAVE) == []
+    assert attrs(one(otel.spans(SPAN.SAVE)))[ATTR.DUPLICATES] == 2
     assert client.request("GET", "/history").json()["messages"] == 2
     point = one(otel.points(METRIC.DUPLICATES))
     assert (point.data.value, point.attributes, point.unit) == (2, {ATTR.NODE_ID: "n1"},

@@ -23,6 +23,7 @@ __all__ = [
     "Summary",
     "build_message",
     "dedupe_key",
+    "fingerprint",
 ]
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -47,6 +48,8 @@ class NewMessage:
     size: int  # bytes of its JSON form
     dedupe: str | None = None  # idempotency key of this append, if any
     json: str = ""  # its compact JSON form, computed once by build_message
+    fingerprint: str = ""  # with a dedupe key: a digest of ``json``, so that a reused key with
+    #                        another message is told from a retry (see ``fingerprint``)
 
     def payload(self) -> dict[str, Any]:
         return {"role": self.role, "content": self.content, **self.fields}
@@ -149,6 +152,12 @@ def dedupe_key(turn: str, n: int) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+def fingerprint(encoded: str) -> str:
+    """A short digest of a message's JSON: what a retry under the same key must match."""
+    digest = hashlib.sha256(encoded.encode("utf-8", "surrogatepass")).digest()[:12]
+    return base64.urlsafe_b64encode(digest).decode()
+
+
 def build_message(
     role: str,
     content: Any,
@@ -200,4 +209,5 @@ def build_message(
         private = json.loads(encoded)
         content = private["content"]
         fields = {k: v for k, v in private.items() if k not in _RESERVED}
-    return NewMessage(role, content, dict(fields), tokens, tokenizer.name, size, dedupe, encoded)
+    return NewMessage(role, content, dict(fields), tokens, tokenizer.name, size, dedupe, encoded,
+                      fingerprint(encoded) if dedupe is not None else "")

@@ -236,11 +236,10 @@ class Turn:
         session._snapshot, result = staged(snapshot, messages, self.seen,
                                            settings.max_session_tokens,
                                            settings.max_session_bytes)
-        self.staged.extend(m for m, w in zip(messages, result.written, strict=True) if w)
+        # Retries go to the commit too: the store drops them, or refuses the turn if their key
+        # was used for another message (IdempotencyKeyReusedError).
+        self.staged.extend(messages)
         self.predicted.extend(result.seqs)
-        telemetry = session.services.telemetry.observer()
-        if result.duplicates and telemetry is not None:  # retries dropped here, not by a write
-            telemetry.duplicates.add(result.duplicates, telemetry._node)
         return result
 
     def restage(self, snapshot: Snapshot) -> Snapshot:
@@ -248,7 +247,7 @@ class Turn:
         if not self.staged:
             return snapshot
         settings = self.session.services.settings
-        snapshot, result = staged(snapshot, self.staged, frozenset(),
+        snapshot, result = staged(snapshot, self.staged, self.seen,
                                   settings.max_session_tokens, settings.max_session_bytes)
         self.predicted = list(result.seqs)
         return snapshot

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from ..core.messages import GROUP_OPENERS, AppendResult, NewMessage, StoredMessage, Summary
+from ..errors import IdempotencyKeyReusedError
 
 __all__ = ["History"]
 
@@ -27,6 +28,7 @@ class History:
     cum: int = 0  # cumulative tokens ever appended (positions for block eviction)
     messages: list[StoredMessage] = field(default_factory=list)
     dedupe: set[str] = field(default_factory=set)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # dedupe key -> its message's
     summary: Summary | None = None
     encodings: set[str] = field(default_factory=set)
 
@@ -36,6 +38,10 @@ class History:
         groups: list[int] = []
         cums: list[int] = []
         written: list[bool] = []
+        for message in messages:  # a reused key with another message: nothing is written
+            known = self.fingerprints.get(message.dedupe) if message.dedupe else None
+            if known is not None and message.fingerprint and known != message.fingerprint:
+                raise IdempotencyKeyReusedError()
         for message in messages:
             if message.dedupe is not None and message.dedupe in self.dedupe:
                 written.append(False)
@@ -54,6 +60,8 @@ class History:
             self.encodings.add(message.encoding)
             if message.dedupe is not None:
                 self.dedupe.add(message.dedupe)
+                if message.fingerprint:
+                    self.fingerprints[message.dedupe] = message.fingerprint
             seqs.append(seq)
             groups.append(self.group)
             cums.append(self.cum)

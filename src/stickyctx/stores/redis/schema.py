@@ -18,7 +18,13 @@ from ...core.messages import GROUP_OPENERS, AppendResult, NewMessage, Snapshot, 
 from ...core.messages import Summary as SummaryRecord
 from ...core.nodes import Announcement
 from ...core.storekeys import SessionKey
-from ...errors import FencedError, StickyctxError, StoreError, StoreUnavailableError
+from ...errors import (
+    FencedError,
+    IdempotencyKeyReusedError,
+    StickyctxError,
+    StoreError,
+    StoreUnavailableError,
+)
 from .items import LazyItems
 
 __all__ = ["KEYS", "Limits", "append_args", "decode_item", "encode_item", "parse_append",
@@ -155,7 +161,8 @@ def append_args(messages: Sequence[NewMessage], limits: Limits, *, created: floa
                        limits.max_tokens, limits.max_bytes, len(messages), data_key,
                        1 if release and fence is not None else 0]
     for m in messages:
-        args += [m.dedupe or "", 1 if m.role in GROUP_OPENERS else 0, m.tokens, m.size,
+        dedupe = f"{m.dedupe}|{m.fingerprint}" if m.dedupe and m.fingerprint else m.dedupe or ""
+        args += [dedupe, 1 if m.role in GROUP_OPENERS else 0, m.tokens, m.size,
                  m.encoding, payload(m, seal)]
     return args
 
@@ -165,6 +172,8 @@ def parse_append(reply: Sequence[Any], fence: int | None) -> AppendResult:
     status = text(reply[0])
     if status == "dek":
         raise DataKeyMismatch(text(reply[1]))
+    if status == "reused":
+        raise IdempotencyKeyReusedError()
     if status == "fenced":
         current = text(reply[1])
         raise FencedError(fence or 0, int(current) if current else None)

@@ -1,14 +1,32 @@
 -- KEYS: meta, messages, dedupe, turn lease, tombstone
 -- ARGV: created_ms, create (0/1), fence ('' = none), idle_ms, absolute_ms, max_tokens,
 --       max_bytes, count, wrapped data key ('' = not encrypted), release (1: then release the
---       turn lease the fence holds: a turn's commit), then per message: dedupe, opener (0/1),
---       tokens, size, encoding, payload
+--       turn lease the fence holds: a turn's commit), then per message: dedupe ('' = none;
+--       'key|fingerprint' = key and a digest of the message), opener (0/1), tokens, size,
+--       encoding, payload
+-- The dedupe set holds, per key, 'key' (the message is stored), and with a fingerprint also
+-- 'key|' (this key has one) and 'key|fingerprint'. A key stored with another fingerprint is a
+-- reused key: nothing is written and the reply is {'reused', index}.
 -- -> {'revoked'} | {'missing'} | {'fenced', current} | {'dek', stored wrapped key} |
+--    {'reused', index} |
 --    {'live', version, total, dropped, flags, write_id, previous_write_id, bytes, seq1,
 --     group1, cum1, ...}
 if redis.call('EXISTS', KEYS[5]) == 1 then return {'revoked'} end
 local ok, current = fence_ok(KEYS[4], ARGV[3])
 if not ok then return {'fenced', current} end
+local count = tonumber(ARGV[8])
+local keys, prints = {}, {}
+for i = 0, count - 1 do
+  local arg = ARGV[11 + i * 6]
+  local bar = string.find(arg, '|', 1, true)
+  local key = bar and string.sub(arg, 1, bar - 1) or arg
+  local fp = bar and string.sub(arg, bar + 1) or ''
+  keys[i], prints[i] = key, fp
+  if fp ~= '' and redis.call('SISMEMBER', KEYS[3], key .. '|') == 1
+      and redis.call('SISMEMBER', KEYS[3], key .. '|' .. fp) == 0 then
+    return {'reused', i}
+  end
+end
 local clock = redis.call('TIME')  -- one clock reading: the deadline and the write id
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local idle, absolute = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -34,10 +52,9 @@ local v, rv, n, g = tonumber(m[1]), tonumber(m[2]), tonumber(m[3]), tonumber(m[4
 local t, b, c, created, enc = tonumber(m[5]), tonumber(m[6]), tonumber(m[7]), tonumber(m[8]), m[9]
 local flags, out = '', {}
 local wrote = false
-local count = tonumber(ARGV[8])
 for i = 0, count - 1 do
   local base = 11 + i * 6
-  local dedupe, opener = ARGV[base], ARGV[base + 1]
+  local dedupe, opener = keys[i], ARGV[base + 1]
   local tokens, size, encoding = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]), ARGV[base + 4]
   if dedupe ~= '' and redis.call('SISMEMBER', KEYS[3], dedupe) == 1 then
     flags = flags .. '0'
@@ -51,6 +68,7 @@ for i = 0, count - 1 do
     redis.call('RPUSH', KEYS[2], seq .. ',' .. g .. ',' .. c .. ',' .. tokens .. ',' .. size .. ','
                .. encoding .. '\n' .. ARGV[base + 5])
     if dedupe ~= '' then redis.call('SADD', KEYS[3], dedupe) end
+    if prints[i] ~= '' then redis.call('SADD', KEYS[3], dedupe .. '|', dedupe .. '|' .. prints[i]) end
     if not string.find(',' .. enc .. ',', ',' .. encoding .. ',', 1, true) then
       enc = (enc == '') and encoding or (enc .. ',' .. encoding)
     end
