@@ -98,4 +98,7 @@ def test_a_flask_node_stopped_by_sigterm_leaves_the_membership_at_once(redis_ser
             if server.poll() is None:
                 server.kill()
                 server.wait()
-    assert not raw.hexists(members, "n1"), log.read_text(errors="replace")
+    try:
+        assert not raw.hexists(members, "n1"), log.read_text(errors="replace")
+    finally:
+        raw.close()
