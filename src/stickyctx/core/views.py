@@ -42,8 +42,9 @@ class View(Sequence[T]):
         return self._at(index)
 
     def __iter__(self) -> Iterator[T]:
-        for i in range(len(self)):
-            yield self._at(i)
+        # One span, copied by the lists underneath, not a Python call per item per level of
+        # views (iterating a loaded history through a cut of it cost 2 us a message).
+        return iter(self._span(0, len(self)))
 
 
 class Prefix(View[T]):

@@ -44,6 +44,13 @@ class LazyItems(View[StoredMessage]):
             self._items[index] = item  # decoded once; the same value whatever thread wins
         return item
 
+    def _span(self, start: int, stop: int) -> list[StoredMessage]:
+        items = self._items
+        for i in range(start, stop):
+            if not isinstance(items[i], StoredMessage):
+                self._at(i)
+        return items[start:stop]  # type: ignore[return-value]  # (every one decoded above)
+
     def last_seq(self) -> int:
         return header_seq(self._items[-1]) if self._items else 0
 
