@@ -16,6 +16,7 @@ import hypothesis
 import pytest
 
 from stickyctx import Settings
+from tests.support.ports import free_port  # the one port helper (re-exported here)
 
 pytest_plugins = ["tests.redis_fixtures"]
 
@@ -69,11 +70,6 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
@@ -106,6 +102,7 @@ class AppServer:
     def __init__(self, target: str, env: dict[str, str], port: int | None = None,
                  interface: str = "asgi3") -> None:
         self.target = target
+        self._chosen = port is None  # a port of ours: another one if a process took it first
         self.port = port or free_port()
         self.env = env
         self.interface = interface
@@ -116,6 +113,16 @@ class AppServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> AppServer:
+        for _attempt in range(3 if self._chosen else 1):
+            try:
+                return self._start(timeout)
+            except RuntimeError:  # the process exited before it listened
+                if not self._chosen or not port_open(self.port):
+                    raise  # for a reason of its own (the app's error), not a port race
+                self.port = free_port()  # someone else listens there: take another port
+        raise RuntimeError(f"uvicorn {self.target}: no port it could bind in 3 attempts")
+
+    def _start(self, timeout: float) -> AppServer:
         env = {**os.environ, **self.env}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
@@ -124,9 +131,21 @@ class AppServer:
              "--no-access-log"],
             env=env, cwd=str(ROOT),
         )
-        wait_until(lambda: port_open(self.port), timeout=timeout,
-                   what=f"uvicorn {self.target}", proc=self.proc)
+        wait_until(self._listening, timeout=timeout, what=f"uvicorn {self.target}",
+                   proc=self.proc)
         return self
+
+    def _listening(self) -> bool:
+        """Whether *this* process listens on the port (an open port may be someone else's)."""
+        import psutil
+
+        assert self.proc is not None
+        try:
+            connections = psutil.Process(self.proc.pid).net_connections(kind="tcp")
+        except psutil.Error:
+            return False
+        return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == self.port
+                   for c in connections)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

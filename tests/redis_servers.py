@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import random
 import secrets
 import signal
 import socket
@@ -36,16 +35,14 @@ import redis.cluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-HOST = "127.0.0.1"
+from tests.support.ports import HOST, STANDARD_PORTS, free_port  # noqa: F401 (re-exported)
+
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 CLUSTER_TIMEOUT = 30.0
 FAILOVER_TIMEOUT = 30.0
 PROBE_TIMEOUT = 0.5  # socket timeouts of the clients that poll servers
-# Redis and Sentinel ports by convention (with their cluster bus ports): never handed out.
-STANDARD_PORTS = frozenset({6379, 6380, 16379, 16380, 26379, 26380})
 _PORT_ATTEMPTS = 5
-_LOWEST_PORT = 20000
 _T = TypeVar("_T")
 
 
@@ -97,50 +94,6 @@ def port_open(port: int, host: str = HOST) -> bool:
 def wait_ports_closed(ports: Sequence[int], *, timeout: float = STOP_TIMEOUT) -> None:
     poll(lambda: not any(port_open(port) for port in ports), timeout=timeout,
          what=f"ports {list(ports)} refusing connections")
-
-
-# -- ports ---------------------------------------------------------------------------------------
-
-_handed_out: set[int] = set()
-_random = random.Random()
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999  # the Linux default
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port() -> int:
-    """A loopback port nothing is bound to, never a standard one, never handed out twice.
-
-    Chosen at random below the ephemeral range, where the kernel never puts outgoing connections
-    or ``bind(0)`` sockets, so another process rarely takes it before the server binds it (a
-    server that loses that race says so with ``PortInUseError``).
-    """
-    low, _high = _ephemeral_range()
-    for _ in range(1000):
-        if low - _LOWEST_PORT >= 1000:
-            port = _random.randrange(_LOWEST_PORT, low)
-        else:  # an unusual range: let the kernel choose
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.bind((HOST, 0))
-                port = sock.getsockname()[1]
-        if port not in STANDARD_PORTS and port not in _handed_out and _bindable(port):
-            _handed_out.add(port)
-            return port
-    raise RuntimeError("no free loopback port found")
 
 
 # -- processes -----------------------------------------------------------------------------------

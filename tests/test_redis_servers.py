@@ -16,7 +16,6 @@ import redis
 import redis.sentinel
 from redis.exceptions import ClusterCrossSlotError, RedisClusterException
 
-from tests import redis_servers
 from tests.conftest import require_binary
 from tests.redis_fixtures import MakeRedisServer
 from tests.redis_servers import (
@@ -30,6 +29,7 @@ from tests.redis_servers import (
     free_port,
     port_open,
 )
+from tests.support import ports as port_helper
 
 # Writes both keys and reads them back: one script over two keys, as the store's scripts do.
 SET_BOTH = ("redis.call('SET', KEYS[1], ARGV[1]); redis.call('SET', KEYS[2], ARGV[2]); "
@@ -53,22 +53,22 @@ def test_free_port_skips_standard_taken_and_handed_out_ports(
         taken.bind((HOST, 0))
         taken_port: int = taken.getsockname()[1]
         fresh = next(port for port in range(31000, 32000)
-                     if port not in {handed_out, taken_port, *redis_servers._handed_out}
-                     and redis_servers._bindable(port))
+                     if port not in {handed_out, taken_port, *port_helper._handed_out}
+                     and port_helper._bindable(port))
         draws = iter([6379, 26379, 16379, handed_out, taken_port, fresh])
 
         class Scripted:
             def randrange(self, start: int, stop: int) -> int:
                 return next(draws)
 
-        monkeypatch.setattr(redis_servers, "_random", Scripted())
-        monkeypatch.setattr(redis_servers, "_ephemeral_range", lambda: (32768, 60999))
+        monkeypatch.setattr(port_helper, "_random", Scripted())
+        monkeypatch.setattr(port_helper, "_ephemeral_range", lambda: (32768, 60999))
         assert free_port() == fresh
 
 
 def test_free_ports_stay_below_the_ephemeral_range(monkeypatch: pytest.MonkeyPatch) -> None:
     # Where the kernel puts outgoing connections and bind(0) sockets of other processes.
-    monkeypatch.setattr(redis_servers, "_ephemeral_range", lambda: (24000, 60999))
+    monkeypatch.setattr(port_helper, "_ephemeral_range", lambda: (24000, 60999))
     ports = [free_port() for _ in range(50)]
     assert all(20000 <= port < 24000 for port in ports)
     assert len(set(ports)) == len(ports)

@@ -89,3 +89,25 @@ def test_concurrent_requests_of_one_session_are_serialized(app_server: Start) ->
     assert (first_response.status_code, second.status_code) == (200, 200)
     assert contents(first_response.json()) == ["u1", "echo: u1"]
     assert contents(second.json()) == ["u1", "echo: u1", "u2", "echo: u2"]
+
+
+def test_a_port_taken_before_the_server_binds_it_is_replaced(
+    app_server: Start, monkeypatch: Any,
+) -> None:
+    # Another process takes the chosen port between the choice and the bind: the server exits
+    # at once, and the starter tries again on another port instead of failing the test.
+    import socket
+
+    from tests import conftest
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports = iter([taken])
+        real = conftest.free_port
+        monkeypatch.setattr(conftest, "free_port", lambda: next(ports, None) or real())
+        server = app_server(TARGET, ENV)
+        assert server.port != taken
+        reply = httpx.post(f"{server.url}/chat", json={"message": "hello"}, timeout=TIMEOUT)
+        assert reply.status_code == 200
