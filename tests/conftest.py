@@ -17,6 +17,7 @@ import pytest
 
 from stickyctx import Settings
 from tests.support.ports import free_port  # the one port helper (re-exported here)
+from tests.support.waiting import poll
 
 pytest_plugins = ["tests.redis_fixtures"]
 
@@ -74,20 +75,14 @@ def clock() -> FakeClock:
 
 def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
                proc: subprocess.Popen[Any] | None = None) -> None:
-    """Poll ``check`` until it is true; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while time.monotonic() < deadline:
+    """Poll ``check`` until it is true (``tests.support.waiting.poll``); fail with ``what``
+    after ``timeout`` seconds, or at once if ``proc`` exits meanwhile."""
+
+    def alive() -> None:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{what}: the process exited with {proc.returncode}")
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
-    raise TimeoutError(f"{what}: not ready after {timeout}s")
+
+    poll(check, timeout=timeout, what=what, alive=alive)
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -23,12 +23,11 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 import redis.cluster
@@ -36,6 +35,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.support.ports import HOST, STANDARD_PORTS, free_port  # noqa: F401 (re-exported)
+from tests.support.waiting import poll
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -43,7 +43,6 @@ CLUSTER_TIMEOUT = 30.0
 FAILOVER_TIMEOUT = 30.0
 PROBE_TIMEOUT = 0.5  # socket timeouts of the clients that poll servers
 _PORT_ATTEMPTS = 5
-_T = TypeVar("_T")
 
 
 class PortInUseError(RuntimeError):
@@ -55,34 +54,6 @@ class ServerExitedError(RuntimeError):
 
 
 # -- waiting -------------------------------------------------------------------------------------
-
-def poll(check: Callable[[], _T], *, timeout: float, what: str,
-         alive: Callable[[], None] | None = None) -> _T:
-    """Call ``check`` until it returns a true value and return it, backing off from 5 ms.
-
-    Redis and socket errors count as "not yet". ``alive`` is called before every try and raises
-    if a process the wait depends on has died. Raises ``TimeoutError`` naming ``what``.
-    """
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    last_error: BaseException | None = None
-    while True:
-        if alive is not None:
-            alive()
-        try:
-            result = check()
-        except (redis.RedisError, OSError) as exc:
-            last_error = exc
-        else:
-            if result:
-                return result
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            detail = f" (last error: {last_error!r})" if last_error is not None else ""
-            raise TimeoutError(f"{what}: not true after {timeout} s{detail}")
-        time.sleep(min(delay, remaining))
-        delay = min(delay * 2, 0.1)
-
 
 def port_open(port: int, host: str = HOST) -> bool:
     """Whether something accepts TCP connections on ``host:port``."""
