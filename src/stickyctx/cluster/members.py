@@ -110,11 +110,15 @@ class MembershipManager:
                 self.active.touch(session_id)
         elif placed and self._view.loads is not None:
             with self._lock:
-                left = self._placed.get(owner, 0) - 1  # (0 once a heartbeat has reset it)
-                if left > 0:
-                    self._placed[owner] = left
-                else:
-                    self._placed.pop(owner, None)
+                self._unplace(owner, 1)  # (nothing left once a heartbeat has counted it)
+
+    def _unplace(self, node: str, count: int) -> None:
+        """Take ``count`` placements on ``node`` back (under ``_lock``)."""
+        left = self._placed.get(node, 0) - count
+        if left > 0:
+            self._placed[node] = left
+        else:
+            self._placed.pop(node, None)
 
     # Heartbeats (dynamic membership) ------------------------------------------------------
 
@@ -149,9 +153,5 @@ class MembershipManager:
             self._view = Membership(tuple(nodes), loads)
             # Placements made while the beat was on its way are not in the reply: keep them.
             for node, count in counted.items():
-                left = self._placed.get(node, 0) - count
-                if left > 0:
-                    self._placed[node] = left
-                else:
-                    self._placed.pop(node, None)
+                self._unplace(node, count)
         self.last_beat = time.monotonic()

@@ -166,12 +166,12 @@ def build_message(
     max_bytes: int,
     dedupe: str | None = None,
     *,
-    count: bool = True,
+    count_up_to: int | None = None,
 ) -> NewMessage:
     """Validate a message and count its tokens; raise a typed error on bad input.
 
-    ``count=False`` leaves ``tokens`` at 0 for the caller to fill in (``with_tokens``): a large
-    message is counted elsewhere, off the event loop."""
+    With ``count_up_to``, a message whose JSON is larger is left with ``tokens`` 0 for the
+    caller to fill in (``with_tokens``): it is counted elsewhere, off the event loop."""
     if not isinstance(role, str) or role not in ROLES:
         raise InvalidMessageError(f"unknown role {str(role)[:40]!r}; expected one of "
                                   + ", ".join(sorted(ROLES)))
@@ -201,7 +201,8 @@ def build_message(
         raise InvalidMessageError("message contains text that is not valid Unicode") from None
     if size > max_bytes:
         raise MessageTooLargeError(size, max_bytes)
-    tokens = tokenizer.count_message({"role": role, "content": content, **fields}) if count else 0
+    tokens = (tokenizer.count_message({"role": role, "content": content, **fields})
+              if count_up_to is None or size <= count_up_to else 0)
     if not isinstance(content, (str, type(None))) or any(
         not isinstance(v, (str, int, float, bool)) for v in fields.values()
     ):

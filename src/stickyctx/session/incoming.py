@@ -28,15 +28,14 @@ def _count(tokenizer: Tokenizer, messages: Sequence[NewMessage]) -> list[int]:
     return [tokenizer.count_message(m.payload()) for m in messages]
 
 
-def counted(messages: Sequence[NewMessage], tokenizer: Tokenizer) -> Op[list[NewMessage]]:
-    """``messages`` (built with ``count=False``) with their token counts."""
+def counted(messages: list[NewMessage], tokenizer: Tokenizer) -> Op[list[NewMessage]]:
+    """``messages`` (built with ``count_up_to=INLINE_BYTES``: the small ones counted already)
+    with the large ones counted too, in one ``Offload`` step."""
     large = [m for m in messages if m.size > INLINE_BYTES]
-    counts: list[int] = []
-    if large:
-        counts = yield Offload(_count, (tokenizer, large))
-    found = iter(counts)
-    return [m.with_tokens(next(found) if m.size > INLINE_BYTES
-                          else tokenizer.count_message(m.payload())) for m in messages]
+    if not large:
+        return messages
+    found = iter((yield Offload(_count, (tokenizer, large))))
+    return [m.with_tokens(next(found)) if m.size > INLINE_BYTES else m for m in messages]
 
 
 class Incoming:
@@ -56,7 +55,8 @@ class Incoming:
             n = self._numbers[turn] = self._numbers.get(turn, -1) + 1
             dedupe = dedupe_key(turn, n)
         return build_message(role, content, fields, self.services.tokenizer,
-                             self.services.settings.max_message_bytes, dedupe, count=False)
+                             self.services.settings.max_message_bytes, dedupe,
+                             count_up_to=INLINE_BYTES)
 
     def built(self, parts: Iterable[tuple[Any, Any, Mapping[str, Any]]],
               turn: str | None) -> Op[list[NewMessage]]:
