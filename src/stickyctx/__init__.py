@@ -21,6 +21,7 @@ from .errors import (
     StoreError,
     StoreUnavailableError,
     SummarizerError,
+    TamperedDataError,
 )
 from .session.handle import Conversation, SyncConversation
 from .session.lookup import get_context
@@ -47,6 +48,7 @@ __all__ = [
     "StoreUnavailableError",
     "SummarizerError",
     "SyncConversation",
+    "TamperedDataError",
     "__version__",
     "get_context",
 ]

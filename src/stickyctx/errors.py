@@ -19,6 +19,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "SummarizerError",
+    "TamperedDataError",
     "http_error",
 ]
 
@@ -74,6 +75,11 @@ class StoreUnavailableError(StoreError):
         super().__init__(f"{text}: {reason}" if reason else text)
         self.operation = operation
         self.reason = reason
+
+
+class TamperedDataError(StoreError):
+    """Stored data failed its integrity check (encryption at rest): an item was changed, moved
+    to another position or session, or slipped in as plaintext. It is never served."""
 
 
 class FencedError(StoreError):
@@ -137,6 +143,7 @@ _HTTP: tuple[tuple[type[StickyctxError], int, str], ...] = (
     (InvalidMessageError, 422, "invalid_message"),
     (IdempotencyKeyReusedError, 422, "idempotency_key_reused"),
     (SessionGoneError, 410, "session_gone"),
+    (TamperedDataError, 500, "stored_data_rejected"),
 )
 
 

@@ -6,6 +6,14 @@ summary are sealed with it, and the DEK itself is stored wrapped by the newest r
 id). So ciphertext is bound to its session (another session's DEK cannot open it), old ring keys
 still open old DEKs, a DEK wrapped by an older key is re-wrapped under the newest on its next
 load, and removing a key from the ring makes exactly the sessions it wrapped unreadable.
+
+Each sealed item is also bound to its place: the associated data of the AEAD names what it is
+(a message, or the summary) and its position (the message's sequence number, the summary's
+watermark), so an item moved within its session, or replayed at another position, fails
+authentication. Whoever can write to the store cannot slip in plaintext either: a data key is
+wrapped together with the first position it sealed, and an item below that position is the only
+one that may be plaintext (written before the session was encrypted); the position is
+authenticated by the ring key with the data key itself.
 """
 
 from __future__ import annotations
@@ -14,14 +22,18 @@ import base64
 import os
 from dataclasses import dataclass
 
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError, StoreError, TamperedDataError
 
 __all__ = ["DataKey", "KeyRing", "parse_key_ring"]
 
 _VAR = "STICKYCTX_ENCRYPTION_KEY"
-_PREFIX = "~e1:"  # sealed payloads start with this (plain JSON payloads start with "{")
+# Sealed payloads start with one of these (plain JSON payloads start with "{").
+_PREFIX = "~e2:"  # bound to the item's kind and position
+_PREFIX_V1 = "~e1:"  # the first version's, bound to the session only
 _WRAP_AAD = b"stickyctx.dek.v1"
-_DATA_AAD = b"stickyctx.data.v1"
+_DATA_AAD = b"stickyctx.data.v2|"
+_DATA_AAD_V1 = b"stickyctx.data.v1"
+_UNBOUNDED = 2**63  # a data key of the first version: plaintext allowed at any position
 
 
 def _aesgcm(key: bytes) -> object:
@@ -43,26 +55,42 @@ def _b64e(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class DataKey:
-    """A session's data key, and its wrapped form as stored."""
+    """A session's data key, its wrapped form as stored, and the first position it sealed
+    (items before it may be plaintext: written before the session was encrypted)."""
 
     key: bytes
     wrapped: str
+    first: int = 1
 
-    def seal(self, plaintext: str) -> str:
+    def seal(self, plaintext: str, kind: str, position: int) -> str:
+        """``kind``: ``m`` (a message, ``position`` its sequence number) or ``s`` (the summary,
+        ``position`` its watermark)."""
         nonce = os.urandom(12)
-        sealed = _aesgcm(self.key).encrypt(nonce, plaintext.encode(), _DATA_AAD)  # type: ignore[attr-defined]
+        sealed = _aesgcm(self.key).encrypt(  # type: ignore[attr-defined]
+            nonce, plaintext.encode(), _DATA_AAD + f"{kind}{position}".encode())
         return _PREFIX + _b64e(nonce + sealed)
 
-    def open(self, text: str) -> str:
-        if not text.startswith(_PREFIX):
-            return text  # written before encryption was turned on
-        raw = _b64d(text[len(_PREFIX):])
+    def open(self, text: str, kind: str, position: int) -> str:
+        if text.startswith(_PREFIX):
+            aad, body = _DATA_AAD + f"{kind}{position}".encode(), text[len(_PREFIX):]
+        elif text.startswith(_PREFIX_V1) and self.first == _UNBOUNDED:
+            aad, body = _DATA_AAD_V1, text[len(_PREFIX_V1):]  # sealed by the first version
+        elif position < self.first and not text.startswith("~"):
+            return text  # written before encryption was turned on for this session
+        else:
+            raise TamperedDataError(f"stored {_KINDS.get(kind, kind)} {position} is not sealed "
+                                    "as its encrypted session requires")
+        raw = _b64d(body)
         try:
-            plain: bytes = _aesgcm(self.key).decrypt(raw[:12], raw[12:], _DATA_AAD)  # type: ignore[attr-defined]
-        except Exception as exc:  # InvalidTag: tampered, or sealed by another session
-            raise StoreError("stored message failed authentication (tampered, or moved "
-                             "from another session)") from exc
+            plain: bytes = _aesgcm(self.key).decrypt(raw[:12], raw[12:], aad)  # type: ignore[attr-defined]
+        except Exception as exc:  # InvalidTag: tampered, moved, or sealed by another session
+            raise TamperedDataError(f"stored {_KINDS.get(kind, kind)} {position} failed "
+                                    "authentication (tampered, moved, or from another "
+                                    "session)") from exc
         return plain.decode()
+
+
+_KINDS = {"m": "message", "s": "summary"}
 
 
 class KeyRing:
@@ -75,34 +103,51 @@ class KeyRing:
     def newest(self) -> str:
         return self.keys[0][0]
 
-    def new_data_key(self) -> DataKey:
+    def new_data_key(self, first: int = 1) -> DataKey:
+        """A new data key for a session whose next sealed item is at position ``first``."""
         key = os.urandom(32)
-        return DataKey(key, self._wrap(key))
+        return DataKey(key, self._wrap(key, first), first)
 
-    def _wrap(self, key: bytes) -> str:
+    def _wrap(self, key: bytes, first: int) -> str:
         kid, master = self.keys[0]
         nonce = os.urandom(12)
-        sealed = _aesgcm(master).encrypt(nonce, key, _WRAP_AAD + kid.encode())  # type: ignore[attr-defined]
-        return f"{kid}:{_b64e(nonce + sealed)}"
+        sealed = _aesgcm(master).encrypt(  # type: ignore[attr-defined]
+            nonce, key, _WRAP_AAD + kid.encode() + b"|" + str(first).encode())
+        return f"{kid}:{first}:{_b64e(nonce + sealed)}"
 
     def unwrap(self, wrapped: str) -> DataKey:
-        kid, _, body = wrapped.partition(":")
+        kid, _, rest = wrapped.partition(":")
+        first_text, sep, body = rest.partition(":")
+        if sep:  # id:first:body
+            if not first_text.isdigit():
+                raise TamperedDataError("session data key is malformed")
+            first, aad = int(first_text), _WRAP_AAD + kid.encode() + b"|" + first_text.encode()
+        else:  # id:body, the first version's: positions were not bound
+            first, aad, body = _UNBOUNDED, _WRAP_AAD + kid.encode(), rest
         master = self._by_id.get(kid)
         if master is None:
             raise StoreError(f"session data key is wrapped by key id {kid!r}, which is not in "
                              "STICKYCTX_ENCRYPTION_KEY any more")
         raw = _b64d(body)
         try:
-            key: bytes = _aesgcm(master).decrypt(raw[:12], raw[12:], _WRAP_AAD + kid.encode())  # type: ignore[attr-defined]
+            key: bytes = _aesgcm(master).decrypt(raw[:12], raw[12:], aad)  # type: ignore[attr-defined]
         except Exception as exc:  # InvalidTag
-            raise StoreError("session data key failed authentication") from exc
-        return DataKey(key, wrapped)
+            raise TamperedDataError("session data key failed authentication") from exc
+        return DataKey(key, wrapped, first)
 
     def needs_rewrap(self, wrapped: str) -> bool:
         return wrapped.partition(":")[0] != self.newest
 
     def rewrap(self, data_key: DataKey) -> DataKey:
-        return DataKey(data_key.key, self._wrap(data_key.key))
+        if data_key.first == _UNBOUNDED:
+            # A first-version key keeps the first version's form under the newest ring key, so
+            # that its items (bound to the session only) stay readable.
+            kid, master = self.keys[0]
+            nonce = os.urandom(12)
+            sealed = _aesgcm(master).encrypt(nonce, data_key.key,  # type: ignore[attr-defined]
+                                             _WRAP_AAD + kid.encode())
+            return DataKey(data_key.key, f"{kid}:{_b64e(nonce + sealed)}", _UNBOUNDED)
+        return DataKey(data_key.key, self._wrap(data_key.key, data_key.first), data_key.first)
 
 
 def parse_key_ring(text: str) -> KeyRing:

@@ -70,6 +70,13 @@ class HotTier:
             entry = self._entries.get(tag)
             return entry.snapshot() if entry is not None else None
 
+    def next_seq(self, tag: str) -> int:
+        """The sequence number the session's next message gets, as far as this node knows
+        (1, a new session's, when it knows nothing)."""
+        with self._lock:
+            entry = self._entries.get(tag)
+            return int(entry.meta.get("n", 1)) if entry is not None else 1
+
     def apply(self, tag: str, seen: _Entry | None, loaded: Loaded) -> Snapshot | None:
         """Merge a load reply; ``None`` when a ``tail`` no longer lines up (reload in full)."""
         with self._lock:

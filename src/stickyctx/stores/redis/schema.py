@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -24,6 +24,7 @@ from ...errors import (
     StickyctxError,
     StoreError,
     StoreUnavailableError,
+    TamperedDataError,
 )
 from .items import LazyItems
 
@@ -63,21 +64,23 @@ def keys(key: SessionKey, *parts: str) -> list[str]:
 
 # Items ----------------------------------------------------------------------------------------
 
-Codec = Callable[[str], str]  # seals or opens a payload (identity without encryption)
+# Seals or opens a payload, given what it is (``m`` a message, ``s`` the summary) and its
+# position (sequence number, watermark); the identity without encryption.
+Codec = Callable[[str, str, int], str]
 
 
-def _same(text: str) -> str:
+def _same(text: str, kind: str, position: int) -> str:
     return text
 
 
-def payload(message: NewMessage, seal: Codec = _same) -> str:
+def payload(message: NewMessage, seq: int, seal: Codec = _same) -> str:
     body = message.json or json.dumps(message.payload(), separators=(",", ":"),
                                       ensure_ascii=False)
-    return seal(body)
+    return seal(body, "m", seq)
 
 
 def encode_item(m: StoredMessage, seal: Codec = _same) -> str:
-    body = seal(json.dumps(m.as_dict(), separators=(",", ":"), ensure_ascii=False))
+    body = seal(json.dumps(m.as_dict(), separators=(",", ":"), ensure_ascii=False), "m", m.seq)
     return f"{m.seq},{m.group},{m.cum},{m.tokens},{m.size},{m.encoding}\n{body}"
 
 
@@ -85,7 +88,7 @@ def decode_item(raw: bytes | str, open_: Codec = _same) -> StoredMessage:
     text = raw.decode() if isinstance(raw, bytes) else raw
     head, _, body = text.partition("\n")
     seq, group, cum, tokens, size, encoding = head.split(",", 5)
-    data = json.loads(open_(body))
+    data = json.loads(open_(body, "m", int(seq)))
     role = data.pop("role")
     content = data.pop("content", None)
     return StoredMessage(int(seq), int(group), role, content, int(tokens), encoding, int(cum),
@@ -147,23 +150,41 @@ def parse_load(reply: Sequence[Any],
     meta = {str(k): str(v) for k, v in json.loads(reply[1]).items()}
     open_ = opener(meta) if opener is not None else _same
     if "sum" in meta:
-        meta["sum"] = open_(meta["sum"])
+        meta["sum"] = open_(meta["sum"], "s", int(meta.get("sw", 0)))
+    if open_ is not _same:
+        contiguous(reply[2:])
     return Loaded(kind, meta, LazyItems(reply[2:], lambda raw: decode_item(raw, open_)))
+
+
+def contiguous(items: Sequence[Any]) -> None:
+    """An encrypted session's items follow each other by sequence number: each is bound to
+    its own, so a gap or a repeat means an item was removed or replayed in the store."""
+    expected = None
+    for raw in items:
+        head = raw[:24] if isinstance(raw, bytes) else raw[:24].encode()
+        seq = int(head.split(b",", 1)[0])
+        if expected is not None and seq != expected:
+            raise TamperedDataError(f"stored message {expected} is missing or out of order")
+        expected = seq + 1
 
 
 # Append ---------------------------------------------------------------------------------------
 
 def append_args(messages: Sequence[NewMessage], limits: Limits, *, created: float, create: bool,
                 fence: int | None, data_key: str = "", seal: Codec = _same,
-                release: bool = False) -> list[Any]:
+                release: bool = False, first_seq: int | None = None) -> list[Any]:
+    """``first_seq``: the sequence number the first message will get, which the payloads are
+    sealed for (encryption binds each to its position): the script refuses to write when the
+    session's next number differs, or when a message is already stored (``Reseal``)."""
     args: list[Any] = [int(created * 1000), 1 if create else 0,
                        "" if fence is None else fence, limits.idle_ms, limits.absolute_ms,
                        limits.max_tokens, limits.max_bytes, len(messages), data_key,
-                       1 if release and fence is not None else 0]
-    for m in messages:
+                       1 if release and fence is not None else 0,
+                       "" if first_seq is None else first_seq]
+    for i, m in enumerate(messages):
         dedupe = f"{m.dedupe}|{m.fingerprint}" if m.dedupe and m.fingerprint else m.dedupe or ""
         args += [dedupe, 1 if m.role in GROUP_OPENERS else 0, m.tokens, m.size,
-                 m.encoding, payload(m, seal)]
+                 m.encoding, payload(m, (first_seq or 0) + i, seal)]
     return args
 
 
@@ -172,6 +193,8 @@ def parse_append(reply: Sequence[Any], fence: int | None) -> AppendResult:
     status = text(reply[0])
     if status == "dek":
         raise DataKeyMismatch(text(reply[1]))
+    if status == "reseal":
+        raise Reseal(int(reply[1]), tuple(f == "1" for f in text(reply[2])))
     if status == "reused":
         raise IdempotencyKeyReusedError()
     if status == "fenced":
@@ -187,6 +210,15 @@ def parse_append(reply: Sequence[Any], fence: int | None) -> AppendResult:
     written = tuple(f == "1" for f in flags)
     return AppendResult("live", version, seqs, groups, total, written.count(False), written,
                         cums, dropped, write_id, previous, int(reply[7]))
+
+
+def spread(result: AppendResult, sent: Sequence[int], count: int) -> AppendResult:
+    """An append's result over all ``count`` messages, when only those at ``sent`` were sent
+    (the others were found stored already)."""
+    written = [False] * count
+    for i, flag in zip(sent, result.written, strict=True):
+        written[i] = flag
+    return replace(result, written=tuple(written), duplicates=written.count(False))
 
 
 def stored_from(messages: Sequence[NewMessage], result: AppendResult) -> list[StoredMessage]:
@@ -241,6 +273,16 @@ def parse_members(reply: Sequence[Any]) -> tuple[Announcement, ...]:
 
 
 # Errors ---------------------------------------------------------------------------------------
+
+class Reseal(Exception):
+    """Payloads sealed for other positions than they would get: ``next_seq`` is the session's
+    next sequence number, ``stored`` flags the messages already stored (by idempotency key)."""
+
+    def __init__(self, next_seq: int, stored: tuple[bool, ...]) -> None:
+        super().__init__("sealed for other positions")
+        self.next_seq = next_seq
+        self.stored = stored
+
 
 class DataKeyMismatch(Exception):
     """An append sealed with a data key that is not the session's (``wrapped`` is the stored)."""

@@ -10,11 +10,20 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 
-from ...errors import StoreError
+from ...errors import StoreError, TamperedDataError
 from ..crypto import DataKey, KeyRing
 from .schema import Codec, _same
 
 __all__ = ["DataKeys"]
+
+
+def _plain(text: str, kind: str, position: int) -> str:
+    """A session without a data key holds plaintext only: a sealed item in it was moved there
+    (or its key removed from the session)."""
+    if text.startswith("~"):
+        raise TamperedDataError(f"stored {'summary' if kind == 's' else 'message'} {position} "
+                                "is sealed, but its session has no data key")
+    return text
 
 
 class DataKeys:
@@ -38,7 +47,7 @@ class DataKeys:
         def opener(meta: dict[str, str]) -> Codec:
             wrapped = meta.get("dek")
             if not wrapped:
-                return _same
+                return _same if self.ring is None else _plain
             if self.ring is None:
                 raise StoreError("the session is encrypted and STICKYCTX_ENCRYPTION_KEY is not "
                                  "set")
@@ -48,12 +57,20 @@ class DataKeys:
             return cached.open
         return opener
 
-    def for_append(self, tag: str) -> DataKey | None:
-        """The DEK to seal an append with: the session's, or a new one (kept only if the
-        session turns out to have none yet)."""
+    def for_append(self, tag: str, first: int) -> DataKey | None:
+        """The DEK to seal an append with: the session's, or a new one whose first sealed
+        position is ``first`` (kept only if the session turns out to have none yet)."""
         if self.ring is None:
             return None
-        return self._keys.get(tag) or self.ring.new_data_key()
+        return self._keys.get(tag) or self.ring.new_data_key(first)
+
+    def new(self, first: int) -> DataKey:
+        assert self.ring is not None
+        return self.ring.new_data_key(first)
+
+    def known(self, data_key: DataKey, tag: str) -> bool:
+        """Whether ``data_key`` is the session's as this node knows it (not a new one)."""
+        return self._keys.get(tag) is data_key
 
     def adopt(self, tag: str, wrapped: str) -> DataKey:
         """The session's own DEK, when an append was sealed with another one."""

@@ -42,6 +42,7 @@ __all__ = ["RedisStore"]
 
 _ALL = (META, MESSAGES, DEDUPE, TURN_LEASE, SUMMARY_LEASE, FENCE)  # every key but the tombstone
 _ROTATE_ATTEMPTS = 5
+_RESEAL_ATTEMPTS = 8
 
 
 def _run(name: str, keys: list[str], args: Sequence[Any]) -> Op[Any]:
@@ -158,19 +159,33 @@ class RedisStore:
                create: bool = True, fence: int | None = None,
                release: bool = False) -> Op[AppendResult]:
         names = schema.keys(key, META, MESSAGES, DEDUPE, TURN_LEASE, TOMBSTONE)
-        data_key = self.keys.for_append(key.tag)
-        while True:
+        first = self.hot.next_seq(key.tag)
+        data_key = self.keys.for_append(key.tag, first)
+        sending = list(range(len(messages)))  # the messages not known to be stored already
+        for _ in range(_RESEAL_ATTEMPTS):
             args = schema.append_args(
-                messages, self.limits, created=created, create=create, fence=fence,
-                data_key=data_key.wrapped if data_key else "",
-                seal=data_key.seal if data_key else _same, release=release)
+                [messages[i] for i in sending], self.limits, created=created, create=create,
+                fence=fence, data_key=data_key.wrapped if data_key else "",
+                seal=data_key.seal if data_key else _same, release=release,
+                first_seq=first if data_key else None)
             reply = yield from _run("append", names, args)
             try:
                 result = schema.parse_append(reply, fence)
             except DataKeyMismatch as mismatch:  # seal again with the session's own key
                 data_key = self.keys.adopt(key.tag, mismatch.wrapped)
                 continue
+            except schema.Reseal as reseal:  # sealed for other positions: seal again
+                first = reseal.next_seq
+                sending = [i for i, stored in zip(sending, reseal.stored, strict=True)
+                           if not stored]
+                if data_key is not None and not self.keys.known(data_key, key.tag):
+                    data_key = self.keys.new(first)  # a new key, from there
+                continue
             break
+        else:  # the session kept changing under an append made without its turn lease
+            raise SessionBusyError(0.0)
+        if len(sending) < len(messages):
+            result = schema.spread(result, sending, len(messages))
         if data_key is not None and result.status == "live":
             self.keys.remember(key.tag, data_key)
         if self.limits.replicas and result.status == "live" and result.seqs:
@@ -240,7 +255,7 @@ class RedisStore:
                       expected_watermark: int, delete_folded: bool = False,
                       ) -> Op[Summary | None]:
         data_key = yield from self._data_key_of(key)
-        sealed = data_key.seal(text) if data_key else text
+        sealed = data_key.seal(text, "s", watermark) if data_key else text
         reply = yield from _run("summary", schema.keys(key, META, MESSAGES), [
             sealed, tokens, watermark, expected_watermark, 1 if delete_folded else 0])
         self.hot.invalidate(key.tag)

@@ -1,14 +1,18 @@
 -- KEYS: meta, messages, dedupe, turn lease, tombstone
 -- ARGV: created_ms, create (0/1), fence ('' = none), idle_ms, absolute_ms, max_tokens,
 --       max_bytes, count, wrapped data key ('' = not encrypted), release (1: then release the
---       turn lease the fence holds: a turn's commit), then per message: dedupe ('' = none;
+--       turn lease the fence holds: a turn's commit), first seq ('' = any: the payloads are
+--       not sealed for their positions), then per message: dedupe ('' = none;
 --       'key|fingerprint' = key and a digest of the message), opener (0/1), tokens, size,
 --       encoding, payload
 -- The dedupe set holds, per key, 'key' (the message is stored), and with a fingerprint also
 -- 'key|' (this key has one) and 'key|fingerprint'. A key stored with another fingerprint is a
 -- reused key: nothing is written and the reply is {'reused', index}.
+-- With a first seq, nothing is written unless the messages get exactly the sequence numbers
+-- their payloads were sealed for: the reply is {'reseal', next seq, stored flags} when the
+-- session's next number differs or a message is already stored.
 -- -> {'revoked'} | {'missing'} | {'fenced', current} | {'dek', stored wrapped key} |
---    {'reused', index} |
+--    {'reused', index} | {'reseal', next seq, flags} |
 --    {'live', version, total, dropped, flags, write_id, previous_write_id, bytes, seq1,
 --     group1, cum1, ...}
 if redis.call('EXISTS', KEYS[5]) == 1 then return {'revoked'} end
@@ -17,7 +21,7 @@ if not ok then return {'fenced', current} end
 local count = tonumber(ARGV[8])
 local keys, prints = {}, {}
 for i = 0, count - 1 do
-  local arg = ARGV[11 + i * 6]
+  local arg = ARGV[12 + i * 6]
   local bar = string.find(arg, '|', 1, true)
   local key = bar and string.sub(arg, 1, bar - 1) or arg
   local fp = bar and string.sub(arg, bar + 1) or ''
@@ -26,6 +30,18 @@ for i = 0, count - 1 do
       and redis.call('SISMEMBER', KEYS[3], key .. '|' .. fp) == 0 then
     return {'reused', i}
   end
+end
+if ARGV[11] ~= '' then
+  local next_seq = tonumber(redis.call('HGET', KEYS[1], 'n') or '1')
+  local stored, any = '', false
+  for i = 0, count - 1 do
+    if keys[i] ~= '' and redis.call('SISMEMBER', KEYS[3], keys[i]) == 1 then
+      stored, any = stored .. '1', true
+    else
+      stored = stored .. '0'
+    end
+  end
+  if any or next_seq ~= tonumber(ARGV[11]) then return {'reseal', next_seq, stored} end
 end
 local clock = redis.call('TIME')  -- one clock reading: the deadline and the write id
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -53,7 +69,7 @@ local t, b, c, created, enc = tonumber(m[5]), tonumber(m[6]), tonumber(m[7]), to
 local flags, out = '', {}
 local wrote = false
 for i = 0, count - 1 do
-  local base = 11 + i * 6
+  local base = 12 + i * 6
   local dedupe, opener = keys[i], ARGV[base + 1]
   local tokens, size, encoding = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]), ARGV[base + 4]
   if dedupe ~= '' and redis.call('SISMEMBER', KEYS[3], dedupe) == 1 then
