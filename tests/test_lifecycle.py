@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import FakeClock
+from .conftest import FakeClock, make_settings
 from .edges import EDGES, Browser, Edge, make_edge
 
 
@@ -42,9 +42,43 @@ def test_rotate_gives_a_new_id_with_the_same_data(edge: Edge) -> None:
     assert after["affinity"] == "hit"
     assert contents(after) == ["hello", "echo: hello", "again", "echo: again"]
 
-    stale = replay(edge, old_token)  # the old token starts afresh, with nothing in it
+    edge.clock.advance(edge.settings.rotation_grace + 1)
+    stale = replay(edge, old_token)  # past the grace, the old token starts afresh, empty
     assert stale["session_id"] not in (old_id, body["new"])
     assert (stale["affinity"], stale["messages"]) == ("new", [])
+
+
+@pytest.mark.parametrize("route", ["/history", "/chat"])
+def test_requests_racing_a_rotation_follow_to_the_new_id(edge: Edge, route: str) -> None:
+    """Requests sent with the old token before the rotated cookie arrived (a page's parallel
+    fetches at login) follow to the new id, with its data, and get its token: they do not start
+    an empty session whose cookie would overwrite the rotated one."""
+    browser = Browser(edge)
+    browser.chat("hello")
+    old_token = browser.jar["stickyctx"]
+    new_id = browser.request("POST", "/rotate").json()["new"]
+    edge.clock.advance(edge.settings.rotation_grace / 2)
+    kwargs = {"json": {"message": "racing"}} if route == "/chat" else {}
+    late = edge.request("POST" if route == "/chat" else "GET", route,
+                        headers=[("Cookie", f"stickyctx={old_token}")], **kwargs)
+    assert late.status == 200
+    assert late.json()["session_id"] == new_id
+    assert contents(late.json())[:2] == ["hello", "echo: hello"]
+    followed = late.cookies["stickyctx"].value  # the client is handed the new id's token
+    again = replay(edge, followed)
+    assert again["session_id"] == new_id
+    assert contents(again)[:2] == ["hello", "echo: hello"]
+
+
+def test_no_grace_means_the_old_token_starts_afresh_at_once(clock: FakeClock) -> None:
+    edge = make_edge("asgi", make_settings(rotation_grace=0), clock=clock)
+    browser = Browser(edge)
+    browser.chat("hello")
+    old_token = browser.jar["stickyctx"]
+    new_id = browser.request("POST", "/rotate").json()["new"]
+    stale = replay(edge, old_token)
+    assert stale["session_id"] != new_id
+    assert stale["messages"] == []
 
 
 def test_rotate_in_header_transport_returns_the_new_token(edge: Edge) -> None:

@@ -309,6 +309,21 @@ def test_rotate_moves_the_data_and_revokes_the_old_key(
     assert after.seqs == (2,)
 
 
+def test_a_rotation_with_a_grace_answers_its_follow_pointer_only_for_the_grace(
+    store: SyncCalls, new_key: NewKey, clock: FakeClock
+) -> None:
+    old, new, plain = new_key(), new_key(), new_key()
+    store.append(old, [msg("user", "hello")], created=clock())
+    store.append(plain, [msg("user", "hello")], created=clock())
+    store.rotate(old, new, follow="opaque-pointer", grace=60)
+    store.rotate(plain, new_key())
+    assert store.load(old).follow == "opaque-pointer"
+    assert store.begin(old, holder="n1:x", ttl=5).follow == "opaque-pointer"
+    assert store.append(old, [msg("user", "late")], created=clock()).follow == "opaque-pointer"
+    assert (store.load(plain).status, store.load(plain).follow) == ("revoked", "")
+    assert contents(store.load(new)) == ["hello"]
+
+
 def test_destroy_deletes_the_data_and_revokes_the_key(
     store: SyncCalls, new_key: NewKey, clock: FakeClock
 ) -> None:

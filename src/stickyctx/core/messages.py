@@ -108,6 +108,7 @@ class Snapshot:
     group: int = 0  # the group of the newest message (0: none yet)
     cum: int = 0  # cumulative tokens ever appended
     size: int = 0  # bytes of the stored messages (the byte ceiling's measure)
+    follow: str = ""  # "revoked" by a rotation within its grace: the pointer to the new id
 
     @property
     def exists(self) -> bool:
@@ -128,6 +129,7 @@ class Begun:
     token: int | None = None
     snapshot: Snapshot | None = None
     seen: frozenset[str] = frozenset()
+    follow: str = ""  # "revoked" by a rotation within its grace: the pointer to the new id
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,7 @@ class AppendResult:
     write_id: str = ""  # the store's id of this write (Redis), for caches to validate against
     previous_write_id: str = ""  # the id of the write this one followed
     total_bytes: int = 0  # bytes of the session's stored messages after the write
+    follow: str = ""  # "revoked" by a rotation within its grace: the pointer to the new id
 
 
 def dedupe_key(turn: str, n: int) -> str:

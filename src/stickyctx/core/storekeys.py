@@ -17,6 +17,7 @@ from .ids import is_valid_session_id
 __all__ = ["KeyDeriver", "SessionKey", "derive_hash_key"]
 
 _DIGEST_BYTES = 16  # 128 bits: collisions between sessions are out of reach
+_TAG_BYTES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,43 @@ class KeyDeriver:
     def digest(self, session_id: str) -> str:
         mac = hmac.new(self._secret, session_id.encode(), hashlib.sha256).digest()[:_DIGEST_BYTES]
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    def follow_pointer(self, old_id: str, new_id: str) -> str:
+        """What a rotation leaves in the old id's tombstone: the new id, readable only with the
+        hash key and the old id (the tokens that carry it), and authenticated.
+
+        A keystream of HMAC blocks keyed by the hash key and the old id, XORed with the new id,
+        and an HMAC tag over both ids: each old id is rotated away once, so its keystream is
+        used once. (Written here rather than with an AEAD library because the `crypto` extra
+        is optional, and HMAC-SHA256 is all this needs.)"""
+        data = new_id.encode()
+        body = bytes(a ^ b for a, b in zip(data, self._pad(old_id, len(data)), strict=True))
+        return base64.urlsafe_b64encode(body + self._follow_tag(old_id, data)).rstrip(
+            b"=").decode()
+
+    def followed(self, old_id: str, pointer: str) -> str | None:
+        """The new id of ``follow_pointer``, or ``None`` when the pointer is not authentic."""
+        try:
+            raw = base64.urlsafe_b64decode(pointer + "=" * (-len(pointer) % 4))
+        except ValueError:
+            return None
+        body, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
+        data = bytes(a ^ b for a, b in zip(body, self._pad(old_id, len(body)), strict=True))
+        if len(raw) <= _TAG_BYTES or not hmac.compare_digest(tag, self._follow_tag(old_id, data)):
+            return None
+        new_id = data.decode(errors="replace")
+        return new_id if is_valid_session_id(new_id) else None
+
+    def _pad(self, old_id: str, length: int) -> bytes:
+        blocks = b""
+        for counter in range(-(-length // 32)):
+            blocks += hmac.new(self._secret, b"stickyctx.follow.pad\0" + bytes([counter])
+                               + old_id.encode(), hashlib.sha256).digest()
+        return blocks[:length]
+
+    def _follow_tag(self, old_id: str, new_id: bytes) -> bytes:
+        return hmac.new(self._secret, b"stickyctx.follow.tag\0" + old_id.encode() + b"\0"
+                        + new_id, hashlib.sha256).digest()[:_TAG_BYTES]
 
     def derive(self, session_id: str) -> SessionKey:
         """The store key of a session; ``ValueError`` for an id this package would not issue."""

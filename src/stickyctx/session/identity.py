@@ -13,7 +13,7 @@ from ..telemetry import ATTR
 if TYPE_CHECKING:
     from .logic import Session
 
-__all__ = ["destroy", "restart", "rotate"]
+__all__ = ["destroy", "follow", "restart", "rotate"]
 
 
 def restart(session: Session) -> Op[None]:
@@ -45,8 +45,14 @@ def rotate(session: Session) -> Op[str]:
     fresh_id = new_session(services.flow, services.members.view(), services.clock(),
                            state.transport).session_id
     new_key = services.keys.derive(fresh_id)
+    # For a short grace, requests still carrying the old token (sent before this response
+    # reached the client) follow to the new id instead of starting an empty session whose
+    # cookie would overwrite the rotated one.
+    grace = services.settings.rotation_grace
+    pointer = services.keys.follow_pointer(state.session_id, fresh_id) if grace > 0 else ""
     # The rotate span names the session by its new id, and the id it replaces.
-    yield from session.call(session.store.rotate(session.key, new_key), {
+    yield from session.call(session.store.rotate(session.key, new_key, follow=pointer,
+                                                 grace=grace), {
         ATTR.SESSION_ID: services.session_hash(fresh_id),
         ATTR.SESSION_PREVIOUS_ID: session.session_hash()})
     # The conversation keeps its keyed lineage (core.inference): routing keys survive.
@@ -55,6 +61,24 @@ def rotate(session: Session) -> Op[str]:
     session._key = new_key
     session._snapshot = None  # the version moved with the data; reload when next needed
     return fresh_id
+
+
+def follow(session: Session, pointer: str) -> Op[bool]:
+    """Follow a rotation made within its grace: this request's session becomes the new id
+    (re-issued to the client). False when there is nothing authentic to follow."""
+    state = session.state
+    fresh_id = session.services.keys.followed(state.session_id, pointer) if pointer else None
+    if fresh_id is None:
+        return False
+    had_turn = session.turn.fence is not None
+    if had_turn:
+        yield from session.turn.release()
+    state.lineage = session.anchor()  # the conversation's, as rotate() keeps it
+    state.previous_id, state.session_id, state.reissue = state.session_id, fresh_id, True
+    session._key, session._snapshot, session._known_live = None, None, False
+    if had_turn:
+        yield from session.turn.take()
+    return True
 
 
 def destroy(session: Session) -> Op[None]:

@@ -136,6 +136,10 @@ class Session:
         result: AppendResult = yield from self.call(self.store.append(
             self.key, messages, created=float(self.state.created), create=create, fence=fence,
             release=release))
+        if result.status == "revoked" and (yield from identity.follow(self, result.follow)):
+            result = yield from self.call(self.store.append(
+                self.key, messages, created=float(self.state.created), create=True,
+                fence=self.turn.fence))
         if result.status != "live":
             yield from self._restart()
             result = yield from self.call(self.store.append(
@@ -150,6 +154,9 @@ class Session:
         yield from self.turn.enter(write=False)
         if self._snapshot is None:
             snapshot: Snapshot = yield from self.call(self.store.load(self.key))
+            while snapshot.status == "revoked" and (
+                    yield from identity.follow(self, snapshot.follow)):
+                snapshot = yield from self.call(self.store.load(self.key))
             if snapshot.status == "revoked" or (
                 snapshot.status == "missing" and self._idle_since_creation()
             ):

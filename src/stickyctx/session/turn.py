@@ -33,6 +33,7 @@ from ..core.snapshots import EMPTY, committed, staged
 from ..errors import SessionBusyError, SessionGoneError, StoreUnavailableError
 from ..sansio import Op, Sleep
 from ..telemetry import ATTR
+from . import identity
 from .orphans import Orphan, release
 
 if TYPE_CHECKING:
@@ -220,6 +221,8 @@ class Turn:
         if begun.status == "live" and begun.snapshot is not None:
             session._known_live = True
             session._snapshot = yield from session._recount(begun.snapshot)
+        elif begun.status == "revoked" and (yield from identity.follow(session, begun.follow)):
+            yield from self.start(writing)  # a rotation within its grace: begin on the new id
         elif begun.status == "revoked" or session._idle_since_creation():
             yield from session._restart()
         else:  # nothing stored yet (or any more): the first write creates it

@@ -99,6 +99,9 @@ class Settings:
     stale_reads: bool = False  # serve the hot tier's copy while the store is down (see docs)
     turn_lock: TurnLock = "auto"
     turn_timeout: float = 30.0
+    # Seconds after rotate() in which requests still carrying the old token follow to the new
+    # id (0: they start a new session at once).
+    rotation_grace: float = 10.0
     turn_lease_ttl: float = 120.0
     idempotency_header: str = "Idempotency-Key"
     max_message_bytes: int = 1_048_576
@@ -195,6 +198,7 @@ class Settings:
             if name.startswith("__Secure-") and not self.secure_cookies:
                 raise bad(var, "the __Secure- prefix needs Secure cookies")
         for name in ("balance_factor", "low_water", "turn_timeout", "turn_lease_ttl",
+                     "rotation_grace",
                      "store_timeout", "heartbeat_interval"):
             if not math.isfinite(getattr(self, name)):
                 raise bad(name.upper(), "must be a finite number")
@@ -225,6 +229,8 @@ class Settings:
             raise bad("TURN_LOCK", "must be 'auto' or 'manual'")
         if self.turn_timeout < 0:
             raise bad("TURN_TIMEOUT", "must be 0 (reject at once) or a positive number of seconds")
+        if not 0 <= self.rotation_grace <= 300:
+            raise bad("ROTATION_GRACE", "must be between 0 (off) and 300 seconds")
         if self.turn_lease_ttl <= 0:
             raise bad("TURN_LEASE_TTL", "must be positive")
         if self.max_message_bytes <= 0:

@@ -90,8 +90,13 @@ class Store(Protocol):
         """Remove and return the newest message atomically (``None`` when there is none)."""
         ...
 
-    def rotate(self, old: SessionKey, new: SessionKey) -> Op[None]:
-        """Move the session's data to ``new``; ``old`` becomes a tombstone."""
+    def rotate(self, old: SessionKey, new: SessionKey, *, follow: str = "",
+               grace: float = 0.0) -> Op[None]:
+        """Move the session's data to ``new``; ``old`` becomes a tombstone.
+
+        With a ``follow`` pointer (opaque to the store) and a ``grace`` in seconds, loads,
+        begins and appends of ``old`` answer ``revoked`` with that pointer for ``grace``
+        seconds, so requests still carrying the old token can follow to the new id."""
         ...
 
     def destroy(self, key: SessionKey) -> Op[None]:

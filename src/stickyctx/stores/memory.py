@@ -57,7 +57,8 @@ class MemoryStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._sessions: OrderedDict[str, History] = OrderedDict()
-        self._tombstones: OrderedDict[str, float] = OrderedDict()
+        # tag -> (until, a rotation's follow pointer, until when it may be followed)
+        self._tombstones: OrderedDict[str, tuple[float, str, float]] = OrderedDict()
         self._leases: dict[tuple[str, str], _Lease] = {}
         self._fences = itertools.count(1)  # one counter for all sessions: monotonic for each
         self._members: dict[str, dict[str, tuple[float, Announcement]]] = {}
@@ -76,17 +77,20 @@ class MemoryStore:
         self._sessions.move_to_end(tag)
         return session
 
-    def _revoked(self, tag: str, now: float) -> bool:
-        until = self._tombstones.get(tag)
-        if until is None:
-            return False
+    def _revoked(self, tag: str, now: float) -> str | None:
+        """``None`` when not revoked; else the follow pointer ('' when none, or past its grace)."""
+        tombstone = self._tombstones.get(tag)
+        if tombstone is None:
+            return None
+        until, follow, follow_until = tombstone
         if now >= until:
             del self._tombstones[tag]
-            return False
-        return True
+            return None
+        return follow if now < follow_until else ""
 
-    def _bury(self, tag: str, created: float) -> None:
-        self._tombstones[tag] = created + self.absolute_ttl
+    def _bury(self, tag: str, created: float, follow: str = "", follow_until: float = 0.0,
+              ) -> None:
+        self._tombstones[tag] = (created + self.absolute_ttl, follow, follow_until)
         self._tombstones.move_to_end(tag)
         while len(self._tombstones) > self.max_sessions:
             self._tombstones.popitem(last=False)
@@ -105,8 +109,9 @@ class MemoryStore:
     def load(self, key: SessionKey) -> Snapshot:
         now = self._clock()
         with self._lock:
-            if self._revoked(key.tag, now):
-                return Snapshot("revoked", tier="local")
+            follow = self._revoked(key.tag, now)
+            if follow is not None:
+                return Snapshot("revoked", tier="local", follow=follow)
             session = self._live(key.tag, now)
             if session is None:
                 return Snapshot("missing", tier="local")
@@ -123,8 +128,9 @@ class MemoryStore:
               probe: Collection[str] = (), writing: bool = False) -> Begun:
         now = self._clock()
         with self._lock:
-            if self._revoked(key.tag, now):
-                return Begun("revoked")
+            follow = self._revoked(key.tag, now)
+            if follow is not None:
+                return Begun("revoked", follow=follow)
             session = self._live(key.tag, now)
             if session is None and not writing:
                 return Begun("missing")
@@ -149,8 +155,9 @@ class MemoryStore:
     ) -> AppendResult:
         now = self._clock()
         with self._lock:
-            if self._revoked(key.tag, now):
-                return AppendResult("revoked")
+            follow = self._revoked(key.tag, now)
+            if follow is not None:
+                return AppendResult("revoked", follow=follow)
             self._check_fence(key.tag, fence, now)
             session = self._live(key.tag, now)
             if session is None:
@@ -185,16 +192,17 @@ class MemoryStore:
             return session.pop() if session is not None else None
 
     @immediate
-    def rotate(self, old: SessionKey, new: SessionKey) -> None:
+    def rotate(self, old: SessionKey, new: SessionKey, *, follow: str = "",
+               grace: float = 0.0) -> None:
         now = self._clock()
         with self._lock:
             session = self._live(old.tag, now)
             if session is not None:
                 del self._sessions[old.tag]
                 self._sessions[new.tag] = replace(session, version=session.version + 1)
-                self._bury(old.tag, session.created)
+                self._bury(old.tag, session.created, follow, now + grace)
             else:
-                self._bury(old.tag, now)
+                self._bury(old.tag, now, follow, now + grace)
             for name in ("turn", "summary"):
                 lease = self._leases.pop((old.tag, name), None)
                 if lease is not None:

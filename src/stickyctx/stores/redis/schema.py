@@ -18,14 +18,8 @@ from ...core.messages import GROUP_OPENERS, AppendResult, NewMessage, Snapshot, 
 from ...core.messages import Summary as SummaryRecord
 from ...core.nodes import Announcement
 from ...core.storekeys import SessionKey
-from ...errors import (
-    FencedError,
-    IdempotencyKeyReusedError,
-    StickyctxError,
-    StoreError,
-    StoreUnavailableError,
-    TamperedDataError,
-)
+from ...errors import FencedError, IdempotencyKeyReusedError, TamperedDataError
+from .failures import DataKeyMismatch, Reseal
 from .items import LazyItems
 
 __all__ = ["KEYS", "Limits", "append_args", "decode_item", "encode_item", "parse_append",
@@ -137,6 +131,11 @@ class Loaded:
                         cum=int(meta.get("c", 0)), size=int(meta.get("b", 0)))
 
 
+def follow(reply: Sequence[Any]) -> str:
+    """The follow pointer of a ``revoked`` reply (a rotation within its grace), or ''."""
+    return text(reply[1]) if len(reply) > 1 and text(reply[0]) == "revoked" else ""
+
+
 def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -201,7 +200,7 @@ def parse_append(reply: Sequence[Any], fence: int | None) -> AppendResult:
         current = text(reply[1])
         raise FencedError(fence or 0, int(current) if current else None)
     if status != "live":
-        return AppendResult(status)  # type: ignore[arg-type]
+        return AppendResult(status, follow=follow(reply))  # type: ignore[arg-type]
     version, total, dropped = int(reply[1]), int(reply[2]), int(reply[3])
     flags = text(reply[4])
     write_id, previous = text(reply[5]), text(reply[6])
@@ -270,50 +269,3 @@ def parse_members(reply: Sequence[Any]) -> tuple[Announcement, ...]:
         address, _, load = text(reply[i + 1]).partition("|")
         members.append(Announcement(text(reply[i]), address or None, int(load or 0)))
     return tuple(sorted(members, key=lambda m: m.node_id))
-
-
-# Errors ---------------------------------------------------------------------------------------
-
-class Reseal(Exception):
-    """Payloads sealed for other positions than they would get: ``next_seq`` is the session's
-    next sequence number, ``stored`` flags the messages already stored (by idempotency key)."""
-
-    def __init__(self, next_seq: int, stored: tuple[bool, ...]) -> None:
-        super().__init__("sealed for other positions")
-        self.next_seq = next_seq
-        self.stored = stored
-
-
-class DataKeyMismatch(Exception):
-    """An append sealed with a data key that is not the session's (``wrapped`` is the stored)."""
-
-    def __init__(self, wrapped: str) -> None:
-        super().__init__("the session has another data key")
-        self.wrapped = wrapped
-
-
-def _unavailable_types() -> tuple[type[BaseException], ...]:
-    import redis.exceptions as rexc
-    from redis.sentinel import MasterNotFoundError
-
-    return (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, rexc.TryAgainError,
-            MasterNotFoundError, OSError)
-
-
-def repeatable(name: str, exc: BaseException, attempt: int) -> bool:
-    """A load (a read) is repeated once on a broken connection; writes never are."""
-    import redis.exceptions as rexc
-
-    return name == "load" and attempt == 1 and isinstance(exc, rexc.ConnectionError)
-
-
-def translate(name: str, exc: BaseException) -> StickyctxError:
-    if isinstance(exc, StickyctxError):
-        return exc
-    if isinstance(exc, _unavailable_types()):
-        return StoreUnavailableError(name, type(exc).__name__)
-    if "OOM" in str(exc) or "READONLY" in str(exc) or "LOADING" in str(exc):
-        # Out of memory, a replica after a failover, a restart still loading: writes cannot be
-        # made durable now, as when the server is down.
-        return StoreUnavailableError(name, str(exc).split(" ", 1)[0])
-    return StoreError(f"{name}: {type(exc).__name__}: {exc}")

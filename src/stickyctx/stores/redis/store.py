@@ -18,6 +18,7 @@ from ...core.storekeys import SessionKey
 from ...errors import SessionBusyError, StoreUnavailableError
 from ...sansio import Op
 from . import schema
+from .failures import DataKeyMismatch, Reseal, repeatable, translate
 from .hot import HotTier, stale
 from .io import AsyncRedisIO, Script, SyncRedisIO, Wait
 from .loops import LoopClients
@@ -30,11 +31,8 @@ from .schema import (
     SUMMARY_LEASE,
     TOMBSTONE,
     TURN_LEASE,
-    DataKeyMismatch,
     Limits,
     _same,
-    repeatable,
-    translate,
 )
 from .sealing import DataKeys
 
@@ -110,6 +108,9 @@ class RedisStore:
             if cached is None:
                 raise
             return stale(cached)  # served from this node's memory, flagged
+        if schema.text(reply[0]) == "revoked":
+            self.hot.invalidate(key.tag)
+            return Snapshot("revoked", follow=schema.follow(reply))
         return (yield from self._loaded(key, seen, reply))
 
     def begin(self, key: SessionKey, *, holder: str, ttl: float, live: Collection[str] = (),
@@ -124,7 +125,7 @@ class RedisStore:
         head = schema.text(reply[0])
         if head in ("revoked", "missing"):
             self.hot.invalidate(key.tag)
-            return Begun(head)  # type: ignore[arg-type]
+            return Begun(head, follow=schema.follow(reply))  # type: ignore[arg-type]
         if head == "busy":
             return Begun("live")
         flags = schema.text(reply[1])
@@ -174,7 +175,7 @@ class RedisStore:
             except DataKeyMismatch as mismatch:  # seal again with the session's own key
                 data_key = self.keys.adopt(key.tag, mismatch.wrapped)
                 continue
-            except schema.Reseal as reseal:  # sealed for other positions: seal again
+            except Reseal as reseal:  # sealed for other positions: seal again
                 first = reseal.next_seq
                 sending = [i for i, stored in zip(sending, reseal.stored, strict=True)
                            if not stored]
@@ -219,7 +220,8 @@ class RedisStore:
                                 ["" if fence is None else fence])
         return schema.parse_pop(reply, fence, data_key.open if data_key else _same)
 
-    def rotate(self, old: SessionKey, new: SessionKey) -> Op[None]:
+    def rotate(self, old: SessionKey, new: SessionKey, *, follow: str = "",
+               grace: float = 0.0) -> Op[None]:
         """Copy the data to the new keys, then tombstone the old ones if nothing changed
         meanwhile (else copy again): safe in Cluster, where the two ids live in other slots."""
         self.hot.invalidate(old.tag)
@@ -227,11 +229,13 @@ class RedisStore:
         for _ in range(_ROTATE_ATTEMPTS):
             exported = yield from _run("export", schema.keys(old, *_ALL), [])
             if not exported:
-                yield from _run("bury", old_keys, ["", self.limits.absolute_ms])
+                yield from _run("bury", old_keys, ["", self.limits.absolute_ms, follow,
+                                                   int(grace * 1000)])
                 return
             version, dumps = exported[0], list(exported[2:])
             yield from _run("import", schema.keys(new, *_ALL), dumps)
-            buried = yield from _run("bury", old_keys, [version, self.limits.absolute_ms])
+            buried = yield from _run("bury", old_keys, [version, self.limits.absolute_ms,
+                                                        follow, int(grace * 1000)])
             if int(buried) == 1:
                 return
         raise SessionBusyError(0.0)  # the session kept changing under us: the app may retry

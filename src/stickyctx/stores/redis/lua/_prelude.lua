@@ -28,6 +28,16 @@ local function stamp(meta_key, t)
   return w
 end
 
+-- A tombstone is '1', or a rotation's 'F|deadline_ms|pointer': until the deadline, the old id
+-- answers the pointer (opaque here) so that requests still carrying it follow to the new id.
+local function revoked(tombstone_key)
+  local t = redis.call('GET', tombstone_key)
+  if not t then return nil end
+  local deadline, pointer = string.match(t, '^F|(%d+)|(.+)$')
+  if deadline and tonumber(deadline) > now_ms() then return {'revoked', pointer} end
+  return {'revoked'}
+end
+
 local function fence_ok(lease_key, fence)
   if fence == '' then return true, '' end
   local lease = redis.call('GET', lease_key)

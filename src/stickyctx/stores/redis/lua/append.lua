@@ -11,11 +11,12 @@
 -- With a first seq, nothing is written unless the messages get exactly the sequence numbers
 -- their payloads were sealed for: the reply is {'reseal', next seq, stored flags} when the
 -- session's next number differs or a message is already stored.
--- -> {'revoked'} | {'missing'} | {'fenced', current} | {'dek', stored wrapped key} |
+-- -> {'revoked'[, follow pointer]} | {'missing'} | {'fenced', current} | {'dek', stored wrapped key} |
 --    {'reused', index} | {'reseal', next seq, flags} |
 --    {'live', version, total, dropped, flags, write_id, previous_write_id, bytes, seq1,
 --     group1, cum1, ...}
-if redis.call('EXISTS', KEYS[5]) == 1 then return {'revoked'} end
+local gone = revoked(KEYS[5])
+if gone then return gone end
 local ok, current = fence_ok(KEYS[4], ARGV[3])
 if not ok then return {'fenced', current} end
 local count = tonumber(ARGV[8])

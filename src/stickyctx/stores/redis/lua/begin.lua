@@ -3,10 +3,11 @@
 -- ARGV: the 8 arguments of load.lua, then holder, ttl_ms, live node ids, writing (1: take the
 --       lease even if the session does not exist: the caller is about to create it), and the
 --       idempotency keys to probe (a retried turn: which of its messages are stored already)
--- -> {'revoked'} | {'missing'} | {'busy'} | {token, flags ('1' per probed key stored), then
+-- -> {'revoked'[, follow pointer]} | {'missing'} | {'busy'} | {token, flags ('1' per probed key stored), then
 --    what load.lua answers: 'missing' | 'same' | 'tail'|'full', meta, items...}
 -- A session that does not exist takes no lease unless writing: a read of it writes nothing.
-if redis.call('EXISTS', KEYS[4]) == 1 then return {'revoked'} end
+local gone = revoked(KEYS[4])
+if gone then return gone end
 if ARGV[12] ~= '1' and redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 local token = take_lease(KEYS[5], KEYS[6], ARGV[9], ARGV[10], ARGV[2], ARGV[11])
 if not token then return {'busy'} end
