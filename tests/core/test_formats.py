@@ -303,3 +303,27 @@ def test_any_tail_of_a_history_has_a_valid_chat_form(turns: list[list[Message]],
         said = [m["content"] for m in stored if m["role"] in ("user", "system", "developer")]
         assert [m["content"] for m in out if m["role"] in ("user", "system", "developer")] \
             == said  # what people said is never dropped
+
+
+_ROLES = st.sampled_from(["user", "assistant", "system", "developer", "tool"])
+_CONTENT = st.one_of(st.text(max_size=8), st.none(),
+                     st.just([{"type": "text", "text": "part"}]))
+_FIELDS = st.one_of(st.just({}), st.just({"name": "n"}), st.just({"tool_call_id": "c1"}))
+
+
+@given(st.lists(st.tuples(_ROLES, _CONTENT, _FIELDS), max_size=12))
+def test_the_windows_fast_path_is_the_chat_conversion_it_skips(
+        shapes: list[tuple[str, Any, dict[str, Any]]]) -> None:
+    """A window of plain messages skips the chat conversion: only when converting them would
+    give them back unchanged, and with the same dicts ``as_dict`` gives."""
+    from stickyctx.core.chat_format import _plain
+    from stickyctx.core.messages import StoredMessage
+    from stickyctx.core.windowing import _dicts
+
+    stored = [StoredMessage(i + 1, i + 1, role, content, 1, "cl100k_base", i + 1, 1, fields)
+              for i, (role, content, fields) in enumerate(shapes)]
+    dicts, plain = _dicts(stored)
+    assert dicts == [m.as_dict() for m in stored]
+    assert plain == all(_plain(d) for d in dicts)
+    if plain:
+        assert to_chat([m.as_dict() for m in stored]) == dicts

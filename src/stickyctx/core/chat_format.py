@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .messages import PLAIN_ROLES
 from .parts import chat_part, decode
 
 __all__ = ["to_chat"]
@@ -34,7 +35,6 @@ __all__ = ["to_chat"]
 _NAMED = frozenset({"system", "developer", "user", "assistant", "function"})
 _CALLS = frozenset({"function_call", "custom_tool_call"})
 _RESULTS = frozenset({"function_call_output", "custom_tool_call_output"})
-_PLAIN_ROLES = frozenset({"user", "assistant", "system", "developer"})
 
 
 def _content(content: Any, role: str) -> Any:
@@ -177,7 +177,7 @@ def _paired(out: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _plain(message: dict[str, Any]) -> bool:
     """Already in chat form, and never merged or paired: a role and text content, nothing else."""
     return (len(message) == 2 and type(message.get("content")) is str
-            and message.get("role") in _PLAIN_ROLES)
+            and message.get("role") in PLAIN_ROLES)
 
 
 def to_chat(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -58,6 +58,10 @@ class NewMessage:
         return replace(self, tokens=tokens)
 
 
+# Roles whose messages are plain chat messages when they hold text and nothing else.
+PLAIN_ROLES = frozenset({"user", "assistant", "system", "developer"})
+
+
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
     """A message in a session's history. ``seq`` grows by one per message, from 1."""
@@ -75,6 +79,8 @@ class StoredMessage:
     def as_dict(self) -> dict[str, Any]:
         """The OpenAI-style message dict: a fresh copy, so changing it never changes the store."""
         content = self.content
+        if not self.fields and type(content) is str:
+            return {"role": self.role, "content": content}  # the common case: nothing to copy
         if not (content is None or isinstance(content, str)):
             content = copy.deepcopy(content)
         fields = self.fields

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ContextOverflowError
-from .messages import Snapshot, StoredMessage
+from .messages import PLAIN_ROLES, Snapshot, StoredMessage
 from .pruning import Eviction, WindowPlan, plan_window
 from .tokenizer import REPLY_PRIMER_TOKENS
 from .views import Prefix
@@ -158,6 +158,7 @@ class WindowStats:
     tokens_after: int
     evicted_groups: int | None
     watermark: int | None
+    plain: bool = False  # every message is a plain chat message (see ``_dicts``)
 
 
 def assemble(window: Frame, snapshot: Snapshot, planned: WindowPlan,
@@ -169,10 +170,27 @@ def assemble(window: Frame, snapshot: Snapshot, planned: WindowPlan,
     if summary is not None and summary[0]:
         head.append({"role": "system", "content": summary[0]})
         head_tokens += summary[1] + params.summary_frame
-    messages = head + [m.as_dict() for m in snapshot.messages[planned.start:]]
+    history, plain = _dicts(snapshot.messages[planned.start:])
+    plain = plain and all(type(m.get("content")) is str for m in head)
+    messages = head + history
     stored = snapshot.summary
     return messages, WindowStats(
         len(snapshot.messages), len(messages), snapshot.total_tokens,
         planned.tokens + head_tokens + REPLY_PRIMER_TOKENS,
         len({m.group for m in fold.evicted}) if fold is not None else None,
-        stored.watermark if stored else None)
+        stored.watermark if stored else None, plain)
+
+
+def _dicts(messages: Sequence[StoredMessage]) -> tuple[list[dict[str, Any]], bool]:
+    """Fresh message dicts, and whether all are plain chat messages (a role and text, nothing
+    else: already in the chat form, so converting them would change nothing)."""
+    out: list[dict[str, Any]] = []
+    add = out.append
+    plain = True
+    for m in messages:
+        if m.fields or type(m.content) is not str or m.role not in PLAIN_ROLES:
+            plain = False
+            add(m.as_dict())
+        else:
+            add({"role": m.role, "content": m.content})
+    return out, plain

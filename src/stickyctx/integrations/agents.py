@@ -173,7 +173,7 @@ class _Detached:
                       services.settings.balance_factor)
         state = SessionState(self.session_id, owner, int(services.clock()),
                              classify(owner, services.node_id, members.ids()), "header")
-        session = Session(services, self.store, state, auto_lock=False)
+        session = Session(services, self.store, state, auto_lock=False, follows=False)
         result = await operation(Conversation(session))
         # Takes nothing: releases no lock (none was taken) and folds what a window evicted.
         await run_async(session.finish(), self.store.async_io)

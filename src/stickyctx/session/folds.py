@@ -72,6 +72,8 @@ class Folds:
             ATTR.TOKENS_BEFORE: stats.tokens_before, ATTR.TOKENS_AFTER: stats.tokens_after,
             ATTR.EVICTED_GROUPS: stats.evicted_groups, ATTR.WATERMARK: stats.watermark,
         }, started)
+        if stats.plain and format == "chat":
+            return messages  # already the chat form (the head is plain by construction)
         return convert(messages)
 
     def after_window(self, snapshot: Snapshot, frame: Frame, fold: Fold) -> Op[bool]:

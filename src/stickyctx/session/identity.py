@@ -67,7 +67,8 @@ def follow(session: Session, pointer: str) -> Op[bool]:
     """Follow a rotation made within its grace: this request's session becomes the new id
     (re-issued to the client). False when there is nothing authentic to follow."""
     state = session.state
-    fresh_id = session.services.keys.followed(state.session_id, pointer) if pointer else None
+    fresh_id = (session.services.keys.followed(state.session_id, pointer)
+                if pointer and session.follows else None)
     if fresh_id is None:
         return False
     had_turn = session.turn.fence is not None

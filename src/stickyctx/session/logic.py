@@ -33,11 +33,15 @@ __all__ = ["Session"]
 
 class Session:
     __slots__ = ("_hash", "_key", "_known_live", "_snapshot", "auto_lock", "folds",
-                 "idempotency_key", "incoming", "services", "state", "store", "turn")
+                 "follows", "idempotency_key", "incoming", "services", "state", "store", "turn")
 
     def __init__(self, services: Services, store: Store, state: SessionState, *,
-                 auto_lock: bool, idempotency_key: str | None = None) -> None:
+                 auto_lock: bool, idempotency_key: str | None = None,
+                 follows: bool = True) -> None:
         self.services = services
+        # A request's session follows a rotation made within its grace (its token was sent
+        # before the rotated one arrived); a job naming a session by id does not.
+        self.follows = follows
         self.store = store
         self.state = state
         self.auto_lock = auto_lock
