@@ -9,6 +9,8 @@ other request completes while the large one is being counted. The counts are the
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +33,7 @@ class Recording(Tokenizer):
         self.go = threading.Event()
         self.counting = threading.Event()
         self.threads: list[tuple[int, int]] = []  # (content length, thread id)
+        self.nice: dict[int, int] = {}  # content length -> the counting thread's nice value
 
     def count_message(self, message: Mapping[str, Any]) -> int:
         content = message.get("content")
@@ -38,6 +41,9 @@ class Recording(Tokenizer):
             self.counting.set()
             self.go.wait(10)
         self.threads.append((len(str(content)), threading.get_ident()))
+        if sys.platform == "linux":
+            self.nice[len(str(content))] = os.getpriority(os.PRIO_PROCESS,
+                                                          threading.get_native_id())
         return super().count_message(message)
 
 
@@ -67,6 +73,9 @@ def test_a_large_message_is_counted_in_a_worker_thread_while_others_are_served()
     where = {length: thread for length, thread in recording.threads}
     assert where[len(LARGE)] != out["loop"]  # off the loop...
     assert where[len("hi")] == out["loop"]  # ...and small ones in place, no thread hop
+    if sys.platform == "linux":  # the large count yields the CPU to the loop's requests
+        assert recording.nice[len(LARGE)] == 19
+        assert recording.nice[len("hi")] == os.getpriority(os.PRIO_PROCESS, 0)
     # The counts are the real tokenizer's.
     message = {"role": "user", "content": LARGE}
     assert recording.count_message(message) == real.count_message(message)

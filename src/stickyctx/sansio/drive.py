@@ -7,8 +7,15 @@ errors back into it; each driver only says how a step is performed, blocking or 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import functools
 import inspect
+import os
+import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 from .steps import IOStep, Offload, Op, Sleep
@@ -70,9 +77,37 @@ async def _aperform(step: Any, io: AsyncIO | None) -> Any:
     if isinstance(step, Offload):
         if inspect.iscoroutinefunction(step.func):
             return await step.func(*step.args)
-        value = await asyncio.to_thread(step.func, *step.args)
+        if step.background:
+            call = functools.partial(contextvars.copy_context().run, step.func, *step.args)
+            value = await asyncio.get_running_loop().run_in_executor(_background(), call)
+        else:
+            value = await asyncio.to_thread(step.func, *step.args)
         return await value if inspect.isawaitable(value) else value
     return await io.perform(step) if io is not None else _no_io(step)
+
+
+_background_pool: ThreadPoolExecutor | None = None
+_background_lock = threading.Lock()
+
+
+def _background() -> ThreadPoolExecutor:
+    """The threads of ``Offload(background=True)``: a CPU-bound count there gets the CPU only
+    when the event loop does not want it, so small requests keep their latency meanwhile."""
+    global _background_pool
+    with _background_lock:
+        if _background_pool is None:
+            _background_pool = ThreadPoolExecutor(
+                max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="stickyctx-bg",
+                initializer=_lowest_priority)
+        return _background_pool
+
+
+def _lowest_priority() -> None:
+    # On Linux a thread has a nice value of its own (its native id names it); elsewhere the
+    # same call would name a process, so the threads keep the normal priority there.
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def run_sync(op: Op[T], io: SyncIO | None = None) -> T:

@@ -29,10 +29,14 @@ class Sleep:
 @dataclass(frozen=True, slots=True)
 class Offload:
     """Run user code (a summarizer), sync or async; a sync function runs in a worker thread
-    when driven async, so that it never blocks the event loop."""
+    when driven async, so that it never blocks the event loop.
+
+    ``background``: CPU-bound work that must not slow the requests around it (counting a large
+    message): it runs in a thread of lowest scheduling priority where the system allows it."""
 
     func: Callable[..., Any]
     args: tuple[Any, ...] = ()
+    background: bool = False
 
 
 Op = Generator["IOStep | Sleep | Offload", Any, T]

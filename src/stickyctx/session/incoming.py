@@ -34,7 +34,7 @@ def counted(messages: list[NewMessage], tokenizer: Tokenizer) -> Op[list[NewMess
     large = [m for m in messages if m.size > INLINE_BYTES]
     if not large:
         return messages
-    found = iter((yield Offload(_count, (tokenizer, large))))
+    found = iter((yield Offload(_count, (tokenizer, large), background=True)))
     return [m.with_tokens(next(found)) if m.size > INLINE_BYTES else m for m in messages]
 
 
