@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from stickyctx import Settings
 from stickyctx.telemetry import ATTR
 from stickyctx.telemetry.audit import AUDIT
 from tests.conftest import make_settings
@@ -22,7 +23,7 @@ from tests.telemetry.test_audit import events, strings
 HASH_KEY = "audit-suite-hash-key-0123456789abcdef"
 
 
-def on_redis(url: str, node_id: str) -> Any:
+def on_redis(url: str, node_id: str) -> Settings:
     return make_settings(store_url=url, namespace=f"audit-{uuid.uuid4().hex[:8]}",
                          hash_key=HASH_KEY, store_timeout=2.0, node_id=node_id,
                          audit=("otel",))
