@@ -33,6 +33,8 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExporter,
     LogRecordExportResult,
 )
+
+from stickyctx import StickyMiddleware
 from telemetry import (
     FULL,
     QUICK,
@@ -47,8 +49,6 @@ from telemetry import (
     chat_app,
     measure,
 )
-
-from stickyctx import StickyMiddleware
 
 
 class DiscardLogs(LogRecordExporter):
