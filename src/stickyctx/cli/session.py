@@ -3,7 +3,8 @@
 ``ID`` is a session id (as the app sees it in ``session_id``) or a session token. Both use the
 configured store (``STICKYCTX_STORE_URL``) and key derivation (``STICKYCTX_HASH_KEY``). With the
 audit trail on (``STICKYCTX_AUDIT``), each records one event (``read`` or ``purge``, source
-``cli``) naming the operator (``--principal``, by default the login name).
+``cli``) naming the operator (``--principal``, by default the login name), exported as the
+``OTEL_*`` variables say (``OTEL_LOGS_EXPORTER``, see ``telemetry.setup``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..session.services import Services
 from ..settings import Settings
 from ..stores import Store, open_store
 from ..telemetry.audit import ACTION, OUTCOME
+from ..telemetry.setup import configure_from_env
 from ._types import Subparsers
 
 
@@ -77,6 +79,7 @@ def _audited(args: argparse.Namespace, services: Services, session_id: str,
     if audit is None:
         yield
         return
+    setup = configure_from_env("stickyctx")  # the OTEL_* variables say where events go
     fields = {"principal": _operator(args), "source": "cli"}
     try:
         yield
@@ -84,7 +87,11 @@ def _audited(args: argparse.Namespace, services: Services, session_id: str,
         audit.event(action, OUTCOME.FAILURE, services.session_hash(session_id),
                     error_type=type(exc).__name__, **fields)
         raise
-    audit.event(action, OUTCOME.SUCCESS, services.session_hash(session_id), **fields)
+    else:
+        audit.event(action, OUTCOME.SUCCESS, services.session_hash(session_id), **fields)
+    finally:
+        if setup is not None and setup.logger_provider is not None:
+            setup.logger_provider.force_flush()  # before the process ends
 
 
 def run_inspect(args: argparse.Namespace) -> int:
