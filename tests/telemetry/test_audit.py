@@ -13,12 +13,12 @@ import pytest
 from opentelemetry.sdk._logs import ReadableLogRecord
 
 from stickyctx import Settings
-from stickyctx.telemetry import ATTR, SCOPE
+from stickyctx.telemetry import ATTR, SCOPE, SPAN
 from stickyctx.telemetry.audit import AUDIT, EVENT, Auditor, AuditRecord, AuditSink
 from tests.conftest import make_settings
 from tests.edges import EDGES
 from tests.telemetry.conftest import MakeEdge
-from tests.telemetry.harness import Client, OtelKit, TelemetryEdge
+from tests.telemetry.harness import Client, OtelKit, TelemetryEdge, attrs
 
 # The attributes every audit event has, and those it may have (docs/observability.md).
 ALWAYS = {AUDIT.ACTION, AUDIT.OUTCOME, ATTR.SESSION_ID, ATTR.NODE_ID, AUDIT.SOURCE}
@@ -225,3 +225,26 @@ def test_without_a_logs_sdk_no_record_is_built(make_edge: MakeEdge, otel: OtelKi
     services.audit = Auditor("n1", [unconfigured, keeping])
     Client(edge).chat("hello")
     assert [r.action for r in keeping.records] == ["write"]
+
+
+@pytest.mark.parametrize("kind", EDGES)
+def test_a_summary_fold_is_one_event(
+    kind: str, otel: OtelKit, make_edge: MakeEdge,
+) -> None:
+    edge = make_edge(kind, audited(make_settings(audit=("otel",), token_budget=400,
+                                                 pruning="summarize")))
+    client = Client(edge)
+    for i in range(4):
+        client.chat(f"turn {i}: a sentence of about twenty tokens, to fill a budget")
+    otel.clear()
+    reply = client.chat("a window of a smaller budget leaves the oldest turns out", budget=150)
+    found = events(otel)
+    # The turn begins (read); the window leaves turns out and folds them at once (fold), reads
+    # the folded history back (read), and the turn is written (write): one event per access.
+    assert [(e[AUDIT.ACTION], e[AUDIT.OUTCOME]) for e in found] == [
+        ("read", "success"), ("fold", "success"), ("read", "success"), ("write", "success")]
+    applied = [s for s in otel.spans(SPAN.SUMMARIZE) if attrs(s)[ATTR.SUMMARY_APPLIED]]
+    assert len(applied) == 1
+    name = edge.sticky.services.session_hash(reply.json()["session_id"])
+    assert {e[ATTR.SESSION_ID] for e in found} == {name}
+    assert "a sentence of about" not in strings(otel.logs())  # the summary's text is not in it

@@ -63,7 +63,8 @@ class ACTION:
 
 class OUTCOME:
     SUCCESS = "success"
-    REFUSED = "refused"  # the store answered, and refused: the session was revoked or expired
+    REFUSED = "refused"  # the store answered and did nothing: the session was revoked, expired
+    # or gone (a write), or another request's fold won (a fold)
     FAILURE = "failure"  # the operation raised (``error.type`` says what)
 
 
@@ -190,8 +191,12 @@ def _outcome(method: str, value: Any) -> str | None:
     turn busy (nothing was read; the next attempt, or the busy error, is what counts)."""
     if method == "begin" and value.token is None and value.status == "live":
         return None
+    if method == "apply_summary" and value is None:  # another request folded first
+        return OUTCOME.REFUSED
     status = getattr(value, "status", None)
-    return OUTCOME.REFUSED if status in _REFUSED else OUTCOME.SUCCESS
+    if status in _REFUSED or (method == "append" and status not in (None, "live")):
+        return OUTCOME.REFUSED  # an append that wrote nothing (the session was gone)
+    return OUTCOME.SUCCESS
 
 
 def audited(auditor: Auditor, op: Op[T], method: str, session: Callable[[], str],
