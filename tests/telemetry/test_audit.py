@@ -248,3 +248,25 @@ def test_a_summary_fold_is_one_event(
     name = edge.sticky.services.session_hash(reply.json()["session_id"])
     assert {e[ATTR.SESSION_ID] for e in found} == {name}
     assert "a sentence of about" not in strings(otel.logs())  # the summary's text is not in it
+
+
+@pytest.mark.parametrize("kind", EDGES)
+def test_a_turn_refused_because_another_request_holds_it_read_nothing(
+    kind: str, otel: OtelKit, make_edge: MakeEdge,
+) -> None:
+    """A begin attempt that finds the turn busy loads nothing: no event; the attempt that gets
+    the turn is the one read."""
+    edge = make_edge(kind, audited(make_settings(audit=("otel",), turn_timeout=0)))
+    client = Client(edge)
+    session_id = client.chat("hello").json()["session_id"]
+    store = edge.store
+    assert store is not None
+    held = store.acquire_lease(edge.key(session_id), holder="other:1", ttl=60)
+    assert held is not None
+    otel.clear()
+    reply = client.chat("while another request holds the turn")
+    assert (reply.status, reply.json()["error"]) == (409, "session_busy")
+    assert otel.logs() == []
+    store.release_lease(edge.key(session_id), held, holder=None)
+    assert client.chat("afterwards").status == 200
+    assert [e[AUDIT.ACTION] for e in events(otel)] == ["read", "write"]
