@@ -242,8 +242,8 @@ class Settings:
             object.__setattr__(self, "audit", parse_audit(self.audit))
         unknown = [name for name in self.audit if name not in AUDIT_SINKS]
         if unknown:
-            raise bad("AUDIT", f"unknown sink {unknown[0]!r}; expected 0/1, on/off or "
-                      f"{', '.join(AUDIT_SINKS)}")
+            raise bad("AUDIT", "names an unknown sink; expected 0/1, on/off or sink names "
+                      f"({', '.join(AUDIT_SINKS)})")
         # ---------------------------------------------------------------------------------
         ids = [n.id for n in self.nodes]
         if ids and self.node_id not in ids:
