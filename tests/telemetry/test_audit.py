@@ -270,3 +270,35 @@ def test_a_turn_refused_because_another_request_holds_it_read_nothing(
     store.release_lease(edge.key(session_id), held, holder=None)
     assert client.chat("afterwards").status == 200
     assert [e[AUDIT.ACTION] for e in events(otel)] == ["read", "write"]
+
+
+def test_a_cancelled_operation_is_a_failure_and_an_abandoned_one_is_nothing() -> None:
+    """Cancellation reaches an operation as an exception thrown at its step: recorded as a
+    failure (the store may or may not have applied it); a generator closed unfinished is not."""
+    import asyncio
+
+    from stickyctx.telemetry.audit import audited as audit_op
+
+    keeping = Keeping()
+    auditor = Auditor("n1", [keeping])
+
+    def append_op() -> Any:  # a store primitive's operation: one step, then its result
+        yield "step"
+        return None
+
+    append_op.__name__ = "append"
+    cancelled = audit_op(auditor, append_op(), "append", lambda: "hashed", None)
+    assert next(cancelled) == "step"
+    with pytest.raises(asyncio.CancelledError):
+        cancelled.throw(asyncio.CancelledError())
+    assert [(r.action, r.outcome, r.error_type) for r in keeping.records] == [
+        ("write", "failure", "CancelledError")]
+    abandoned = audit_op(auditor, append_op(), "append", lambda: "hashed", None)
+    next(abandoned)
+    abandoned.close()
+    assert len(keeping.records) == 1
+    not_audited = audit_op(auditor, append_op(), "acquire_lease", lambda: "hashed", None)
+    next(not_audited)
+    with pytest.raises(StopIteration):
+        not_audited.send(None)
+    assert len(keeping.records) == 1  # a lease is not an access

@@ -214,7 +214,9 @@ def audited(auditor: Auditor, op: Op[T], method: str, session: Callable[[], str]
     extra = attributes or {}
     try:
         value = yield from op
-    except Exception as exc:
+    except GeneratorExit:  # abandoned, never resumed: nothing to say, and no time to say it
+        raise
+    except BaseException as exc:  # a cancelled request too: the store may have applied it
         auditor.event(action, OUTCOME.FAILURE, extra.get(ATTR.SESSION_ID) or session(),
                       principal=principal, previous_session=extra.get(ATTR.SESSION_PREVIOUS_ID),
                       error_type=type(exc).__name__)
