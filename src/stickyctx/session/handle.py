@@ -89,11 +89,11 @@ class _Handle:
         """Who the audit trail names for this request's accesses (``STICKYCTX_AUDIT``): the
         app's own name of the signed-in user, set before the context is used; ``None`` (the
         default) names the session by a keyed hash."""
-        return self._session.principal
+        return self._session.state.principal
 
     @principal.setter
     def principal(self, value: str | None) -> None:
-        self._session.principal = None if value is None else str(value)
+        self._session.state.principal = None if value is None else str(value)
 
     @property
     def node_id(self) -> str:

@@ -34,8 +34,7 @@ __all__ = ["Session"]
 
 class Session:
     __slots__ = ("_hash", "_key", "_known_live", "_snapshot", "auto_lock", "folds",
-                 "idempotency_key", "incoming", "principal", "services", "state", "store",
-                 "turn")
+                 "idempotency_key", "incoming", "services", "state", "store", "turn")
 
     def __init__(self, services: Services, store: Store, state: SessionState, *,
                  auto_lock: bool, idempotency_key: str | None = None) -> None:
@@ -51,7 +50,6 @@ class Session:
         self._known_live = False
         self.incoming = Incoming(services)
         self.folds = Folds(self)
-        self.principal: str | None = None  # who the audit trail names, when the app says
 
     # Names and helpers ------------------------------------------------------------------------
 
@@ -101,7 +99,7 @@ class Session:
         if audit is None:
             return seen
         return audited(audit, seen, getattr(op, "__name__", ""), self.session_hash,
-                       self.principal, attributes)
+                       self.state.principal, attributes)
 
     def record(self, name: str, attributes: Mapping[str, Any], started_ns: int) -> None:
         """A span for work done without I/O (a window, a fold), when an SDK is configured."""
@@ -289,6 +287,6 @@ class Session:
                                         stored=self._known_live and not state.destroyed)
         if state.affinity == "failover" and self.services.audit is not None:
             self.services.audit.event(ACTION.FAILOVER, OUTCOME.SUCCESS, self.session_hash(),
-                                      principal=self.principal, owner=state.owner)
+                                      principal=state.principal, owner=state.owner)
         if not self.state.destroyed:
             yield from self.folds.finish(self._snapshot)
