@@ -71,6 +71,7 @@ GOOD: list[tuple[str, str, str, Any, dict[str, str]]] = [
     ("INFERENCE_ROUTER", " SGLang ", "inference_router", "sglang", {}),
     ("INFERENCE_HEADER", " x-user-id ", "inference_header", "x-user-id",
      {"STICKYCTX_INFERENCE_ROUTER": "vllm"}),
+    ("AUDIT", " On ", "audit", ("otel",), {}),
 ]
 
 # Every variable that has an invalid value, that value (each carries LEAK), and what else it needs.
@@ -115,6 +116,7 @@ BAD: list[tuple[str, str, dict[str, str]]] = [
     ("MAX_MESSAGE_BYTES", LEAK, {}),
     ("INFERENCE_ROUTER", LEAK, {}),
     ("INFERENCE_HEADER", LEAK + " x", {"STICKYCTX_INFERENCE_ROUTER": "vllm"}),
+    ("AUDIT", LEAK, {}),
 ]
 
 # Variables any value of which Settings accepts; where they are checked instead.

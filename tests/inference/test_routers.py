@@ -119,11 +119,18 @@ def _conversation_of(record: dict[str, Any]) -> int:
 
 
 def _assert_no_session_id(records: list[dict[str, Any]], clients: list[ChatClient]) -> None:
+    """Neither a raw session id (nor either half of one) nor a session token reached a model
+    server, in a header or in the body."""
+    assert records
     seen = json.dumps(records)
     for session_id in (s for client in clients for s in client.sessions):
         assert session_id not in seen
         assert session_id[:12] not in seen
         assert session_id[12:] not in seen
+    for client in clients:  # the session token (the routing cookie names a node: not secret)
+        token = client.http.cookies.get("stickyctx")
+        assert token
+        assert token not in seen
 
 
 @pytest.mark.parametrize(("kind", "target"), [
@@ -179,6 +186,7 @@ def test_a_conversation_moves_only_when_its_model_server_dies(
     victim = Counter(homes.values()).most_common(1)[0][0]
     assert len(set(homes.values())) > 1, homes  # some conversations live elsewhere
 
+    seen_by_victim = servers[victim].requests()  # what it recorded, read while it lives
     servers[victim].kill()  # SIGKILL
     _rounds(clients, 6)
 
@@ -191,6 +199,8 @@ def test_a_conversation_moves_only_when_its_model_server_dies(
             assert victim not in after
             assert len(set(after)) == 1, (client.number, client.backends)
     assert sum(home == victim for home in homes.values()) >= 8  # the most common of three
+    live = [server for name, server in servers.items() if name != victim]
+    _assert_no_session_id(seen_by_victim + _records(live), clients)
 
 
 @pytest.mark.parametrize("target", [pytest.param(FASTAPI, id="fastapi"),

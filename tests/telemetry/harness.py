@@ -10,7 +10,8 @@ keeps one event loop for its ASGI requests, so that a Redis client stays on the 
 Chat app routes (raw ASGI / WSGI, JSON answers that always carry the session's id and affinity):
 ``GET /ping`` (does not touch the context), ``POST /chat {"message", "budget"?, "steal"?}``
 (append the user message, assemble the window within ``budget``, append an echo; ``steal`` calls
-``hooks.steal`` between the two appends), ``GET /history``, ``POST /rotate``, ``POST /destroy``.
+``hooks.steal`` between the two appends), ``GET /history``, ``POST /rotate``, ``POST /destroy``,
+``POST /clear``, ``POST /pop``. A JSON body's ``principal`` is set on the handle first.
 """
 
 from __future__ import annotations
@@ -24,12 +25,19 @@ from typing import Any, TypeVar
 
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as OtelASGI
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware as OtelWSGI
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+
+try:  # the exporter's name from SDK 1.39 on (the older one warns)
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter as InMemoryLogExporter
+except ImportError:  # pragma: no cover - older SDKs
+    from opentelemetry.sdk._logs.export import InMemoryLogExporter  # type: ignore[assignment]
 
 from stickyctx import (
     Conversation,
@@ -67,6 +75,9 @@ class OtelKit:
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
+        self.log_exporter = InMemoryLogExporter()
+        self.logger_provider = LoggerProvider()
+        self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(self.log_exporter))
 
     def providers(self) -> dict[str, Any]:
         return {"tracer_provider": self.tracer_provider, "meter_provider": self.meter_provider}
@@ -85,6 +96,11 @@ class OtelKit:
 
     def clear(self) -> None:
         self.exporter.clear()
+        self.log_exporter.clear()
+
+    def logs(self) -> list[ReadableLogRecord]:
+        """Every log record emitted through the kit's logger provider (audit events)."""
+        return list(self.log_exporter.get_finished_logs())
 
     def metric_data(self) -> Any:
         return self.reader.get_metrics_data()
@@ -108,6 +124,7 @@ class OtelKit:
     def shutdown(self) -> None:
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
+        self.logger_provider.shutdown()
 
 
 def attrs(span: ReadableSpan) -> dict[str, Any]:
@@ -139,6 +156,8 @@ def _describe(conv: Conversation | SyncConversation) -> dict[str, Any]:
 
 async def _asgi_route(conv: Conversation, path: str, body: dict[str, Any],
                       hooks: Hooks) -> dict[str, Any]:
+    if "principal" in body:
+        conv.principal = body["principal"]
     if path == "/ping":
         return {}
     if path == "/chat":
@@ -153,11 +172,18 @@ async def _asgi_route(conv: Conversation, path: str, body: dict[str, Any],
     elif path == "/destroy":
         await conv.destroy()
         return {}
+    elif path == "/clear":
+        await conv.clear()
+        return {}
+    elif path == "/pop":
+        return {"popped": (await conv.pop()) is not None}
     return {"messages": len(await conv.messages())}
 
 
 def _wsgi_route(conv: SyncConversation, path: str, body: dict[str, Any],
                 hooks: Hooks) -> dict[str, Any]:
+    if "principal" in body:
+        conv.principal = body["principal"]
     if path == "/ping":
         return {}
     if path == "/chat":
@@ -172,6 +198,11 @@ def _wsgi_route(conv: SyncConversation, path: str, body: dict[str, Any],
     elif path == "/destroy":
         conv.destroy()
         return {}
+    elif path == "/clear":
+        conv.clear()
+        return {}
+    elif path == "/pop":
+        return {"popped": conv.pop() is not None}
     return {"messages": len(conv.messages())}
 
 
@@ -239,13 +270,14 @@ class TelemetryEdge:
         if self.kind == "asgi":
             self.sticky = StickyMiddleware(
                 asgi_chat(self.hooks), self.settings, clock=self.clock,
-                store=recording,
+                store=recording, logger_provider=self.otel.logger_provider,
                 **self.otel.providers())
             self.app: Any = (OtelASGI(self.sticky, **self.otel.providers())
                              if self.instrument else self.sticky)
         else:
             self.sticky = StickyWSGIMiddleware(wsgi_chat(self.hooks), self.settings,
                                                clock=self.clock, store=recording,
+                                               logger_provider=self.otel.logger_provider,
                                                **self.otel.providers())
             self.app = OtelWSGI(self.sticky, **self.otel.providers()) if self.instrument \
                 else self.sticky

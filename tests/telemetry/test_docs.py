@@ -78,3 +78,14 @@ def test_the_metric_table_gives_instrument_unit_and_buckets(metric: str) -> None
 
 def test_the_page_is_in_the_index() -> None:
     assert "(observability.md)" in (ROOT / "docs" / "index.md").read_text()
+
+
+def test_the_audit_tables_list_every_action_and_field() -> None:
+    from stickyctx.telemetry.audit import ACTION, AUDIT, AuditRecord
+
+    assert set(table(DOC, "action")) == constants(ACTION)
+    fields = set(table(DOC, "audit field"))
+    record = AuditRecord("read", "success", "s", "n1", 0, principal="p", previous_session="q",
+                         owner="n2", messages=1, error_type="E")
+    assert fields == set(record.attributes())
+    assert constants(AUDIT) <= fields

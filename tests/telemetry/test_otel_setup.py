@@ -102,6 +102,13 @@ def test_the_default_service_name_is_the_callers() -> None:
                  id="both-none"),
     pytest.param({"OTEL_TRACES_EXPORTER": "none"}, True, id="metrics-still-otlp"),
     pytest.param({"OTEL_EXPORTER_OTLP_ENDPOINT": " "}, False, id="blank"),
+    pytest.param({"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
+                  "OTEL_LOGS_EXPORTER": "console"}, True, id="logs-only"),
+    pytest.param({"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
+                  "OTEL_LOGS_EXPORTER": "none"}, False, id="all-none"),
+    pytest.param({"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
+                  "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://h/v1/logs"}, True,
+                 id="logs-endpoint"),
 ])
 def test_which_variables_ask_for_an_export(env: dict[str, str], wanted: bool) -> None:
     assert wants_export(env) is wanted
@@ -115,6 +122,9 @@ def test_which_variables_ask_for_an_export(env: dict[str, str], wanted: bool) ->
                  "OTEL_EXPORTER_OTLP_PROTOCOL", id="protocol"),
     pytest.param({"OTEL_SERVICE_NAME": "x", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "udp"},
                  "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", id="traces-protocol"),
+    pytest.param({"OTEL_LOGS_EXPORTER": "syslog"}, "OTEL_LOGS_EXPORTER", id="logs-exporter"),
+    pytest.param({"OTEL_LOGS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "udp"},
+                 "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", id="logs-protocol"),
 ])
 def test_a_value_it_cannot_honour_is_a_config_error_naming_the_variable(
     env: dict[str, str], variable: str, monkeypatch: pytest.MonkeyPatch,

@@ -34,7 +34,8 @@ def _strings(value: Any) -> Iterator[str]:
 
 def recorded(otel: OtelKit, records: Iterable[logging.LogRecord]) -> list[str]:
     """Every string telemetry recorded: spans (names, attributes, events, status, resource),
-    metric data points of every scope, and log records (message, arguments, exception text)."""
+    metric data points of every scope, OpenTelemetry log records (the audit trail's) and
+    Python log records (message, arguments, exception text)."""
     found: list[str] = []
     for span in otel.spans():
         found.append(span.name)
@@ -48,6 +49,8 @@ def recorded(otel: OtelKit, records: Iterable[logging.LogRecord]) -> list[str]:
     for point in otel.points(scope=None):
         found.append(point.name)
         found.extend(_strings(point.attributes))
+    for log in otel.logs():  # OpenTelemetry log records: the audit trail's events
+        found.append(log.to_json())
     for record in records:
         found.append(record.getMessage())
         found.extend(_strings(record.args))
@@ -109,7 +112,7 @@ def test_telemetry_never_carries_ids_tokens_cookies_or_content(
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, every level
     edge = make_edge(kind, make_settings(token_budget=200, pruning="summarize",
-                                         turn_lease_ttl=5.0))
+                                         turn_lease_ttl=5.0, audit=("otel",)))
     marker = f"MARKER{uuid.uuid4().hex}"
     ids, tokens = conversation(edge, marker)
     strings = recorded(otel, caplog.records)
@@ -123,6 +126,12 @@ def test_telemetry_never_carries_ids_tokens_cookies_or_content(
     assert hashed <= set(strings)  # sessions are named, by their keyed hashes
     assert any(ATTR.SESSION_PREVIOUS_ID in (s.attributes or {}) for s in otel.spans())
     assert any(s.events for s in otel.spans())  # the fenced write's exception event
+    audited = {(dict(r.log_record.attributes or {})["stickyctx.audit.action"],
+                dict(r.log_record.attributes or {})["stickyctx.audit.outcome"])
+               for r in otel.logs()}
+    assert {("read", "success"), ("write", "success"), ("write", "failure"),
+            ("fold", "success"), ("rotate", "success"), ("destroy", "success"),
+            ("read", "refused")} <= audited  # the audit trail (on here) saw it too
     # ...and the search would find an identifier if one were there.
     some_id = next(iter(ids))
     assert leaks([some_id], [*strings, f"x{some_id}x"]) == [(some_id, f"x{some_id}x")]

@@ -55,6 +55,8 @@ async def one_turn(conv: Conversation, text: str) -> list[dict[str, Any]]:
     assert_type(conv.owner, str)
     assert_type(conv.affinity, Affinity)
     assert_type(conv.is_new, bool)
+    assert_type(conv.principal, str | None)
+    conv.principal = "user-42"  # who the audit trail names
     async with conv.turn() as held:
         assert_type(held, Conversation)
         seq = await conv.append("user", text, turn_id="turn-1", name="alice")

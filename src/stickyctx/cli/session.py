@@ -1,14 +1,20 @@
 """``stickyctx inspect ID`` and ``stickyctx purge ID``: look at or erase one session.
 
 ``ID`` is a session id (as the app sees it in ``session_id``) or a session token. Both use the
-configured store (``STICKYCTX_STORE_URL``) and key derivation (``STICKYCTX_HASH_KEY``).
+configured store (``STICKYCTX_STORE_URL``) and key derivation (``STICKYCTX_HASH_KEY``). With the
+audit trail on (``STICKYCTX_AUDIT``), each records one event (``read`` or ``purge``, source
+``cli``) naming the operator (``--principal``, by default the login name), exported as the
+``OTEL_*`` variables say (``OTEL_LOGS_EXPORTER``, see ``telemetry.setup``).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..core.ids import is_valid_session_id
 from ..core.storekeys import SessionKey
@@ -18,6 +24,8 @@ from ..sansio import run_sync
 from ..session.services import Services
 from ..settings import Settings
 from ..stores import Store, open_store
+from ..telemetry.audit import ACTION, OUTCOME
+from ..telemetry.setup import configure_from_env
 from ._types import Subparsers
 
 
@@ -29,6 +37,8 @@ def register(sub: Subparsers) -> None:
         parser = sub.add_parser(name, help=help_text, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument("session", metavar="ID", help="a session id or token")
+        parser.add_argument("--principal", default=None,
+                            help="who the audit trail names (default: the login name)")
         if name == "inspect":
             parser.add_argument("--json", action="store_true", help="machine-readable output")
         parser.set_defaults(run=runner)
@@ -42,22 +52,56 @@ def _resolve(settings: Settings, value: str) -> str | None:
     return claims.session_id if claims else None
 
 
-def _open(args: argparse.Namespace) -> tuple[Store, SessionKey] | None:
+def _open(args: argparse.Namespace) -> tuple[Store, SessionKey, Services, str] | None:
     settings = Settings.from_env()
     session_id = _resolve(settings, args.session)
     if session_id is None:
         print("stickyctx: not a session id, nor a valid token for the configured keys")
         return None
-    return open_store(settings), Services(settings).keys.derive(session_id)
+    services = Services(settings)
+    return open_store(settings), services.keys.derive(session_id), services, session_id
+
+
+def _operator(args: argparse.Namespace) -> str | None:
+    if args.principal:
+        return str(args.principal)
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container without a passwd entry)
+        return None
+
+
+@contextmanager
+def _audited(args: argparse.Namespace, services: Services, session_id: str,
+             action: str) -> Iterator[None]:
+    """One audit event for the command's store operation: success, or failure if it raised."""
+    audit = services.audit
+    if audit is None:
+        yield
+        return
+    setup = configure_from_env("stickyctx")  # the OTEL_* variables say where events go
+    fields = {"principal": _operator(args), "source": "cli"}
+    try:
+        yield
+    except Exception as exc:
+        audit.event(action, OUTCOME.FAILURE, services.session_hash(session_id),
+                    error_type=type(exc).__name__, **fields)
+        raise
+    else:
+        audit.event(action, OUTCOME.SUCCESS, services.session_hash(session_id), **fields)
+    finally:
+        if setup is not None and setup.logger_provider is not None:
+            setup.logger_provider.force_flush()  # before the process ends
 
 
 def run_inspect(args: argparse.Namespace) -> int:
     opened = _open(args)
     if opened is None:
         return 2
-    store, key = opened
+    store, key, services, session_id = opened
     try:
-        snapshot = run_sync(store.load(key), store.sync_io)
+        with _audited(args, services, session_id, ACTION.READ):
+            snapshot = run_sync(store.load(key), store.sync_io)
     except StickyctxError as exc:
         print(f"stickyctx: {exc}")
         return 2
@@ -93,9 +137,10 @@ def run_purge(args: argparse.Namespace) -> int:
     opened = _open(args)
     if opened is None:
         return 2
-    store, key = opened
+    store, key, services, session_id = opened
     try:
-        run_sync(store.destroy(key), store.sync_io)
+        with _audited(args, services, session_id, ACTION.PURGE):
+            run_sync(store.destroy(key), store.sync_io)
     finally:
         store.close()
     print("purged: every key of the session is gone; its token now starts a fresh session")

@@ -88,6 +88,7 @@ class SessionState:
     lineage: str | None = None  # keyed name of the conversation's first id, once rotated
     key_fallback: bool = False  # the token verified with an older signing key
     placed: bool = False  # counted toward its owner's load when identified (a new session)
+    principal: str | None = None  # who the audit trail names (the app sets it on the handle)
 
     @property
     def is_new(self) -> bool:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
+from opentelemetry._logs import LoggerProvider
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
@@ -42,6 +43,7 @@ class Edge(Generic[App]):
         clock: Callable[[], float] | None = None,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        logger_provider: LoggerProvider | None = None,
     ) -> None:
         self.app = app
         self.config_error: ConfigError | None = None
@@ -49,7 +51,8 @@ class Edge(Generic[App]):
             self.settings = settings if settings is not None else Settings.from_env()
             self.services = Services(self.settings, clock=clock or time.time,
                                      tracer_provider=tracer_provider,
-                                     meter_provider=meter_provider)
+                                     meter_provider=meter_provider,
+                                     logger_provider=logger_provider)
             self.store = store if store is not None else open_store(self.settings,
                                                                     self.services.clock)
         except ConfigError as exc:

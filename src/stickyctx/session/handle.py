@@ -85,6 +85,17 @@ class _Handle:
         return self._session.state.previous_id
 
     @property
+    def principal(self) -> str | None:
+        """Who the audit trail names for this request's accesses (``STICKYCTX_AUDIT``): the
+        app's own name of the signed-in user, set before the context is used; ``None`` (the
+        default) names the session by a keyed hash."""
+        return self._session.state.principal
+
+    @principal.setter
+    def principal(self, value: str | None) -> None:
+        self._session.state.principal = None if value is None else str(value)
+
+    @property
     def node_id(self) -> str:
         """This node."""
         return self._session.services.node_id

@@ -22,6 +22,7 @@ from ..core.storekeys import SessionKey
 from ..core.tokenizer import REPLY_PRIMER_TOKENS
 from ..sansio import Op
 from ..stores.base import Store
+from ..telemetry.audit import ACTION, OUTCOME, audited
 from ..telemetry.operations import observed
 from . import identity
 from .folds import Folds
@@ -94,8 +95,15 @@ class Session:
                                           and not turn.unclaimed)
 
     def call(self, op: Op[Any], attributes: Mapping[str, Any] | None = None) -> Op[Any]:
-        """A store operation, seen by telemetry when an SDK is configured."""
-        return observed(self.services.telemetry.observer(), op, self.session_hash, attributes)
+        """A store operation, seen by telemetry when an SDK is configured, and recorded by the
+        audit trail when it is on and the operation is a read, a write, a rotation or an
+        erasure (``telemetry.audit``)."""
+        seen = observed(self.services.telemetry.observer(), op, self.session_hash, attributes)
+        audit = self.services.audit
+        if audit is None:
+            return seen
+        return audited(audit, seen, getattr(op, "__name__", ""), self.session_hash,
+                       self.state.principal, attributes)
 
     def record(self, name: str, attributes: Mapping[str, Any], started_ns: int) -> None:
         """A span for work done without I/O (a window, a fold), when an SDK is configured."""
@@ -288,5 +296,8 @@ class Session:
         if state.is_new or state.placed:
             self.services.members.ended(state.session_id, state.owner, placed=state.placed,
                                         stored=self._known_live and not state.destroyed)
+        if state.affinity == "failover" and self.services.audit is not None:
+            self.services.audit.event(ACTION.FAILOVER, OUTCOME.SUCCESS, self.session_hash(),
+                                      principal=state.principal, owner=state.owner)
         if not self.state.destroyed:
             yield from self.folds.finish(self._snapshot)

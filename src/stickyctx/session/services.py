@@ -12,6 +12,7 @@ import functools
 import time
 from collections.abc import Callable
 
+from opentelemetry._logs import LoggerProvider
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
@@ -25,6 +26,7 @@ from ..core.tokens import TokenCodec
 from ..core.windowing import WindowParams
 from ..settings import Settings
 from ..telemetry import Telemetry
+from ..telemetry.audit import Auditor, AuditSink, OtelAuditSink
 from .orphans import Orphans
 
 __all__ = ["Services"]
@@ -38,6 +40,7 @@ class Services:
         clock: Callable[[], float] = time.time,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        logger_provider: LoggerProvider | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -86,6 +89,12 @@ class Services:
             active_sessions=self.members.active.count,
         )
         self.members.on_change = self.telemetry.membership
+        # The audit trail: None when STICKYCTX_AUDIT is off (callers test for it, nothing more).
+        self.audit: Auditor | None = None
+        if settings.audit:
+            sinks = {"otel": lambda: OtelAuditSink(logger_provider)}
+            chosen: list[AuditSink] = [sinks[name]() for name in settings.audit]
+            self.audit = Auditor(settings.node_id, chosen)
         self.idempotency_header = settings.idempotency_header.lower() or None
 
     @property

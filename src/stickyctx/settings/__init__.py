@@ -20,7 +20,7 @@ from typing import Any, Literal
 from ..core.inference import RouterKind, header_problem, router_problem
 from ..core.nodes import NodeSpec, is_valid_node_id
 from ..errors import ConfigError
-from .env import EMPTY_OK, ENV, ENV_VARIABLES, PREFIX
+from .env import AUDIT_SINKS, EMPTY_OK, ENV, ENV_VARIABLES, PREFIX, parse_audit
 from .secret import Secret
 
 __all__ = ["ENV_VARIABLES", "MIN_KEY_BYTES", "Secret", "Settings"]
@@ -108,6 +108,8 @@ class Settings:
     # Affinity to the model server (integrations.inference) ------------------------------
     inference_router: RouterKind = "none"
     inference_header: str | None = None  # None: the router's documented default header
+    # The audit trail (telemetry.audit): the sinks of its records, none when off -----------
+    audit: tuple[str, ...] = ()
     # ---------------------------------------------------------------------------------------
 
     def __post_init__(self) -> None:
@@ -242,6 +244,12 @@ class Settings:
         header_reason = header_problem(self.inference_router, self.inference_header)
         if header_reason is not None:
             raise bad("INFERENCE_HEADER", header_reason)
+        if isinstance(self.audit, str):  # given as a plain string in code
+            object.__setattr__(self, "audit", parse_audit(self.audit))
+        unknown = [name for name in self.audit if name not in AUDIT_SINKS]
+        if unknown:
+            raise bad("AUDIT", "names an unknown sink; expected 0/1, on/off or sink names "
+                      f"({', '.join(AUDIT_SINKS)})")
         # ---------------------------------------------------------------------------------
         ids = [n.id for n in self.nodes]
         if ids and self.node_id not in ids:

@@ -13,7 +13,7 @@ from typing import Any
 from ..core.nodes import parse_nodes
 from .secret import Secret
 
-__all__ = ["EMPTY_OK", "ENV", "ENV_VARIABLES", "PREFIX"]
+__all__ = ["AUDIT_SINKS", "EMPTY_OK", "ENV", "ENV_VARIABLES", "PREFIX", "parse_audit"]
 
 PREFIX = "STICKYCTX_"
 
@@ -25,6 +25,20 @@ def _bool(raw: str) -> bool:
     if value in ("0", "false", "no", "off", ""):
         return False
     raise ValueError("expected 1/0, true/false, yes/no or on/off")
+
+
+# The audit trail's sinks, by name (built in ``session/services.py``).
+AUDIT_SINKS = ("otel",)
+
+
+def parse_audit(raw: str) -> tuple[str, ...]:
+    """``STICKYCTX_AUDIT``: off (``0``, empty), on (``1``: the OpenTelemetry sink), or names."""
+    value = raw.strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return ()
+    if value in ("1", "true", "yes", "on"):
+        return ("otel",)
+    return tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
 
 
 def _int(raw: str) -> int:
@@ -121,6 +135,7 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MAX_MESSAGE_BYTES": ("max_message_bytes", _int),
     "INFERENCE_ROUTER": ("inference_router", _lower),
     "INFERENCE_HEADER": ("inference_header", _optional_str),
+    "AUDIT": ("audit", parse_audit),
 }
 
 # Variables whose empty value means something (an empty header name turns the feature off).

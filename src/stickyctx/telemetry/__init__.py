@@ -88,7 +88,7 @@ _SAVE_OPS = frozenset({"append", "clear", "pop", "apply_summary", "recount"})
 
 
 _UNCONFIGURED = frozenset({"ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider",
-                           "NoOpMeterProvider"})
+                           "NoOpMeterProvider", "ProxyLoggerProvider", "NoOpLoggerProvider"})
 
 
 def _configured(provider: object) -> bool:

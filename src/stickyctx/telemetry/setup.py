@@ -6,7 +6,10 @@ at startup. Without an ``OTEL_*`` variable that asks for an export it does nothi
 nothing from the SDK. When one does (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_TRACES_EXPORTER``,
 ``OTEL_SERVICE_NAME``, ...), it imports the SDK (``pip install 'stickyctx[otel]'``), builds a
 tracer provider (batch span processor) and a meter provider (periodic reader) with the exporters
-those variables name, and installs both as the global providers. Everything else (endpoint,
+those variables name, and installs both as the global providers. Logs (the audit trail's
+records) are set up only when asked for by name (``OTEL_LOGS_EXPORTER``, or
+``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT``): a logger provider with a batch processor, installed as
+the global one. Everything else (endpoint,
 headers, timeouts, sampler, resource attributes, batch and export intervals) the SDK and the
 exporters read from their own ``OTEL_*`` variables.
 """
@@ -31,6 +34,8 @@ _ASKING = (
     "OTEL_TRACES_EXPORTER",
     "OTEL_METRICS_EXPORTER",
     "OTEL_SERVICE_NAME",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    "OTEL_LOGS_EXPORTER",
 )
 _EXPORTERS = frozenset({"otlp", "console", "none"})
 _PROTOCOLS = frozenset({"http/protobuf", "grpc"})
@@ -47,11 +52,15 @@ class OtelSetup:
     meter_provider: Any
     traces: tuple[str, ...]
     metrics: tuple[str, ...]
+    logger_provider: Any = None  # only when logs were asked for
+    logs: tuple[str, ...] = ()
 
     def shutdown(self) -> None:
         """Flush what is buffered and stop the exporters (the SDK also does it at exit)."""
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
+        if self.logger_provider is not None:
+            self.logger_provider.shutdown()
 
 
 def _exporters(environ: Mapping[str, str], variable: str) -> tuple[str, ...]:
@@ -64,6 +73,15 @@ def _exporters(environ: Mapping[str, str], variable: str) -> tuple[str, ...]:
     if "none" in names:
         return ()
     return names
+
+
+def _log_exporters(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Logs only when asked for by name: ``OTEL_LOGS_EXPORTER``, or an OTLP logs endpoint."""
+    if environ.get("OTEL_LOGS_EXPORTER", "").strip():
+        return _exporters(environ, "OTEL_LOGS_EXPORTER")
+    if environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "").strip():
+        return ("otlp",)
+    return ()
 
 
 def _protocol(environ: Mapping[str, str], signal: str) -> tuple[str, str]:
@@ -85,9 +103,9 @@ def wants_export(environ: Mapping[str, str] | None = None) -> bool:
         return False
     if not any(env.get(name, "").strip() for name in _ASKING):
         return False
-    traces = _exporters(env, "OTEL_TRACES_EXPORTER")  # both checked: a bad value is an error
+    traces = _exporters(env, "OTEL_TRACES_EXPORTER")  # all checked: a bad value is an error
     metric_names = _exporters(env, "OTEL_METRICS_EXPORTER")
-    return bool(traces or metric_names)
+    return bool(traces or metric_names or _log_exporters(env))
 
 
 def configure_from_env(service_name: str = "stickyctx") -> OtelSetup | None:
@@ -107,6 +125,8 @@ def configure_from_env(service_name: str = "stickyctx") -> OtelSetup | None:
         for signal in ("TRACES", "METRICS"):  # a bad protocol fails before anything is set up
             if "otlp" in _exporters(os.environ, f"OTEL_{signal}_EXPORTER"):
                 _protocol(os.environ, signal)
+        if "otlp" in _log_exporters(os.environ):
+            _protocol(os.environ, "LOGS")
         _installed = _install(os.environ, service_name)
         return _installed
 
@@ -137,7 +157,46 @@ def _install(environ: Mapping[str, str], service_name: str) -> OtelSetup:
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
-    return OtelSetup(tracer_provider, meter_provider, traces, metric_names)
+    logs = _log_exporters(environ)
+    logger_provider = _install_logs(environ, resource, logs) if logs else None
+    return OtelSetup(tracer_provider, meter_provider, traces, metric_names, logger_provider, logs)
+
+
+def _install_logs(environ: Mapping[str, str], resource: Any, names: tuple[str, ...]) -> Any:
+    from opentelemetry._logs import set_logger_provider
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    provider = LoggerProvider(resource=resource)
+    for name in names:
+        provider.add_log_record_processor(BatchLogRecordProcessor(_log_exporter(environ, name)))
+    set_logger_provider(provider)
+    return provider
+
+
+def _log_exporter(environ: Mapping[str, str], name: str) -> Any:
+    if name == "console":
+        try:  # the exporter's name from SDK 1.39 on (the older name warns there)
+            from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter as Console
+        except ImportError:  # older SDKs
+            from opentelemetry.sdk._logs.export import (
+                ConsoleLogExporter as Console,
+            )
+        return Console()
+
+    def http() -> Any:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+        return OTLPLogExporter()
+
+    def grpc() -> Any:
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
+            OTLPLogExporter as GrpcLogExporter,
+        )
+
+        return GrpcLogExporter()
+
+    return _otlp(environ, "LOGS", http, grpc)
 
 
 def _otlp(environ: Mapping[str, str], signal: str, http: Callable[[], Any],
