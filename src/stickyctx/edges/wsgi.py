@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..cluster.heartbeat import ThreadHeartbeat
+from ..core.flow import excluded
 from ..errors import StickyctxError, http_error
 from ..sansio import run_sync
 from ..session.handle import SyncConversation
@@ -47,6 +48,9 @@ class StickyWSGIMiddleware(Edge[WSGIApp]):
             atexit.register(self.heartbeat.stop)  # a clean shutdown leaves at once
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if self.exclude_paths and excluded(
+                environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), self.exclude_paths):
+            return self.app(environ, start_response)  # no session, no headers, no handle
         if self.heartbeat is not None:
             self.heartbeat.ensure_started()
         services = self.services
@@ -75,8 +79,12 @@ class StickyWSGIMiddleware(Edge[WSGIApp]):
                     replacement.append(answer[1])
                     status, headers = _error_head(*answer)
             started = True
-            return start_response(status, [*headers, *response_headers(services, state)],
-                                  exc_info)
+            added = response_headers(services, state,
+                                     [v for k, v in headers if k.lower() == "vary"])
+            self.plain_http.check(added, environ.get("wsgi.url_scheme", "http"),
+                                  environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
+                                  environ.get("HTTP_X_FORWARDED_PROTO"))
+            return start_response(status, [*headers, *added], exc_info)
 
         def finish() -> None:
             try:
