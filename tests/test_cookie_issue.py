@@ -186,3 +186,28 @@ def test_no_warning_when_the_cookie_will_come_back(
         reply = get(kind, clock, "/page?use=1", headers=headers, **changes)
     assert reply.cookies
     assert "plain http" not in caplog.text
+
+
+# -- expiry ------------------------------------------------------------------------------------
+
+def test_an_active_chat_outlives_the_24_hour_mark_and_an_idle_one_expires(
+    kind: str, clock: FakeClock
+) -> None:
+    """Defaults: the idle expiry (30 min) slides with every use, under a 14-day cap."""
+    edge = make_edge(kind, make_settings(), clock=clock)
+    browser = Browser(edge)
+    started = clock()
+    session_id = browser.request("POST", "/chat", json={"message": "turn 0"}).json()["session_id"]
+    for turn in range(1, 91):  # a turn every 20 minutes for 30 hours
+        clock.advance(20 * 60)
+        reply = browser.request("POST", "/chat", json={"message": f"turn {turn}"})
+        assert reply.json()["session_id"] == session_id
+    assert clock() - started == 30 * 3600
+    kept = browser.request("GET", "/history").json()
+    assert kept["session_id"] == session_id
+    assert len(kept["messages"]) == 2 * 91
+
+    clock.advance(31 * 60)  # idle past STICKYCTX_IDLE_TTL
+    expired = browser.request("GET", "/history").json()
+    assert expired["session_id"] != session_id
+    assert expired["messages"] == []
