@@ -69,7 +69,10 @@ class StickyWSGIMiddleware(Edge[WSGIApp]):
         (see the module's docstring): waiting for them would wait for this thread itself."""
         for body in list(self._bodies()):
             held = body.session
-            if held.state.session_id != session_id or not held.holds_turn:
+            # Only after its response started (its turn settled): before, an app that calls
+            # start_response lazily may still answer an error, which must store nothing.
+            if (held.state.session_id != session_id or not held.holds_turn
+                    or not held.turn.committed):
                 continue
             logger.debug("stickyctx: releasing the turn of an unread response body of this "
                          "session (a test client's earlier response)")
