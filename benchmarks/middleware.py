@@ -90,6 +90,11 @@ async def _plain(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+async def _start(request: Request) -> Response:
+    """Setup of the untouched variants: the session is sent once the app used it (its id)."""
+    return PlainTextResponse(request.state.stickyctx.session_id and "ok")
+
+
 async def _read_session(request: Request) -> Response:
     return PlainTextResponse(request.session.get("user", "no session"))
 
@@ -193,6 +198,10 @@ def _flask(view: Callable[[], str], setup: Callable[[], str], *, secret: str | N
 
 def _f_plain() -> str:
     return "ok"
+
+
+def _f_start() -> str:
+    return current_context().session_id and "ok"
 
 
 def _f_read_session() -> str:
@@ -347,18 +356,18 @@ def _forget_tokens(app: Any) -> Callable[[], None]:
 def build_variants() -> list[Variant]:
     sticky = [Middleware(StickyMiddleware, settings=SETTINGS)]
     session = [Middleware(SessionMiddleware, secret_key=SESSION_SECRET)]
-    cold_asgi = _starlette(_plain, _plain, sticky)
-    cold_wsgi = _flask(_f_plain, _f_plain, sticky=True)
+    cold_asgi = _starlette(_plain, _start, sticky)
+    cold_wsgi = _flask(_f_plain, _f_start, sticky=True)
     return [
         Variant("bare Starlette", "ASGI", "bare", _starlette(_plain, _plain), None),
         Variant("Starlette SessionMiddleware, reads the session", "ASGI", "session",
                 _starlette(_read_session, _login, session), "/setup"),
         Variant("stickyctx, context untouched", "ASGI", "sticky",
-                _starlette(_plain, _plain, sticky), "/setup"),
+                _starlette(_plain, _start, sticky), "/setup"),
         Variant("stickyctx, context untouched, uncached token", "ASGI", "sticky",
                 cold_asgi, "/setup", before=_forget_tokens(cold_asgi)),
         Variant("stickyctx, appends one turn", "ASGI", "sticky",
-                _starlette(_append_turn, _plain, sticky), "/setup",
+                _starlette(_append_turn, _start, sticky), "/setup",
                 fresh_every=TURNS_PER_SESSION),
         Variant(f"stickyctx, window() of {WINDOW_TURNS} turns", "ASGI", "sticky",
                 _starlette(_read_window, _seed_window, sticky), "/setup"),
@@ -366,11 +375,11 @@ def build_variants() -> list[Variant]:
         Variant("Flask cookie session, reads the session", "WSGI", "session",
                 _flask(_f_read_session, _f_login, secret=SESSION_SECRET), "/setup"),
         Variant("stickyctx, context untouched", "WSGI", "sticky",
-                _flask(_f_plain, _f_plain, sticky=True), "/setup"),
+                _flask(_f_plain, _f_start, sticky=True), "/setup"),
         Variant("stickyctx, context untouched, uncached token", "WSGI", "sticky",
                 cold_wsgi, "/setup", before=_forget_tokens(cold_wsgi)),
         Variant("stickyctx, appends one turn", "WSGI", "sticky",
-                _flask(_f_append_turn, _f_plain, sticky=True), "/setup",
+                _flask(_f_append_turn, _f_start, sticky=True), "/setup",
                 fresh_every=TURNS_PER_SESSION),
         Variant(f"stickyctx, window() of {WINDOW_TURNS} turns", "WSGI", "sticky",
                 _flask(_f_read_window, _f_seed_window, sticky=True), "/setup"),

@@ -54,8 +54,9 @@ class SetCookie:
     attrs: dict[str, str]  # lower-cased attribute names; flags map to ""
 
     @property
-    def max_age(self) -> int:
-        return int(self.attrs["max-age"])
+    def max_age(self) -> int | None:
+        """``None``: a browser-session cookie (no ``Max-Age``)."""
+        return int(self.attrs["max-age"]) if "max-age" in self.attrs else None
 
 
 def parse_set_cookie(header: str) -> SetCookie:
@@ -268,7 +269,18 @@ def starlette_chat_app(hooks: Hooks, middleware: Sequence[Middleware]) -> Starle
         await handle(request).messages()
         raise RuntimeError("the app failed mid-turn")
 
+    async def page(request: Request) -> JSONResponse:
+        """Uses the session only when asked (``?use=1``); sets ``Vary`` when given (``?vary=``)."""
+        has_handle = "stickyctx" in request.scope.get("state", {})
+        if request.query_params.get("use"):
+            handle(request).session_id  # noqa: B018 - reading the id is a use
+        vary = request.query_params.get("vary")
+        return JSONResponse({"has_handle": has_handle},
+                            headers={"Vary": vary} if vary else None)
+
     return Starlette(routes=[
+        Route("/page", page),
+        Route("/static/{name}", page),
         Route("/whoami", whoami),
         Route("/fail", fail, methods=["POST"]),
         Route("/chat", chat, methods=["POST"]),
@@ -344,6 +356,15 @@ def flask_chat_app(hooks: Hooks) -> flask.Flask:
     def fail() -> Any:
         current_context().messages()
         raise RuntimeError("the app failed mid-turn")
+
+    @app.get("/page")
+    @app.get("/static/<name>")
+    def page(name: str | None = None) -> Any:
+        has_handle = "stickyctx" in flask.request.environ
+        if flask.request.args.get("use"):
+            current_context().session_id  # noqa: B018 - reading the id is a use
+        vary = flask.request.args.get("vary")
+        return {"has_handle": has_handle}, 200, {"Vary": vary} if vary else {}
 
     return app
 
@@ -525,7 +546,7 @@ class Browser:
         reply = self.edge.request(method, path, headers=[*self.cookie_header(), *headers],
                                   json=json)
         for cookie in reply.cookies.values():
-            if cookie.max_age <= 0:
+            if cookie.max_age is not None and cookie.max_age <= 0:
                 self.jar.pop(cookie.name, None)
             else:
                 self.jar[cookie.name] = cookie.value

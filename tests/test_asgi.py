@@ -249,6 +249,7 @@ def test_settings_come_from_the_environment_when_not_given(
     monkeypatch.setenv("STICKYCTX_SECRET_KEYS", KEY_A)
     monkeypatch.setenv("STICKYCTX_NODE_ID", "from-env")
     monkeypatch.setenv("STICKYCTX_COOKIE_NAME", "envcookie")
+    monkeypatch.setenv("STICKYCTX_COOKIE_ISSUE", "eager")  # the app never uses the session
     reply = call(StickyMiddleware(app), Req("GET", "/"))
     assert reply.header("x-stickyctx-node") == "from-env"
     assert "envcookie" in reply.cookies

@@ -14,11 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
+from stickyctx import __version__
 from stickyctx.cli import main
 from stickyctx.cli.demo import find_example
 from stickyctx.core.nodes import parse_nodes
 from stickyctx.core.placement import place
 from stickyctx.core.tokens import TokenCodec
+from stickyctx.tools.simulation import simulate, steps
 
 from .conftest import KEY_A, KEY_B, free_port, port_open, wait_until
 
@@ -277,15 +279,65 @@ def test_demo_serves_the_example(demo_process: tuple[subprocess.Popen[str], str]
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
         assert "<title>stickyctx chat</title>" in page.text
-        assert page.headers["x-stickyctx-affinity"] == "new"  # the page started the session
+        assert page.headers["x-stickyctx-affinity"] == "new"
+        assert "set-cookie" not in page.headers  # the page does not use the session
         answers: list[Any] = [client.post("/chat", json={"message": m}).json()
                               for m in ("my name is Ada", "and again")]
     # No keys configured: development mode, so the plain-http cookie came back.
     assert [a["turns"] for a in answers] == [1, 2]
-    assert [a["affinity"] for a in answers] == ["hit", "hit"]
+    assert [a["affinity"] for a in answers] == ["new", "hit"]
     assert "I remember your name: Ada." in answers[1]["reply"]
 
     proc.terminate()
     out, err = proc.communicate(timeout=10)
     assert f"on {url}/" in out
+    for hint in ("Try next:", f"{url}/history", "X-Stickyctx-Session"):
+        assert hint in out
     assert "STICKYCTX_DEV=1" in err  # the random-key warning of development mode
+
+
+# version, help, progress --------------------------------------------------------------------
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"stickyctx {__version__}"
+
+
+@pytest.mark.parametrize("command", ["demo", "config", "doctor", "owner", "inspect", "purge",
+                                     "simulate", "lb-config"])
+def test_help_text_has_no_restructuredtext_markup(capsys: pytest.CaptureFixture[str],
+                                                  command: str) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: stickyctx " + command)
+    assert "``" not in out
+    assert ":func:" not in out
+    assert ":class:" not in out
+
+
+def test_simulate_shows_a_progress_bar_on_standard_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, out, err = run(capsys, "simulate", "--nodes", "4", "--sessions", "10000",
+                           "--json", "--progress")
+    assert status == 0
+    assert json.loads(out)["sessions"] == 10000  # standard output stays machine-readable
+    assert "simulating:" in err
+    assert "/30.0k" in err  # tqdm's bar: three passes over 10k sessions
+
+
+@pytest.mark.parametrize("sessions", [5, 4096, 10_001])
+def test_simulate_reports_all_of_its_work(sessions: int) -> None:
+    done: list[int] = []
+    simulate(3, sessions, progress=done.append)
+    assert sum(done) == steps(sessions)
+    assert all(n >= 0 for n in done)
+
+
+def test_simulate_without_a_terminal_shows_no_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(capsys, "simulate", "--nodes", "4", "--sessions", "10000")
+    assert status == 0
+    assert err == ""

@@ -71,4 +71,16 @@ def test_purge_removes_every_key_and_leaves_a_tombstone(
 def test_inspect_refuses_what_is_neither_id_nor_token(
         env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", "not-a-session"]) == 2
-    assert "not a session id" in capsys.readouterr().out
+    assert "not a session id" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["inspect", "purge"])
+def test_the_memory_store_cannot_be_reached_from_outside_its_process(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    monkeypatch.setenv("STICKYCTX_SECRET_KEYS", KEY_A)
+    monkeypatch.delenv("STICKYCTX_STORE_URL", raising=False)  # memory://, the default
+    assert main([command, "S" * 24]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # never "purged", never an empty history
+    for part in ("memory://", "cannot reach", "Redis"):
+        assert part in err

@@ -33,7 +33,7 @@ def test_default_attributes(kind: str, clock: FakeClock) -> None:
         assert "secure" in attrs
         assert attrs["path"] == "/"
         assert "domain" not in attrs
-        assert cookies[name].max_age == 86400  # the whole absolute lifetime of a new session
+        assert cookies[name].max_age == 14 * 86400  # the whole absolute lifetime of a new session
 
 
 @pytest.mark.parametrize("changes", [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,31 @@ def test_every_command_is_in_the_cli_page(command: str) -> None:
     rows = [line for line in (DOCS / "cli.md").read_text().splitlines()
             if line.startswith(f"| `stickyctx {command}")]
     assert len(rows) == 1, f"stickyctx {command} must have exactly one row in docs/cli.md"
+
+
+_PAGES = [*sorted(DOCS.glob("*.md")), DOCS.parent / "README.md",
+          DOCS.parent / "examples" / "README.md"]
+_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def _node_setups() -> list[tuple[str, str]]:
+    """Code blocks that configure app nodes of a shared deployment: they set a node id and
+    either the node list or a Redis store."""
+    found = []
+    for page in _PAGES:
+        for block in _FENCE.findall(page.read_text()):
+            if "STICKYCTX_NODE_ID" in block and (
+                    "STICKYCTX_NODES" in block or re.search(r"STORE_URL\W+\s*(value: )?redis",
+                                                             block)):
+                found.append((page.name, block))
+    return found
+
+
+def test_the_multi_node_examples_are_found() -> None:
+    pages = {page for page, _ in _node_setups()}
+    assert {"deployment.md", "README.md"} <= pages  # the Kubernetes manifest, the examples' one
+
+
+@pytest.mark.parametrize(("page", "block"), _node_setups())
+def test_every_multi_node_example_sets_the_hash_key(page: str, block: str) -> None:
+    assert "STICKYCTX_HASH_KEY" in block, f"{page}: a multi-node example without the hash key"

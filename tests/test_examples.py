@@ -196,7 +196,11 @@ def test_page_and_healthz(driver: Driver) -> None:
     assert page.content_type.startswith("text/html")
     assert page.body == CHAT_PAGE
     health = driver.request("GET", "/healthz")
-    assert (health.status, health.body) == (200, {"node": "n1"})
+    assert health.status == 200
+    assert health.body["node"] == "n1"
+    assert {k: v for k, v in health.body["store"].items() if k != "detail"} == {
+        "kind": "memory", "ok": True}
+    assert driver.cookie("stickyctx") is None  # neither the page nor the check made a session
 
 
 @pytest.mark.parametrize(("payload", "raw"), [

@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 
 from stickyctx.cli import main
+from stickyctx.core.ids import new_session_id
 from stickyctx.core.nodes import parse_nodes
+from stickyctx.core.tokens import TokenCodec
 from stickyctx.tools.balancers import LBOptions, envoy
 from stickyctx.tools.simulation import SimulationResult
 
@@ -151,6 +153,11 @@ def test_envoy_config_is_json_with_a_route_and_a_cluster_per_node(
                                (f"xstickyctx_node={node_id}", False),
                                ("stickyctx_node=other", False)]:
             assert (cookie.fullmatch(header) is not None) == picked, header
+        token = re.compile(matches["x-stickyctx-session"]["safe_regex"]["regex"])
+        codec = TokenCodec([KEY_A], max_age=60)
+        for owner in {node_id, *(other for other, _ in listed)}:
+            signed = codec.sign(new_session_id(), owner, 1_800_000_000)
+            assert (token.fullmatch(signed) is not None) == (owner == node_id), owner
         endpoints = clusters[name]["load_assignment"]["endpoints"]
         primary = endpoints[0]["lb_endpoints"]
         assert [_address(e) for e in primary] == [address]
@@ -162,7 +169,7 @@ def test_envoy_config_is_json_with_a_route_and_a_cluster_per_node(
     assert "headers" not in fallback["match"]
     assert fallback["route"]["cluster"] == "stickyctx_pool"
     assert fallback["route"]["hash_policy"] == [{"cookie": {"name": "stickyctx"}}]
-    assert len(routes) == 2 * len(listed) + 1
+    assert len(routes) == 3 * len(listed) + 1
 
 
 def _address(endpoint: dict[str, Any]) -> str:

@@ -62,9 +62,11 @@ def test_a_bad_cookie_gets_a_fresh_session(app_server: Start) -> None:
 
 
 def test_concurrent_requests_of_one_session_are_serialized(app_server: Start) -> None:
-    server = app_server(TARGET, ENV)
+    # Eager issue: /probe never uses the session, yet its response starts one.
+    server = app_server(TARGET, {**ENV, "STICKYCTX_COOKIE_ISSUE": "eager"})
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         client.get("/probe")  # start the session; nothing stored yet
+        assert "stickyctx" in client.cookies
         cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
         headers = {"cookie": cookie}
         held: dict[str, Any] = {}

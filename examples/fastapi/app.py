@@ -13,15 +13,18 @@ from pydantic import BaseModel, StringConstraints
 
 from stickyctx import Settings, StickyMiddleware
 from stickyctx.chat_example import CHAT_PAGE, BackendError, areply
+from stickyctx.edges.health import acheck_store
 from stickyctx.fastapi import Conversation, install_error_handlers
+from stickyctx.stores import open_store
 from stickyctx.telemetry.setup import configure_from_env
 
 SYSTEM = "You are a concise, friendly assistant."
 
 settings = Settings.from_env()  # a bad variable fails here, at startup, naming it
 configure_from_env("stickyctx-example")  # only when OTEL_* variables ask for an export
+store = open_store(settings)  # opened here so that /healthz can probe the middleware's store
 app = FastAPI(title="stickyctx example chat")
-app.add_middleware(StickyMiddleware, settings=settings)
+app.add_middleware(StickyMiddleware, settings=settings, store=store)
 install_error_handlers(app)  # busy session 409, store down 503, message too large 413, ...
 
 
@@ -35,8 +38,10 @@ async def page() -> str:
 
 
 @app.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"node": settings.node_id}
+async def healthz() -> dict[str, Any]:
+    # 200 while this process serves, whatever the store's state: the store is shared, so a load
+    # balancer gains nothing by taking every node out when it is down. Its state is reported.
+    return {"node": settings.node_id, "store": (await acheck_store(store, settings)).as_dict()}
 
 
 @app.post("/chat", response_model=None)

@@ -11,15 +11,18 @@ from flask import Flask, request
 
 from stickyctx import Settings
 from stickyctx.chat_example import CHAT_PAGE, BackendError, reply
+from stickyctx.edges.health import check_store
 from stickyctx.flask import StickyCtx, current_context
+from stickyctx.stores import open_store
 from stickyctx.telemetry.setup import configure_from_env
 
 SYSTEM = "You are a concise, friendly assistant."
 
 settings = Settings.from_env()  # a bad variable fails here, at startup, naming it
 configure_from_env("stickyctx-example")  # only when OTEL_* variables ask for an export
+store = open_store(settings)  # opened here so that /healthz can probe the middleware's store
 app = Flask(__name__)
-StickyCtx(app, settings)  # also answers busy session 409, store down 503, too large 413, ...
+StickyCtx(app, settings, store=store)  # also answers busy session 409, store down 503, ...
 
 
 @app.get("/")
@@ -28,8 +31,10 @@ def page() -> str:
 
 
 @app.get("/healthz")
-def healthz() -> dict[str, str]:
-    return {"node": settings.node_id}
+def healthz() -> dict[str, Any]:
+    # 200 while this process serves, whatever the store's state: the store is shared, so a load
+    # balancer gains nothing by taking every node out when it is down. Its state is reported.
+    return {"node": settings.node_id, "store": check_store(store, settings).as_dict()}
 
 
 @app.post("/chat")

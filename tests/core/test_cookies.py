@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from stickyctx.core.cookies import AMBIGUOUS, CookieSpec, read_cookie, set_cookie_header
+from stickyctx.core.cookies import (
+    AMBIGUOUS,
+    CookieSpec,
+    development_host,
+    read_cookie,
+    set_cookie_header,
+)
 
 
 @pytest.mark.parametrize(
@@ -101,3 +107,28 @@ def test_a_cookie_without_lifetime_left_expires_at_once(max_age: int) -> None:
 def test_a_live_cookie_has_no_expires_attribute() -> None:
     _, attrs = attributes(set_cookie_header("stickyctx", "x", 10, CookieSpec(True)))
     assert "Expires" not in attrs
+
+
+@pytest.mark.parametrize(("host", "development"), [
+    pytest.param("testserver", True, id="test-client"),
+    pytest.param("localhost:8000", True, id="localhost"),
+    pytest.param("127.0.0.1:8000", True, id="loopback"),
+    pytest.param("[::1]:8000", True, id="loopback-v6"),
+    pytest.param("192.168.1.20:8000", True, id="lan"),
+    pytest.param("10.1.2.3", True, id="private"),
+    pytest.param("laptop", True, id="machine-name"),
+    pytest.param("chat.local", True, id="mdns"),
+    pytest.param("chat.example.com", False, id="public-name"),
+    pytest.param("93.184.216.34:443", False, id="public-address"),
+])
+def test_development_hosts(host: str, development: bool) -> None:
+    assert development_host(host) is development
+
+
+def test_partitioned_and_browser_session_attributes() -> None:
+    spec = CookieSpec(secure=True, samesite="none", partitioned=True, persistent=False)
+    assert set_cookie_header("a", "b", 100, spec) == (
+        "a=b; Path=/; HttpOnly; Secure; SameSite=None; Partitioned")
+    assert set_cookie_header("a", "", 0, spec) == (
+        "a=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; "
+        "SameSite=None; Partitioned")

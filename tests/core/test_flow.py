@@ -68,6 +68,7 @@ def test_a_request_without_a_session_starts_one_and_sets_both_cookies() -> None:
     assert state.owner == place(state.session_id, MEMBERS.nodes)
     assert state.created == int(now)
 
+    state.used = True  # the app used it (unused, it is not sent: see the lazy tests)
     headers = response_headers(state, CODEC, CONFIG, MEMBERS, now)
     assert single(headers, NODE_HEADER) == state.owner
     assert single(headers, AFFINITY_HEADER) == "new"

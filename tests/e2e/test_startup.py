@@ -42,7 +42,10 @@ def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STICKYCTX_", "OTEL_"))}
     env.update({"STICKYCTX_SECRET_KEYS": KEY_A, "STICKYCTX_NODE_ID": "n1",
                 "STICKYCTX_COOKIE_SECURE": "0", "STICKYCTX_HASH_KEY": HASH_KEY,
-                "PYTHONPATH": str(ROOT)}, **extra)
+                # The checkout first, then what the test run was given (the package's source).
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+                                                            os.environ.get("PYTHONPATH")]))},
+               **extra)
     return env
 
 

@@ -181,6 +181,30 @@ def test_redis_py_options_reach_the_server(
     round_trip(url, namespace, new_key)
 
 
+def test_redis_py_options_reach_the_server_through_the_asyncio_client(
+    redis_server: RedisServer, namespace: str, new_key: NewKey
+) -> None:
+    url = (f"redis://127.0.0.1:{redis_server.port}/6?client_name=sticky-async-options"
+           "&max_connections=3&socket_timeout=0.5&socket_connect_timeout=0.25")
+
+    async def use() -> None:
+        store: Any = open_async(redis_settings(url, namespace))
+        try:
+            await store.append(new_key(), [msg("user", "hi")], created=time.time())
+            pool = store.client.connection_pool
+            assert pool.max_connections == 3
+            assert pool.connection_kwargs["socket_timeout"] == 0.5
+            assert pool.connection_kwargs["socket_connect_timeout"] == 0.25
+            assert "sticky-async-options" in client_names(redis_server)
+        finally:
+            await store.close()
+
+    asyncio.run(use())
+    raw = redis_server.client()
+    raw.select(6)
+    assert raw.dbsize() > 0  # written to database 6, as the URL says
+
+
 def test_a_unix_socket_url(
     redis_server_factory: MakeRedisServer, tmp_path_factory: pytest.TempPathFactory,
     namespace: str, new_key: NewKey,

@@ -197,3 +197,32 @@ def test_errors_are_typed() -> None:
         get_context({"type": "http"})
     assert_type(info.value, NoContextError)
     assert isinstance(info.value, stickyctx.StickyctxError)
+
+
+# Flask configuration and a health endpoint ----------------------------------------------------
+
+def flask_app_configured_by_app_config() -> flask.Flask:
+    from stickyctx.edges.health import StoreHealth, check_store
+    from stickyctx.flask import settings_from_config
+    from stickyctx.stores import open_store
+
+    app = flask.Flask("typed_config")
+    app.config.update(STICKYCTX_SECRET_KEYS=["k" * 40], STICKYCTX_NODE_ID="typed",
+                      STICKYCTX_EXCLUDE_PATHS=["/healthz"], STICKYCTX_COOKIE_SECURE=False)
+    settings = settings_from_config(app.config, environ={})
+    store = open_store(settings)
+    StickyCtx(app, settings, store=store)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        health = check_store(store, settings)
+        assert_type(health, StoreHealth)
+        return {"node": settings.node_id, "store": health.as_dict()}
+
+    return app
+
+
+def test_flask_app_configured_by_app_config() -> None:
+    reply = flask_app_configured_by_app_config().test_client().get("/healthz")
+    assert reply.get_json()["store"]["ok"] is True
+    assert "Set-Cookie" not in reply.headers  # an excluded path: no session at all

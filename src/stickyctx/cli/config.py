@@ -6,12 +6,12 @@ import argparse
 import json
 
 from ..settings import Settings
-from ._types import Subparsers
+from ._types import Subparsers, plain
 
 
 def register(sub: Subparsers) -> None:
     parser = sub.add_parser("config", help="print the effective settings (secrets masked)",
-                            description=__doc__)
+                            description=plain(__doc__))
     parser.set_defaults(run=run)
 
 

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from ._types import Subparsers
+from ._types import Subparsers, plain
 
-__all__ = ["find_example", "load_example"]
+__all__ = ["find_example", "load_example", "next_steps"]
 
 Example = Literal["fastapi", "flask"]
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -23,7 +23,7 @@ _PACKAGE = Path(__file__).resolve().parent.parent
 
 def register(sub: Subparsers) -> None:
     parser = sub.add_parser("demo", help="run the example chat app (embedded store, no services)",
-                            description=__doc__)
+                            description=plain(__doc__))
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on")
     parser.add_argument("--flask", action="store_true",
@@ -57,6 +57,22 @@ def load_example(name: Example) -> Any:
     return module.app
 
 
+def next_steps(name: Example, url: str) -> str:
+    """What the demo prints at startup: where it runs, and what to try next."""
+    return f"""stickyctx demo: the {name} example chat on {url}/ (Ctrl+C to stop)
+
+Try next:
+  * open {url}/ and chat; tell it "my name is Ada" and it remembers, reload and it still does
+  * from a terminal, a client without cookies (the session travels in a header):
+      curl -si {url}/chat -H 'X-Stickyctx-Session: new' \\
+           -H 'Content-Type: application/json' -d '{{"message": "hello"}}'
+    then send the X-Stickyctx-Session value it returns instead of "new"
+  * {url}/history shows the stored history, {url}/healthz the node and its store
+  * several nodes and failover need Redis: see docs/deployment.md
+    (STICKYCTX_STORE_URL=redis://..., STICKYCTX_NODES, STICKYCTX_HASH_KEY)
+"""
+
+
 def run(args: argparse.Namespace) -> int:
     if not os.environ.get("STICKYCTX_SECRET_KEYS", "").strip():
         os.environ["STICKYCTX_DEV"] = "1"
@@ -74,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
               "'stickyctx[fastapi,flask]'", file=sys.stderr)
         return 1
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"stickyctx demo: the {name} example chat on http://{host}:{args.port}/ "
-          "(Ctrl+C to stop)", flush=True)
+    print(next_steps(name, f"http://{host}:{args.port}"), flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -17,12 +17,12 @@ from ..errors import ConfigError
 from ..sansio import run_sync
 from ..settings import Settings
 from ..stores import open_store
-from ._types import Subparsers
+from ._types import Subparsers, plain
 
 
 def register(sub: Subparsers) -> None:
     parser = sub.add_parser("doctor", help="check settings, tokenizer, store and membership",
-                            description=__doc__)
+                            description=plain(__doc__))
     parser.set_defaults(run=run)
 
 

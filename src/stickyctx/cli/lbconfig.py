@@ -17,14 +17,14 @@ from ..core.nodes import parse_nodes
 from ..errors import ConfigError
 from ..settings import Settings
 from ..tools import balancers as lbconfig
-from ._types import Subparsers
+from ._types import Subparsers, plain
 
 _GENERATORS = {"haproxy": lbconfig.haproxy, "nginx": lbconfig.nginx, "envoy": lbconfig.envoy}
 
 
 def register(sub: Subparsers) -> None:
     parser = sub.add_parser("lb-config", help="a load-balancer configuration routing on the "
-                            "routing cookie", description=__doc__,
+                            "routing cookie", description=plain(__doc__),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=sorted(_GENERATORS))
     parser.add_argument("--listen", default="0.0.0.0:8080", metavar="HOST:PORT",

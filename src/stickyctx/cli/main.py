@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .._version import __version__
 from ..errors import ConfigError
 from . import config, demo, doctor, lbconfig, owner, session, simulate
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sticky, durable, token-budgeted context for multi-turn LLM chat apps. "
                     "Configured by STICKYCTX_* environment variables.",
     )
+    parser.add_argument("--version", action="version", version=f"stickyctx {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in _COMMANDS:
         command.register(sub)

@@ -19,12 +19,12 @@ from ..core.nodes import NodeSpec
 from ..core.placement import place
 from ..core.tokens import TokenCodec
 from ..settings import Settings
-from ._types import Subparsers
+from ._types import Subparsers, plain
 
 
 def register(sub: Subparsers) -> None:
     parser = sub.add_parser("owner", help="the owning node of a session token or id",
-                            description=__doc__,
+                            description=plain(__doc__),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("token_or_id", metavar="TOKEN_OR_ID",
                         help="a session cookie / X-Stickyctx-Session value, or a session id")

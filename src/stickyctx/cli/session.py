@@ -1,10 +1,12 @@
 """``stickyctx inspect ID`` and ``stickyctx purge ID``: look at or erase one session.
 
 ``ID`` is a session id (as the app sees it in ``session_id``) or a session token. Both use the
-configured store (``STICKYCTX_STORE_URL``) and key derivation (``STICKYCTX_HASH_KEY``). With the
-audit trail on (``STICKYCTX_AUDIT``), each records one event (``read`` or ``purge``, source
-``cli``) naming the operator (``--principal``, by default the login name), exported as the
-``OTEL_*`` variables say (``OTEL_LOGS_EXPORTER``, see ``telemetry.setup``).
+configured store (``STICKYCTX_STORE_URL``) and key derivation (``STICKYCTX_HASH_KEY``).
+The embedded store (``memory://``) lives inside each app process, out of this command's reach:
+with it, both exit with status 2 and say so. With the audit trail on (``STICKYCTX_AUDIT``),
+each records one event (``read`` or ``purge``, source ``cli``) naming the operator
+(``--principal``, by default the login name), exported as the ``OTEL_*`` variables say
+(``OTEL_LOGS_EXPORTER``, see ``telemetry.setup``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +29,7 @@ from ..settings import Settings
 from ..stores import Store, open_store
 from ..telemetry.audit import ACTION, OUTCOME
 from ..telemetry.setup import configure_from_env
-from ._types import Subparsers
+from ._types import Subparsers, plain
 
 
 def register(sub: Subparsers) -> None:
@@ -34,7 +37,7 @@ def register(sub: Subparsers) -> None:
         ("inspect", "show a session's messages, token count and summary", run_inspect),
         ("purge", "erase every key of a session and refuse its token afterwards", run_purge),
     ):
-        parser = sub.add_parser(name, help=help_text, description=__doc__,
+        parser = sub.add_parser(name, help=help_text, description=plain(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument("session", metavar="ID", help="a session id or token")
         parser.add_argument("--principal", default=None,
@@ -54,9 +57,17 @@ def _resolve(settings: Settings, value: str) -> str | None:
 
 def _open(args: argparse.Namespace) -> tuple[Store, SessionKey, Services, str] | None:
     settings = Settings.from_env()
+    if not settings.uses_redis:
+        print(f"stickyctx {args.command}: the store is memory:// (STICKYCTX_STORE_URL), which "
+              "lives inside each running app process: this command cannot reach it, and a "
+              "store of its own would hold nothing. Point STICKYCTX_STORE_URL at the app's "
+              "Redis store, or act on the session from inside the app "
+              "(conv.messages(), conv.destroy()).", file=sys.stderr)
+        return None
     session_id = _resolve(settings, args.session)
     if session_id is None:
-        print("stickyctx: not a session id, nor a valid token for the configured keys")
+        print("stickyctx: not a session id, nor a valid token for the configured keys",
+              file=sys.stderr)
         return None
     services = Services(settings)
     return open_store(settings), services.keys.derive(session_id), services, session_id

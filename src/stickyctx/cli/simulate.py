@@ -11,22 +11,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+
+from tqdm import tqdm
 
 from ..errors import ConfigError
 from ..settings import Settings
-from ..tools.simulation import simulate
-from ._types import Subparsers
+from ..tools.simulation import simulate, steps
+from ._types import Subparsers, plain
 
 
 def register(sub: Subparsers) -> None:
     parser = sub.add_parser("simulate", help="placement quality: balance and movement",
-                            description=__doc__,
+                            description=plain(__doc__),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, required=True)
     parser.add_argument("--sessions", type=int, required=True)
     parser.add_argument("--epsilon", type=float, default=None,
                         help="bounded-load factor (default STICKYCTX_BALANCE_FACTOR or 0.25)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="a progress bar on standard error (default: when it is a terminal)")
     parser.set_defaults(run=run)
 
 
@@ -41,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
     if args.nodes < 2 or args.sessions < args.nodes or epsilon <= 0:
         print("stickyctx simulate: need --nodes >= 2, --sessions >= --nodes, epsilon > 0")
         return 2
-    result = simulate(args.nodes, args.sessions, epsilon)
+    # tqdm: disable=None turns the bar off when standard error is not a terminal.
+    with tqdm(total=steps(args.sessions), desc="simulating", unit=" placements",
+              unit_scale=True, file=sys.stderr, leave=False,
+              disable=None if args.progress is None else not args.progress) as bar:
+        result = simulate(args.nodes, args.sessions, epsilon, progress=bar.update)
     if args.json:
         print(json.dumps({k: getattr(result, k) for k in result.__dataclass_fields__}))
         return 0

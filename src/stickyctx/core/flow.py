@@ -27,8 +27,12 @@ __all__ = [
     "FlowConfig",
     "Membership",
     "SessionState",
+    "excluded",
     "identify",
+    "issues",
     "response_headers",
+    "varies_on",
+    "vary",
 ]
 
 SESSION_HEADER = "x-stickyctx-session"
@@ -70,6 +74,8 @@ class FlowConfig:
     cookie: CookieSpec
     absolute_ttl: int
     balance_factor: float
+    lazy: bool = True  # a new session's token is sent only once the app has used the session
+    exclude_paths: tuple[str, ...] = ()  # paths (and what lies under them) left untouched
 
 
 @dataclass(slots=True)
@@ -89,6 +95,8 @@ class SessionState:
     key_fallback: bool = False  # the token verified with an older signing key
     placed: bool = False  # counted toward its owner's load when identified (a new session)
     principal: str | None = None  # who the audit trail names (the app sets it on the handle)
+    used: bool = False  # the app read the session (its id, a context method): see ``issues``
+    asked: bool = False  # a header-transport client asked for a new session ("new")
 
     @property
     def is_new(self) -> bool:
@@ -114,6 +122,7 @@ def identify(
     claims = codec.verify(raw.strip(), now) if raw else None
     if claims is None:
         state = new_session(config, membership, now, transport)
+        state.asked = session_header is not None
     else:
         live = membership.ids()
         affinity = classify(claims.owner, config.node_id, live)
@@ -146,6 +155,47 @@ def new_session(
                         route_ok=False)
 
 
+def excluded(path: str, prefixes: Sequence[str]) -> bool:
+    """Whether ``path`` is one of ``prefixes`` or lies under one (``/static`` covers
+    ``/static`` and ``/static/app.js``, not ``/statics``)."""
+    for prefix in prefixes:
+        if path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/"):
+            return True
+    return False
+
+
+def issues(state: SessionState, config: FlowConfig) -> bool:
+    """Whether the response carries the session at all (its token, routing cookie, ``Vary``).
+
+    Lazily (the default), a brand-new session the app never used is not sent: a health check, a
+    bot or a static file gets no cookie, and the next request that uses the session creates it
+    then. No affinity is lost: a new session holds nothing to route to. A client that asked for
+    a session (``X-Stickyctx-Session: new``) always gets one, and every existing session is
+    re-issued when it must be (re-placed after a failover, re-signed with the newest key).
+    """
+    return not (config.lazy and state.is_new and not state.used and not state.asked
+                and not state.destroyed)
+
+
+def vary(state: SessionState) -> str | None:
+    """The request header the response depends on, for ``Vary``: the one that carried the
+    session, once the app used it (what it answers then depends on whose session it is)."""
+    if not state.used:
+        return None
+    return "Cookie" if state.transport == "cookie" else "X-Stickyctx-Session"
+
+
+def varies_on(values: Sequence[str], header: str) -> bool:
+    """Whether ``Vary`` values already cover ``header`` (or are ``*``)."""
+    wanted = header.lower()
+    for value in values:
+        for item in value.split(","):
+            item = item.strip().lower()
+            if item in ("*", wanted):
+                return True
+    return False
+
+
 def response_headers(
     state: SessionState,
     codec: TokenCodec,
@@ -153,11 +203,13 @@ def response_headers(
     membership: Membership,
     now: float,
 ) -> list[tuple[str, str]]:
-    """The headers to add to the response for ``state``."""
+    """The headers to add to the response for ``state`` (``Vary`` aside: see ``vary``)."""
     headers = [(NODE_HEADER, state.owner), (AFFINITY_HEADER, state.affinity)]
     address = membership.address(state.owner)
     if address:
         headers.append((ENDPOINT_HEADER, address))
+    if not issues(state, config):
+        return headers
     if state.destroyed:
         if state.transport == "cookie":
             headers.append(("set-cookie", config.cookie.header(config.cookie_name, "", 0)))

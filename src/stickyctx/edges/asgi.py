@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ..cluster.heartbeat import AsyncHeartbeat
-from ..core.flow import AFFINITY_ANNOTATION, OWNER_ANNOTATION, SESSION_HEADER
+from ..core.flow import AFFINITY_ANNOTATION, OWNER_ANNOTATION, SESSION_HEADER, excluded
 from ..errors import ConfigError, StickyctxError, http_error
 from ..sansio import run_async
 from ..session.handle import Conversation
@@ -126,10 +126,15 @@ class StickyMiddleware(Edge[ASGIApp]):
             else:
                 await self.app(scope, receive, send)
             return
+        if self.exclude_paths and excluded(scope.get("path", ""), self.exclude_paths):
+            await self.app(scope, receive, send)  # no session, no headers, no handle
+            return
         if self.heartbeat is not None:
             self.heartbeat.ensure_started()
 
         cookies: list[str] = []
+        host = ""
+        forwarded_proto: str | None = None
         session_header: str | None = None
         idempotency: str | None = None
         headers: list[tuple[bytes, bytes]] = []
@@ -143,10 +148,16 @@ class StickyMiddleware(Edge[ASGIApp]):
                 continue  # never let a client forge our annotations
             elif name == self._idempotency:
                 idempotency = value.decode("latin-1")  # compared whole (hashed)
+            elif name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"x-forwarded-proto":
+                forwarded_proto = value.decode("latin-1")
             headers.append((name, value))
 
         services = self.services
         state = identify(services, cookies, session_header)
+        if kind == "websocket":
+            state.used = True  # its accept is a socket's only chance to send cookies
         session = Session(services, self.store, state,
                           auto_lock=self._auto_lock and kind == "http",
                           idempotency_key=idempotency)
@@ -162,6 +173,14 @@ class StickyMiddleware(Edge[ASGIApp]):
         app_state["stickyctx"] = Conversation(session)
 
         started = False
+        scheme = scope.get("scheme") or ("ws" if kind == "websocket" else "http")
+
+        def ours(app_headers: Any) -> list[tuple[bytes, bytes]]:
+            """Our headers for a response whose own headers are ``app_headers``."""
+            vary = [v.decode("latin-1") for k, v in app_headers if k.lower() == b"vary"]
+            added = response_headers(services, state, vary)
+            self.plain_http.check(added, scheme, host, forwarded_proto)
+            return [(k.encode(), v.encode("latin-1")) for k, v in added]
 
         replaced = False  # the app's response gave way to ours: its turn could not be stored
 
@@ -178,18 +197,15 @@ class StickyMiddleware(Edge[ASGIApp]):
                         raise
                     replaced = True
                     start = _error_start(*answer)
-                    start["headers"] = [*start["headers"], *[
-                        (k.encode(), v.encode("latin-1")) for k, v in
-                        response_headers(services, state)]]
+                    start["headers"] = [*start["headers"], *ours(())]
                     started = True
                     await send(start)
                     await send({"type": "http.response.body", "body": answer[1]})
                     return
             if message["type"] in _START:
                 started = True
-                extra = [(k.encode(), v.encode("latin-1")) for k, v in
-                         response_headers(services, state)]
-                message["headers"] = [*message.get("headers", ()), *extra]
+                app_headers = message.get("headers", ())
+                message["headers"] = [*app_headers, *ours(app_headers)]
             await send(message)
 
         try:

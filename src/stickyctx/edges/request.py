@@ -6,6 +6,7 @@ clock) and records the affinity decision (telemetry, this node's load).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
@@ -15,13 +16,16 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from ..core import flow
+from ..core.cookies import secure_cookie_lost
 from ..core.flow import SessionState
 from ..errors import ConfigError
 from ..session.services import Services
 from ..settings import Settings
 from ..stores import Store, open_store
 
-__all__ = ["Edge", "identify", "response_headers"]
+__all__ = ["Edge", "PlainHttpWarning", "identify", "response_headers"]
+
+logger = logging.getLogger("stickyctx")
 
 App = TypeVar("App")
 
@@ -61,6 +65,8 @@ class Edge(Generic[App]):
             self.config_error = exc  # answered by the edge at the app's startup
             return
         self._auto_lock = self.settings.turn_lock == "auto"
+        self.exclude_paths = self.settings.exclude_paths
+        self.plain_http = PlainHttpWarning(self.settings.secure_cookies)
         self._configure()
 
     def _defers(self, error: ConfigError) -> bool:
@@ -91,6 +97,38 @@ def identify(services: Services, cookie_headers: Sequence[str],
     return state
 
 
-def response_headers(services: Services, state: SessionState) -> list[tuple[str, str]]:
-    return flow.response_headers(state, services.codec, services.flow, services.members.view(),
-                                 services.clock())
+def response_headers(services: Services, state: SessionState,
+                     vary: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """The headers to add: the session's, and ``Vary`` unless the app's (``vary``, its
+    values) already covers the header that carried the session."""
+    headers = flow.response_headers(state, services.codec, services.flow,
+                                    services.members.view(), services.clock())
+    header = flow.vary(state)
+    if header is not None and not flow.varies_on(vary, header):
+        headers.append(("vary", header))
+    return headers
+
+
+class PlainHttpWarning:
+    """Warns once (per middleware) that a ``Secure`` cookie went out over plain http to a
+    development host (a test client, a LAN address): the client will not send it back, so
+    every request starts a new session. Detection only: the cookie's flags never change."""
+
+    __slots__ = ("secure", "warned")
+
+    def __init__(self, secure: bool) -> None:
+        self.secure = secure
+        self.warned = not secure
+
+    def check(self, headers: Sequence[tuple[str, str]], scheme: str, host: str,
+              forwarded_proto: str | None) -> None:
+        if self.warned or not any(name == "set-cookie" for name, _ in headers):
+            return
+        if secure_cookie_lost(self.secure, scheme, host, forwarded_proto):
+            self.warned = True
+            logger.warning(
+                "stickyctx: a Secure session cookie was sent over plain http to %r; clients keep "
+                "Secure cookies for https only (test clients, LAN addresses), so each request "
+                "will start a new session. For plain-http development set STICKYCTX_DEV=1 or "
+                "STICKYCTX_COOKIE_SECURE=0 (never in production); behind a TLS proxy, have it "
+                "send X-Forwarded-Proto: https.", host)

@@ -2,16 +2,27 @@
 
 Headers are added in a wrapped ``start_response``; what the request holds is released after the
 body iterable is exhausted and closed (``close()`` is always called).
+
+A test client (Flask's, werkzeug's) runs requests one after the other in one thread and reads a
+response's body only when asked. A streamed body that used the session holds the session's turn
+until it is exhausted or closed; a next request of that session in the same thread could only
+wait for it in vain (nothing else can move that body on). So a request first releases the turn
+held by this thread's unfinished bodies of its own session: their writes so far are stored, and
+a body that writes again later takes the turn again, as any write after the response started
+does.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..cluster.heartbeat import ThreadHeartbeat
+from ..core.flow import excluded
 from ..errors import StickyctxError, http_error
 from ..sansio import run_sync
 from ..session.handle import SyncConversation
@@ -45,8 +56,35 @@ class StickyWSGIMiddleware(Edge[WSGIApp]):
                           if self.services.members.dynamic else None)
         if self.heartbeat is not None:
             atexit.register(self.heartbeat.stop)  # a clean shutdown leaves at once
+        self._unfinished = threading.local()  # .bodies: this thread's bodies not yet finished
+
+    def _bodies(self) -> weakref.WeakSet[_Closing]:
+        bodies: weakref.WeakSet[_Closing] | None = getattr(self._unfinished, "bodies", None)
+        if bodies is None:
+            bodies = self._unfinished.bodies = weakref.WeakSet()
+        return bodies
+
+    def _release_held_here(self, session_id: str) -> None:
+        """Release the turn of this thread's unfinished bodies of session ``session_id``
+        (see the module's docstring): waiting for them would wait for this thread itself."""
+        for body in list(self._bodies()):
+            held = body.session
+            # Only after its response started (its turn settled): before, an app that calls
+            # start_response lazily may still answer an error, which must store nothing.
+            if (held.state.session_id != session_id or not held.holds_turn
+                    or not held.turn.committed):
+                continue
+            logger.debug("stickyctx: releasing the turn of an unread response body of this "
+                         "session (a test client's earlier response)")
+            try:
+                run_sync(held.unlock(), self.store.sync_io)
+            except Exception:  # this request then waits for the turn as usual
+                logger.warning("stickyctx: releasing an unread body's turn failed", exc_info=True)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if self.exclude_paths and excluded(
+                environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), self.exclude_paths):
+            return self.app(environ, start_response)  # no session, no headers, no handle
         if self.heartbeat is not None:
             self.heartbeat.ensure_started()
         services = self.services
@@ -56,6 +94,9 @@ class StickyWSGIMiddleware(Edge[WSGIApp]):
                          environ.get("HTTP_X_STICKYCTX_SESSION"))
         session = Session(services, self.store, state, auto_lock=self._auto_lock,
                           idempotency_key=idempotency or None)
+        bodies = self._bodies()
+        if bodies and not state.is_new:
+            self._release_held_here(state.session_id)
         environ["stickyctx"] = SyncConversation(session)
         environ["HTTP_X_STICKYCTX_OWNER"] = state.owner
         environ["HTTP_X_STICKYCTX_AFFINITY"] = state.affinity
@@ -75,8 +116,12 @@ class StickyWSGIMiddleware(Edge[WSGIApp]):
                     replacement.append(answer[1])
                     status, headers = _error_head(*answer)
             started = True
-            return start_response(status, [*headers, *response_headers(services, state)],
-                                  exc_info)
+            added = response_headers(services, state,
+                                     [v for k, v in headers if k.lower() == "vary"])
+            self.plain_http.check(added, environ.get("wsgi.url_scheme", "http"),
+                                  environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
+                                  environ.get("HTTP_X_FORWARDED_PROTO"))
+            return start_response(status, [*headers, *added], exc_info)
 
         def finish() -> None:
             try:
@@ -101,7 +146,9 @@ class StickyWSGIMiddleware(Edge[WSGIApp]):
             if close is not None:
                 close()
             body = replacement
-        return _Closing(body, finish)
+        closing = _Closing(body, finish, session)
+        bodies.add(closing)
+        return closing
 
 
 class _Closing:
@@ -109,12 +156,14 @@ class _Closing:
     (so that a server that delays ``close()`` does not delay the next turn), and always close it.
     """
 
-    __slots__ = ("_body", "_finish", "_finished")
+    __slots__ = ("__weakref__", "_body", "_finish", "_finished", "session")
 
-    def __init__(self, body: Iterable[bytes], finish: Callable[[], None]) -> None:
+    def __init__(self, body: Iterable[bytes], finish: Callable[[], None],
+                 session: Session) -> None:
         self._body = body
         self._finish = finish
         self._finished = False
+        self.session = session
 
     def __iter__(self) -> Iterator[bytes]:
         yield from self._body

@@ -76,8 +76,11 @@ class _Handle:
 
     @property
     def session_id(self) -> str:
-        """The session id (changes after ``rotate()`` or when an expired session restarts)."""
-        return self._session.state.session_id
+        """The session id (changes after ``rotate()`` or when an expired session restarts).
+        Reading it makes the response carry the session, as any context method does."""
+        state = self._session.state
+        state.used = True
+        return state.session_id
 
     @property
     def previous_id(self) -> str | None:
@@ -120,6 +123,7 @@ class _Handle:
     def prompt_cache_key(self) -> str:
         """A stable keyed hash of the conversation, for model APIs that accept
         ``prompt_cache_key`` (it never reveals the session id)."""
+        self._session.state.used = True
         return prompt_cache_key(self._session.services.keys.digest, self._session.anchor())
 
     def routing_hints(self, router: RouterKind | None = None, *,
@@ -129,6 +133,7 @@ class _Handle:
         hashes only, stable for the conversation; ``user`` (the app's id of the signed-in user)
         names OpenAI's ``safety_identifier``, hashed."""
         session = self._session
+        session.state.used = True
         settings = session.services.settings
         kind = settings.inference_router if router is None else router
         header = settings.inference_header if kind == settings.inference_router else None
@@ -161,6 +166,7 @@ class Conversation(_Handle):
         self._serial: asyncio.Lock | None = None
 
     async def _drive(self, op: Op[T]) -> T:
+        self._session.state.used = True  # the response now carries the session (``issues``)
         # Tasks sharing one request's handle take turns: its state is one request's state.
         if self._serial is None:
             self._serial = asyncio.Lock()
@@ -188,6 +194,7 @@ class SyncConversation(_Handle):
         self._serial = threading.Lock()
 
     def _drive(self, op: Op[T]) -> T:
+        self._session.state.used = True  # the response now carries the session (``issues``)
         with self._serial:  # threads sharing one request's handle take turns
             return run_sync(op, self._session.store.sync_io)
 

@@ -55,9 +55,13 @@ class Services:
                 samesite=settings.cookie_samesite,
                 domain=settings.cookie_domain,
                 path=settings.cookie_path,
+                partitioned=settings.cookie_partitioned,
+                persistent=settings.cookie_persistent,
             ),
             absolute_ttl=settings.absolute_ttl,
             balance_factor=settings.balance_factor,
+            lazy=settings.cookie_issue == "lazy",
+            exclude_paths=settings.exclude_paths,
         )
         hash_key = settings.hash_key.reveal() if settings.hash_key else None
         self.keys = KeyDeriver(derive_hash_key(hash_key, keys), settings.namespace)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from ..core.inference import RouterKind, header_problem, router_problem
 from ..core.nodes import NodeSpec, is_valid_node_id
 from ..errors import ConfigError
+from .cookies import cookie_problem
 from .env import AUDIT_SINKS, EMPTY_OK, ENV, ENV_VARIABLES, PREFIX, parse_audit
 from .secret import Secret
 
@@ -33,6 +34,7 @@ Eviction = Literal["block", "turn"]
 SummaryStorage = Literal["archive", "delete"]
 SameSite = Literal["lax", "strict", "none"]
 TurnLock = Literal["auto", "manual"]
+CookieIssue = Literal["lazy", "eager"]
 
 
 def _outside_package() -> int:
@@ -68,7 +70,7 @@ class Settings:
     store_url: str = "memory://"
     namespace: str = "stickyctx"
     idle_ttl: int = 1800
-    absolute_ttl: int = 86400
+    absolute_ttl: int = 14 * 86400  # a cap; an active chat lives on (idle expiry slides)
     token_budget: int = 8000
     response_reserve: int = 0
     encoding: str | None = None
@@ -88,6 +90,10 @@ class Settings:
     cookie_samesite: SameSite = "lax"
     cookie_domain: str | None = None
     cookie_path: str = "/"
+    cookie_partitioned: bool = False
+    cookie_persistent: bool = True  # False: browser-session cookies (no Max-Age)
+    cookie_issue: CookieIssue = "lazy"
+    exclude_paths: tuple[str, ...] = ()  # paths the middleware leaves alone (and under them)
     encryption_key: Secret | None = field(default=None, repr=False)
     hash_key: Secret | None = field(default=None, repr=False)
     memory_max_sessions: int = 100_000
@@ -138,6 +144,9 @@ class Settings:
                     "STICKYCTX_SECRET_KEYS", f"every key must be at least {MIN_KEY_BYTES} bytes"
                 )
         object.__setattr__(self, "secret_keys", keys)
+        paths = self.exclude_paths
+        object.__setattr__(self, "exclude_paths",
+                           (paths,) if isinstance(paths, str) else tuple(paths))
         for name in ("hash_key", "encryption_key"):
             value = getattr(self, name)
             if isinstance(value, str):  # given as a plain string in code
@@ -179,26 +188,9 @@ class Settings:
             raise bad("BALANCE_FACTOR", "must be greater than 0")
         if not self.namespace or any(c in self.namespace for c in "{}: \t\r\n"):
             raise bad("NAMESPACE", "must be non-empty, without '{', '}', ':' or spaces")
-        for var, name in (("COOKIE_NAME", self.cookie_name), ("ROUTE_COOKIE", self.route_cookie)):
-            if not name or any(c in name for c in ' ;,="\\\t\r\n()<>@:/[]?{}'):
-                raise bad(var, "must be a valid cookie name")
-        if self.cookie_name == self.route_cookie:
-            raise bad("ROUTE_COOKIE", "must differ from STICKYCTX_COOKIE_NAME")
-        if self.cookie_samesite not in ("lax", "strict", "none"):
-            raise bad("COOKIE_SAMESITE", "must be lax, strict or none")
-        if self.cookie_samesite == "none" and not self.secure_cookies:
-            raise bad("COOKIE_SAMESITE", "'none' requires Secure cookies")
-        if not self.cookie_path.startswith("/") or ";" in self.cookie_path:
-            raise bad("COOKIE_PATH", "must start with '/' and contain no ';'")
-        if self.cookie_domain is not None and (";" in self.cookie_domain or not self.cookie_domain):
-            raise bad("COOKIE_DOMAIN", "must be a host name")
-        for var, name in (("COOKIE_NAME", self.cookie_name), ("ROUTE_COOKIE", self.route_cookie)):
-            if name.startswith("__Host-") and (
-                not self.secure_cookies or self.cookie_domain is not None or self.cookie_path != "/"
-            ):
-                raise bad(var, "the __Host- prefix needs Secure, Path=/ and no Domain")
-            if name.startswith("__Secure-") and not self.secure_cookies:
-                raise bad(var, "the __Secure- prefix needs Secure cookies")
+        problem = cookie_problem(self)
+        if problem is not None:
+            raise bad(*problem)
         for name in ("balance_factor", "low_water", "turn_timeout", "turn_lease_ttl",
                      "rotation_grace",
                      "store_timeout", "heartbeat_interval"):

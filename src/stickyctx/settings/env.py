@@ -77,6 +77,10 @@ def _secret(raw: str) -> Secret | None:
     return Secret(raw.strip()) if raw.strip() else None
 
 
+def _paths(raw: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
 def _lower(raw: str) -> str:
     return raw.strip().lower()
 
@@ -118,6 +122,10 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "COOKIE_SAMESITE": ("cookie_samesite", _lower),
     "COOKIE_DOMAIN": ("cookie_domain", _optional_str),
     "COOKIE_PATH": ("cookie_path", _str),
+    "COOKIE_PARTITIONED": ("cookie_partitioned", _bool),
+    "COOKIE_PERSISTENT": ("cookie_persistent", _bool),
+    "COOKIE_ISSUE": ("cookie_issue", _lower),
+    "EXCLUDE_PATHS": ("exclude_paths", _paths),
     "ENCRYPTION_KEY": ("encryption_key", _secret),
     "HASH_KEY": ("hash_key", _secret),
     "MEMORY_MAX_SESSIONS": ("memory_max_sessions", _int),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core.affinity import classify
@@ -67,7 +68,19 @@ def _median_us(samples: list[float]) -> float:
     return samples[len(samples) // 2] * 1e6
 
 
-def simulate(nodes: int, sessions: int, epsilon: float = 0.25) -> SimulationResult:
+def steps(sessions: int) -> int:
+    """The units of work ``simulate`` reports to ``progress`` in all: three passes over the
+    sessions (placement, a node leaving, a node joining)."""
+    return 3 * sessions
+
+
+_TICK = 4096  # sessions between two progress reports
+
+
+def simulate(nodes: int, sessions: int, epsilon: float = 0.25,
+             progress: Callable[[int], object] | None = None) -> SimulationResult:
+    """``progress(n)``: n more units of work done (``steps(sessions)`` in all)."""
+    tick = progress or (lambda _: None)
     if nodes < 2 or sessions < nodes:
         raise ValueError("simulate needs at least 2 nodes and as many sessions as nodes")
     specs = [NodeSpec(f"node-{i:03d}") for i in range(nodes)]
@@ -75,12 +88,15 @@ def simulate(nodes: int, sessions: int, epsilon: float = 0.25) -> SimulationResu
     loads: Counter[str] = Counter()
     owner: dict[str, str] = {}
     timings: list[float] = []
-    for key in keys:
+    for i, key in enumerate(keys, 1):
         started = time.perf_counter()
         chosen = place(key, specs, loads, epsilon)
         timings.append(time.perf_counter() - started)
         owner[key] = chosen
         loads[chosen] += 1
+        if i % _TICK == 0:
+            tick(_TICK)
+    tick(sessions % _TICK)
     average = sessions / nodes
     max_over_avg = max(loads.values()) / average
 
@@ -93,12 +109,15 @@ def simulate(nodes: int, sessions: int, epsilon: float = 0.25) -> SimulationResu
     after = Counter({n.id: loads[n.id] for n in survivors})
     moved = 0
     takers: set[str] = set()
-    for key in keys:
+    for i, key in enumerate(keys, 1):
         if classify(owner[key], serving, live) == "failover":
             chosen = place(key, survivors, after, epsilon)
             after[chosen] += 1
             takers.add(chosen)
             moved += chosen != owner[key]
+        if i % _TICK == 0:
+            tick(_TICK)
+    tick(sessions % _TICK)
     survivor_max = max(after.values()) / (sessions / len(survivors))
 
     # One node joins: pinned sessions are decided again, as a request served by the new node
@@ -109,7 +128,12 @@ def simulate(nodes: int, sessions: int, epsilon: float = 0.25) -> SimulationResu
     join_moved = sum(classify(owner[key], newcomer.id, live) == "failover" for key in keys)
     # What a balancer hashing each request would do instead: move every session whose top
     # rendezvous choice is now the new node.
-    rehash_moved = sum(place(key, joined) == newcomer.id for key in keys)
+    rehash_moved = 0
+    for i, key in enumerate(keys, 1):
+        rehash_moved += place(key, joined) == newcomer.id
+        if i % _TICK == 0:
+            tick(_TICK)
+    tick(sessions % _TICK)
     join_loads = Counter(loads)
     extra = max(nodes, sessions // 10)
     taken = 0
