@@ -11,6 +11,7 @@ from flask import Flask, request
 
 from stickyctx import Settings
 from stickyctx.chat_example import CHAT_PAGE, BackendError, reply
+from stickyctx.chat_example.flask_conversations import conversation_routes
 from stickyctx.flask import StickyCtx, current_context
 from stickyctx.telemetry.setup import configure_from_env
 
@@ -20,6 +21,8 @@ settings = Settings.from_env()  # a bad variable fails here, at startup, naming 
 configure_from_env("stickyctx-example")  # only when OTEL_* variables ask for an export
 app = Flask(__name__)
 StickyCtx(app, settings)  # also answers busy session 409, store down 503, too large 413, ...
+# Signed-in users: /login, /conversations, /conversations/{id}/chat, /me/memory, DELETE /me.
+app.register_blueprint(conversation_routes(settings, SYSTEM))
 
 
 @app.get("/")

@@ -10,9 +10,12 @@ from .edges.wsgi import StickyWSGIMiddleware
 from .errors import (
     ConfigError,
     ContextOverflowError,
+    ConversationNotFoundError,
     FencedError,
     IdempotencyKeyReusedError,
     InvalidMessageError,
+    InvalidPrincipalError,
+    MemoryFullError,
     MessageTooLargeError,
     NoContextError,
     SessionBusyError,
@@ -24,16 +27,22 @@ from .errors import (
 )
 from .session.handle import Conversation, SyncConversation
 from .session.lookup import get_context
+from .session.user_memory import ANY
+from .session.users_handle import SyncUsers, Users, get_users
 from .settings import Settings
 from .settings.secret import Secret
 
 __all__ = [
+    "ANY",
     "ConfigError",
     "ContextOverflowError",
     "Conversation",
+    "ConversationNotFoundError",
     "FencedError",
     "IdempotencyKeyReusedError",
     "InvalidMessageError",
+    "InvalidPrincipalError",
+    "MemoryFullError",
     "MessageTooLargeError",
     "NoContextError",
     "Secret",
@@ -47,6 +56,9 @@ __all__ = [
     "StoreUnavailableError",
     "SummarizerError",
     "SyncConversation",
+    "SyncUsers",
+    "Users",
     "__version__",
     "get_context",
+    "get_users",
 ]

@@ -88,6 +88,9 @@ class SessionState:
     lineage: str | None = None  # keyed name of the conversation's first id, once rotated
     key_fallback: bool = False  # the token verified with an older signing key
     placed: bool = False  # counted toward its owner's load when identified (a new session)
+    # (owner, affinity) of a conversation the app opened in this request (session.users): the
+    # node and affinity headers name it, so clients echo the node that holds the conversation.
+    route: tuple[str, Affinity] | None = None
 
     @property
     def is_new(self) -> bool:
@@ -153,8 +156,9 @@ def response_headers(
     now: float,
 ) -> list[tuple[str, str]]:
     """The headers to add to the response for ``state``."""
-    headers = [(NODE_HEADER, state.owner), (AFFINITY_HEADER, state.affinity)]
-    address = membership.address(state.owner)
+    owner, affinity = state.route or (state.owner, state.affinity)
+    headers = [(NODE_HEADER, owner), (AFFINITY_HEADER, affinity)]
+    address = membership.address(owner)
     if address:
         headers.append((ENDPOINT_HEADER, address))
     if state.destroyed:
