@@ -2,19 +2,19 @@
 a memory that follows the user (``add_conversation_routes(app, settings, system)``).
 
 What a user of stickyctx writes for their own app is the same: a dependency that names the
-principal from the app's own authentication, ``users_of`` over it, and the routes.
+principal from the app's own authentication, ``get_users`` (or ``stickyctx.fastapi.users_of``)
+over it, and the routes.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the routes' annotations, which
 # name ``UserData``, a local alias, at runtime.
 from typing import Annotated, Any
 
-from fastapi import Cookie, FastAPI, HTTPException, Response
+from fastapi import Cookie, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StringConstraints
 
-from ..fastapi import users_of
-from ..session.users_handle import Users
+from ..session.users_handle import Users, get_users
 from ..settings import Settings
 from . import BackendError, areply
 from .accounts import LOGIN_COOKIE, learned_name, login_cookie, read_login, valid_user
@@ -48,7 +48,13 @@ def add_conversation_routes(app: FastAPI, settings: Settings, system: str) -> No
             raise HTTPException(401, "sign in first: POST /login")
         return user
 
-    UserData = Annotated[Users, users_of(current_user)]
+    async def user_data(request: Request,
+                        user: Annotated[str, Depends(current_user)]) -> Users:
+        found = get_users(request, user)  # (``stickyctx.fastapi.users_of`` does the same)
+        assert isinstance(found, Users)
+        return found
+
+    UserData = Annotated[Users, Depends(user_data)]
 
     @app.post("/login")
     async def login(body: LoginIn, response: Response) -> dict[str, str]:

@@ -8,8 +8,7 @@ from typing import Any
 import flask
 
 from ..errors import StickyctxError, http_error
-from ..flask import current_users
-from ..session.users_handle import SyncUsers
+from ..session.users_handle import SyncUsers, get_users
 from ..settings import Settings
 from . import BackendError, reply
 from .accounts import LOGIN_COOKIE, learned_name, login_cookie, memory_value, read_login, valid_user
@@ -31,7 +30,9 @@ def conversation_routes(settings: Settings, system: str) -> flask.Blueprint:
         if user is None:
             flask.abort(flask.make_response(
                 _error(401, "unauthorized", "sign in first: POST /login")))
-        return current_users(user)
+        found = get_users(flask.request, user)  # (``stickyctx.flask.current_users`` too)
+        assert isinstance(found, SyncUsers)
+        return found
 
     @routes.errorhandler(StickyctxError)
     def stickyctx_error(exc: StickyctxError) -> Any:  # 404 for another user's conversation
