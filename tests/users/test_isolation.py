@@ -82,15 +82,14 @@ def apply(step: tuple[Any, ...], model: Model, users: list[Space]) -> None:
         return
     conv = model.visible(p, step[2])
     if conv is None:
+        attempts = {
+            "turn": lambda: me.turn(step[2], ("user", step[3])),
+            "state": lambda: me.set_state(step[2], "s", step[3]),
+            "delete": lambda: me.delete(step[2]),
+            "share": lambda: me.add_member(step[2], PRINCIPALS[step[3]][1]),
+        }
         with pytest.raises(ConversationNotFoundError):
-            if kind == "turn":
-                me.turn(step[2], ("user", step[3]))
-            elif kind == "state":
-                me.set_state(step[2], "s", step[3])
-            elif kind == "delete":
-                me.delete(step[2])
-            else:
-                me.add_member(step[2], PRINCIPALS[step[3]][1])
+            attempts[kind]()
         return
     if kind == "turn":
         me.turn(step[2], ("user", step[3]))

@@ -112,6 +112,8 @@ class UserSpace(MemoryAndState):
         if stored is record or stored == record:
             services.members.placed(node)  # counts toward that node's load
         yield from self.store.index_add(self.ref.key, cid, stored.last_activity, ttl=self._ttl)
+        if self.request is not None:  # the response names the node that will hold it
+            self.request.state.route = (stored.node, "new")
         return stored.public()
 
     def get(self, /, conversation_id: str) -> Op[dict[str, Any]]:
