@@ -278,3 +278,10 @@ loadHistory().catch((e) => { error.textContent = e.message; });
 </body>
 </html>
 """
+
+
+# The sidebar of conversations for signed-in users (kept in its own module) ------------------
+
+from .sidebar import with_sidebar  # noqa: E402 - the page it extends is defined above
+
+CHAT_PAGE = with_sidebar(CHAT_PAGE)
