@@ -225,3 +225,33 @@ def test_erase_removes_everything_of_the_principal_only(world: World) -> None:
         alice.get(theirs)  # left bob's conversation
     assert bob.get(theirs)["turns"] == 1
     assert alice.erase() == 0
+
+
+def test_a_conversation_fails_over_when_its_node_leaves(make_world: MakeWorld) -> None:
+    from stickyctx.core.nodes import NodeSpec
+
+    everyone = tuple(NodeSpec(n) for n in ("n1", "n2", "n3"))
+    before = make_world(node_id="n1", nodes=everyone)
+    alice = before.user("alice")
+    owners = {}
+    for _ in range(12):
+        cid = alice.create()["id"]
+        owners[cid] = alice.open(cid).state.owner
+    assert set(owners.values()) == {"n1", "n2", "n3"}  # spread, not all on one node
+    gone = next(cid for cid, owner in owners.items() if owner == "n3")
+    alice.turn(gone, ("user", "kept across the failover"))
+
+    # n3 has left; two nodes see it at once and re-place the conversation: they agree.
+    survivors = tuple(NodeSpec(n) for n in ("n1", "n2"))
+    views = [make_world(node_id=n, nodes=survivors).user("alice") for n in ("n1", "n2")]
+    first, second = (view.open(gone) for view in views)
+    assert first.state.affinity == "failover"
+    assert first.state.owner in ("n1", "n2")
+    assert second.state.owner == first.state.owner
+    again = views[1].open(gone)  # the record was updated: an ordinary hit or miss now
+    assert again.state.affinity in ("hit", "miss")
+    assert again.state.owner == first.state.owner
+    history = views[0].run(again.messages())
+    assert [m["content"] for m in history] == ["kept across the failover"]
+    stayed = next(cid for cid, owner in owners.items() if owner == "n1")
+    assert views[1].open(stayed).state.owner == "n1"  # the others do not move

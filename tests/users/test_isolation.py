@@ -1,7 +1,7 @@
 """Isolation as a property: random principals (in two tenants), conversation ids (shared on
 purpose, so that principals collide on them) and operations; after every step, what each
 principal reads is exactly what a model of ownership says, so no read ever crosses principals.
-Run on the embedded store and on a real Redis server."""
+Run on the embedded store, a real Redis server and a real Redis Cluster."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def run(make_world: MakeWorld, program: list[tuple[Any, ...]]) -> None:
         check(model, users)
 
 
-@pytest.mark.parametrize("make_world", ["memory", "redis"], indirect=True)
+@pytest.mark.parametrize("make_world", ["memory", "redis", "redis-cluster"], indirect=True)
 @hsettings(max_examples=40, deadline=None,
            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(program=st.lists(steps, min_size=1, max_size=12))
