@@ -10,6 +10,7 @@ from .edges.wsgi import StickyWSGIMiddleware
 from .errors import (
     ConfigError,
     ContextOverflowError,
+    ConversationIdError,
     ConversationNotFoundError,
     FencedError,
     IdempotencyKeyReusedError,
@@ -37,6 +38,7 @@ __all__ = [
     "ConfigError",
     "ContextOverflowError",
     "Conversation",
+    "ConversationIdError",
     "ConversationNotFoundError",
     "FencedError",
     "IdempotencyKeyReusedError",

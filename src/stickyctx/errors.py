@@ -8,6 +8,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "ContextOverflowError",
+    "ConversationIdError",
     "ConversationNotFoundError",
     "FencedError",
     "IdempotencyKeyReusedError",
@@ -136,6 +137,11 @@ class ConversationNotFoundError(StickyctxError, LookupError):
 
     def __init__(self) -> None:
         super().__init__("conversation not found")
+
+
+class ConversationIdError(StickyctxError):
+    """``rotate()`` was called on a conversation of a principal: its id is the app's (or was
+    minted for the app to keep) and never changes. Rotate the request's own session instead."""
 
 
 class InvalidPrincipalError(StickyctxError, ValueError):

@@ -234,7 +234,7 @@ def test_a_conversation_fails_over_when_its_node_leaves(make_world: MakeWorld) -
     before = make_world(node_id="n1", nodes=everyone)
     alice = before.user("alice")
     owners = {}
-    for _ in range(12):
+    for _ in range(40):  # (with static membership, rendezvous hashing: each node ~1/3)
         cid = alice.create()["id"]
         owners[cid] = alice.open(cid).state.owner
     assert set(owners.values()) == {"n1", "n2", "n3"}  # spread, not all on one node
@@ -255,3 +255,31 @@ def test_a_conversation_fails_over_when_its_node_leaves(make_world: MakeWorld) -
     assert [m["content"] for m in history] == ["kept across the failover"]
     stayed = next(cid for cid, owner in owners.items() if owner == "n1")
     assert views[1].open(stayed).state.owner == "n1"  # the others do not move
+
+
+def test_a_conversation_keeps_its_id_and_its_handle_deletes_it(world: World) -> None:
+    from stickyctx.errors import ConversationIdError
+
+    alice, bob = world.user("alice"), world.user("bob")
+    cid = alice.create()["id"]
+    alice.add_member(cid, "bob")
+    session = alice.open(cid)
+    with pytest.raises(ConversationIdError):
+        alice.run(session.rotate())
+    leaving = bob.open(cid)
+    bob.run(leaving.destroy())  # a member's destroy() leaves
+    assert alice.get(cid)["id"] == cid
+    alice.run(session.destroy())  # the owner's deletes the conversation
+    with pytest.raises(ConversationNotFoundError):
+        alice.get(cid)
+
+
+def test_a_conversation_deleted_under_an_open_handle_is_not_found(world: World) -> None:
+    alice = world.user("alice")
+    cid = alice.create()["id"]
+    alice.turn(cid, ("user", "hello"))
+    session = alice.open(cid)
+    alice.delete(cid)  # another request, meanwhile
+    with pytest.raises(ConversationNotFoundError):
+        alice.run(session.messages())  # never a fresh conversation under another id
+    alice.run(session.end(500))

@@ -111,8 +111,12 @@ def apply(step: tuple[Any, ...], model: Model, users: list[Space]) -> None:
                 me.add_member(step[2], PRINCIPALS[other][1])
             return
         me.add_member(step[2], PRINCIPALS[other][1])
-        if PRINCIPALS[other][0] == tenant and other != p:
-            conv.members.add(other)
+        # A member is named within the owner's tenant: "ann" of another tenant is not the
+        # one added; the "ann" of this tenant is.
+        member = PRINCIPALS.index((tenant, PRINCIPALS[other][1])) if (
+            tenant, PRINCIPALS[other][1]) in PRINCIPALS else None
+        if member is not None and member != p:
+            conv.members.add(member)
 
 
 def check(model: Model, users: list[Space]) -> None:

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 from ..core.flow import SessionState
 from ..core.messages import AppendResult, NewMessage
+from ..core.snapshots import EMPTY
 from ..core.storekeys import SessionKey
+from ..errors import ConversationIdError, ConversationNotFoundError
 from ..sansio import Op
 from .logic import Session
 
@@ -72,3 +74,27 @@ class ConversationSession(Session):
             yield from self.space.touched(self, turns, tokens, self._first)
         except Exception:
             logger.warning("stickyctx: updating a conversation's record failed", exc_info=True)
+
+    # Identity: a conversation's session id is derived from its id, so it never changes --------
+
+    def _restart(self) -> Op[None]:
+        """The history was revoked under us: the conversation was deleted meanwhile."""
+        raise ConversationNotFoundError
+        yield  # unreachable: it makes this method an operation
+
+    def rotate(self, /) -> Op[str]:
+        """Not for conversations: their ids never change (``ConversationIdError``)."""
+        raise ConversationIdError("a conversation keeps its id: rotate the request's session")
+        yield  # unreachable: it makes this method an operation
+
+    def destroy(self, /) -> Op[None]:
+        """Delete the conversation (its owner), or leave it (a member): ``Users.delete``."""
+        if self.state.destroyed:
+            return
+        yield from self.turn.release()
+        yield from self.space.delete(self.conversation_id)
+        self.state.destroyed = True
+        turn = self.turn
+        turn.fence, turn.staged, turn.open = None, [], False
+        self._snapshot = EMPTY
+        self._staged = self._written = (0, 0)

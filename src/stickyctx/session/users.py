@@ -236,6 +236,11 @@ class UserSpace(MemoryAndState):
         """The session holding the conversation, placed on its owner node (re-placed when
         that node is gone), bound to the request: its turn settles with the response."""
         session_id, key, record = yield from self._find(conversation_id)
+        request = self.request
+        if request is not None:  # opened before in this request: the same turn, not a second
+            for companion in request.companions:
+                if isinstance(companion, ConversationSession) and companion.key == key:
+                    return companion
         services = self.services
         view = services.members.view()
         affinity = classify(record.node or None, services.node_id, view.ids())
@@ -249,7 +254,6 @@ class UserSpace(MemoryAndState):
         if owner == services.node_id:
             services.members.active.touch(session_id)
         state = SessionState(session_id, owner, int(record.created), affinity, "header")
-        request = self.request
         session = ConversationSession(
             self, conversation_id, key, state,
             auto_lock=request.auto_lock if request is not None else True,
