@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from stickyctx.core.principals import ConversationRecord, MemoryItem
 from stickyctx.core.storekeys import SessionKey
 from stickyctx.stores.userdata import ConversationChange
+from tests.conftest import FakeClock
 
 from .conftest import Stores
 
@@ -156,3 +158,26 @@ def test_erasing_a_principal_returns_its_ids(stores: Stores, new_key: NewKey) ->
     assert s.index_page(principal, offset=0, limit=10) == []
     assert s.memory_get(principal) == {}
     assert s.principal_erase(principal, ttl=TTL) == []
+
+
+@pytest.mark.store_needs("clock")
+def test_everything_expires_after_its_ttl(stores: Stores, new_key: NewKey, clock: FakeClock,
+                                          ) -> None:
+    key, principal, s = new_key(), new_key(), stores.sync
+    s.conversation_put(key, record("c1", "ualice"), ttl=10)
+    s.state_cas(key, "k", "1", check=False, ttl=10)
+    s.index_add(principal, "c1", 1.0, ttl=10)
+    s.memory_put(principal, "name", MemoryItem("Ada", 2), max_tokens=10, ttl=10)
+    buried = new_key()
+    s.conversation_delete(buried, ttl=10)
+    clock.advance(11)
+    for _ in range(1100):  # enough writes for a sweep of what nobody reads again
+        s.index_add(new_key(), "c", 1.0, ttl=1)
+    store: Any = stores.store
+    assert key.tag not in store._records
+    assert key.tag not in store._states
+    assert principal.tag not in store._indexes
+    assert principal.tag not in store._memories
+    assert buried.tag not in store._buried
+    assert s.conversation_get(key) is None
+    assert s.memory_get(principal) == {}

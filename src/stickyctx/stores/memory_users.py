@@ -1,7 +1,8 @@
 """The embedded store's primitives for principals and conversations (see ``userdata``).
 
 Mixed into ``MemoryStore``: the same lock, the same clock, no I/O. Entries expire ``ttl``
-seconds after their last write, checked when read.
+seconds after their last write, checked when read; every 1024 writes a sweep drops the expired
+ones (and tombstones), so that data nobody reads again does not stay in memory.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class MemoryUserData:
         self._indexes: dict[str, _Expiring] = {}  # principal tag -> dict[id, activity]
         self._memories: dict[str, _Expiring] = {}  # principal tag -> dict[str, MemoryItem]
         self._buried: dict[str, float] = {}  # tombstones of conversations and principals
+        self._writes = 0
 
     def _clear_userdata(self) -> None:
         for table in (self._records, self._states, self._indexes, self._memories, self._buried):
@@ -55,6 +57,17 @@ class MemoryUserData:
 
     def _set(self, table: dict[str, _Expiring], tag: str, value: Any, ttl: float) -> None:
         table[tag] = _Expiring(value, self._clock() + ttl)
+        self._writes += 1
+        if self._writes % 1024 == 0:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        now = self._clock()
+        for data in (self._records, self._states, self._indexes, self._memories):
+            for tag in [t for t, e in data.items() if now >= e.until]:
+                del data[tag]
+        for tag in [t for t, until in self._buried.items() if now >= until]:
+            del self._buried[tag]
 
     def _is_buried(self, tag: str) -> bool:
         until = self._buried.get(tag)
