@@ -42,7 +42,9 @@ def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STICKYCTX_", "OTEL_"))}
     env.update({"STICKYCTX_SECRET_KEYS": KEY_A, "STICKYCTX_NODE_ID": "n1",
                 "STICKYCTX_COOKIE_SECURE": "0", "STICKYCTX_HASH_KEY": HASH_KEY,
-                "PYTHONPATH": str(ROOT)}, **extra)
+                # This tree's package first, as the app servers of tests.conftest have it (an
+                # installed copy of another tree would otherwise be imported).
+                "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}, **extra)
     return env
 
 
