@@ -17,6 +17,7 @@ __all__ = [
     "MemoryFullError",
     "MessageTooLargeError",
     "NoContextError",
+    "NotSignedInError",
     "SessionBusyError",
     "SessionGoneError",
     "StickyctxError",
@@ -148,6 +149,15 @@ class InvalidPrincipalError(StickyctxError, ValueError):
     """The principal (or tenant) the app named is empty, too long or not printable."""
 
 
+class NotSignedInError(StickyctxError, LookupError):
+    """``get_users(request)`` found no signed-in principal on the request (no authenticated
+    ``scope["user"]``, no ``REMOTE_USER``): the app's own authentication did not run or let
+    nobody in."""
+
+    def __init__(self) -> None:
+        super().__init__("nobody is signed in on this request")
+
+
 class MemoryFullError(StickyctxError):
     """Writing this memory item would take the principal's memory over its token ceiling
     (``STICKYCTX_MEMORY_TOKENS``); nothing was written."""
@@ -172,6 +182,7 @@ _HTTP: tuple[tuple[type[StickyctxError], int, str], ...] = (
     (SessionGoneError, 410, "session_gone"),
     (ConversationNotFoundError, 404, "not_found"),
     (InvalidPrincipalError, 400, "invalid_principal"),
+    (NotSignedInError, 401, "not_signed_in"),
     (MemoryFullError, 413, "memory_full"),
 )
 

@@ -52,19 +52,29 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StickyctxError, handler)
 
 
-def users_of(principal: Callable[..., Any]) -> Any:
+def users_of(principal: Callable[..., Any] | None = None, *, tenant: str = "") -> Any:
     """A dependency that gives the signed-in principal's ``Users`` (conversations, memory),
     from the app's own dependency ``principal`` that returns the principal's id (and raises
-    its own 401 when nobody is signed in): ``Users = Annotated[..., users_of(current_user)]``.
-    """
+    its own 401 when nobody is signed in): ``Me = Annotated[Users, users_of(current_user)]``.
+    Without one, the principal Starlette's ``AuthenticationMiddleware`` left on the request
+    (``request.user``), else ``NotSignedInError`` (401)."""
     from .session.users_handle import Users, get_users
+
+    def found(connection: HTTPConnection, who: str | None) -> Users:
+        users = get_users(connection, who, tenant=tenant)
+        assert isinstance(users, Users)
+        return users
+
+    if principal is None:
+        async def from_request(connection: HTTPConnection) -> Users:
+            return found(connection, None)
+
+        return Depends(from_request)
 
     # ``Depends`` as a default, not in ``Annotated``: annotations are strings in this module,
     # and FastAPI could not resolve ``principal`` (a local name) from one.
     async def dependency(connection: HTTPConnection,
                          who: str = Depends(principal)) -> Users:
-        found = get_users(connection, who)
-        assert isinstance(found, Users)
-        return found
+        return found(connection, who)
 
     return Depends(dependency)

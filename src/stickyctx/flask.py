@@ -60,9 +60,9 @@ def current_context() -> SyncConversation:
     return handle
 
 
-def current_users(principal: str, *, tenant: str = "") -> SyncUsers:
+def current_users(principal: str | None = None, *, tenant: str = "") -> SyncUsers:
     """The conversations and memory of ``principal`` (the signed-in user's id in the app's own
-    authentication) for the current Flask request."""
+    authentication; by default the request's ``REMOTE_USER``) for the current Flask request."""
     found = get_users(flask.request, principal, tenant=tenant)
     assert isinstance(found, SyncUsers)
     return found

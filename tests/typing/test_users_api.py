@@ -112,3 +112,71 @@ def test_flask_users() -> None:
     denied = client.post(f"/conversations/{cid}/chat", json={"message": "x"}, headers=bob)
     assert denied.status_code == 404
     assert client.get("/conversations", headers=bob).get_json()["conversations"] == []
+
+
+def test_the_principal_from_the_apps_authentication_middleware() -> None:
+    """Starlette's ``AuthenticationMiddleware`` (``request.user``) names the principal."""
+    from starlette.applications import Starlette
+    from starlette.authentication import (
+        AuthCredentials,
+        AuthenticationBackend,
+        BaseUser,
+        SimpleUser,
+    )
+    from starlette.middleware import Middleware
+    from starlette.middleware.authentication import AuthenticationMiddleware
+    from starlette.requests import HTTPConnection, Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from stickyctx import get_users
+
+    class HeaderAuth(AuthenticationBackend):
+        async def authenticate(
+            self, conn: HTTPConnection,
+        ) -> tuple[AuthCredentials, BaseUser] | None:
+            user = conn.headers.get("x-user")
+            return (AuthCredentials(["authenticated"]), SimpleUser(user)) if user else None
+
+    async def create(request: Request) -> JSONResponse:
+        users = get_users(request)
+        assert isinstance(users, Users)
+        return JSONResponse(await users.create())
+
+    async def listing(request: Request) -> JSONResponse:
+        users = get_users(request)
+        assert isinstance(users, Users)
+        return JSONResponse(await users.list())
+
+    app = Starlette(routes=[Route("/c", create, methods=["POST"]), Route("/c", listing)],
+                    middleware=[Middleware(StickyMiddleware, settings=make_settings()),
+                                Middleware(AuthenticationMiddleware, backend=HeaderAuth())])
+    with TestClient(app) as client:
+        cid = client.post("/c", headers={"x-user": "ada"}).json()["id"]
+        assert [c["id"] for c in client.get("/c", headers={"x-user": "ada"}).json()[
+            "conversations"]] == [cid]
+        assert client.get("/c", headers={"x-user": "bob"}).json()["conversations"] == []
+        nobody = client.get("/c")
+        assert (nobody.status_code, nobody.json()["error"]) == (401, "not_signed_in")
+
+
+def test_the_principal_from_remote_user_in_flask() -> None:
+    app = flask.Flask(__name__)
+    StickyCtx(app, make_settings())
+
+    @app.post("/c")
+    def create() -> dict[str, Any]:
+        made: dict[str, Any] = current_users().create()
+        return made
+
+    @app.get("/c")
+    def listing() -> dict[str, Any]:
+        page: dict[str, Any] = current_users().list()
+        return page
+
+    client = Client(app)
+    ada = {"REMOTE_USER": "ada"}
+    cid = client.post("/c", environ_overrides=ada).get_json()["id"]
+    listed = client.get("/c", environ_overrides=ada).get_json()["conversations"]
+    assert [c["id"] for c in listed] == [cid]
+    assert client.get("/c").status_code == 401

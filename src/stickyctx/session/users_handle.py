@@ -11,15 +11,16 @@ As with the conversation handles (``handle``), every method is declared once fro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
+from ..errors import NotSignedInError
 from ..sansio import Op, run_async, run_sync
 from .handle import Conversation, SyncConversation
 from .lookup import get_context
 from .users import UserSpace
 
-__all__ = ["SyncUsers", "Users", "get_users"]
+__all__ = ["SyncUsers", "Users", "get_users", "principal_of"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -114,12 +115,38 @@ class SyncUsers(_Face):
         return SyncConversation(self._drive(self._space.open(conversation_id)))
 
 
-def get_users(request: Any, principal: str, *, tenant: str = "") -> Users | SyncUsers:
+def principal_of(request: Any) -> str | None:
+    """The principal a request's authentication left on it, if any: Starlette's
+    ``AuthenticationMiddleware`` (``scope["user"]``, when authenticated: its ``identity``, else
+    its ``display_name``), or the WSGI ``REMOTE_USER`` a server or middleware set."""
+    scope = getattr(request, "scope", None)
+    environ = getattr(request, "environ", None)
+    if isinstance(request, Mapping):
+        scope, environ = (request, None) if "type" in request else (None, request)
+    if isinstance(scope, Mapping):
+        user = scope.get("user")
+        if user is None or not getattr(user, "is_authenticated", False):
+            return None
+        name = getattr(user, "identity", None) or getattr(user, "display_name", None)
+        return str(name) if name else None
+    if isinstance(environ, Mapping):
+        remote = environ.get("REMOTE_USER")
+        return remote if isinstance(remote, str) and remote else None
+    return None
+
+
+def get_users(request: Any, principal: str | None = None, *,
+              tenant: str = "") -> Users | SyncUsers:
     """The principal's conversations and memory for this request (``Users`` under ASGI,
     ``SyncUsers`` under WSGI). ``principal`` is the signed-in user's id in the app's own
-    authentication (stickyctx does none); ``tenant`` namespaces principals and conversation
-    ids. Accepts what ``get_context`` accepts."""
+    authentication (stickyctx does none); without it, the one that authentication left on the
+    request (``principal_of``), else ``NotSignedInError`` (401). ``tenant`` namespaces
+    principals and conversation ids. Accepts what ``get_context`` accepts."""
     handle = get_context(request)
+    if principal is None:
+        principal = principal_of(request)
+        if principal is None:
+            raise NotSignedInError
     request_session = handle._session
     space = UserSpace(request_session.services, request_session.store, principal,
                       tenant=tenant, request=request_session)
