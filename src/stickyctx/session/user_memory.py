@@ -4,7 +4,7 @@ as sans-I/O operations: the part of ``UserSpace`` (``users``) that is key-value 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ..core.principals import (
     ConversationRecord,
@@ -16,12 +16,15 @@ from ..core.principals import (
 from ..core.storekeys import SessionKey
 from ..errors import InvalidMessageError, MemoryFullError
 from ..sansio import Op
+from ..telemetry.operations import observed
 
 if TYPE_CHECKING:
     from ..stores.base import Store
     from .services import Services
 
 __all__ = ["ANY", "MemoryAndState"]
+
+T = TypeVar("T")
 
 _MAX_MEMORY_VALUE = 4096  # characters of one memory item
 
@@ -54,9 +57,14 @@ class MemoryAndState:
     def _find(self, conversation_id: str) -> Op[tuple[str, SessionKey, ConversationRecord]]:
         raise NotImplementedError
 
+    def _call(self, op: Op[T]) -> Op[T]:
+        """A store operation, seen by telemetry (``stickyctx.store <primitive>`` spans, the
+        store error counter) when an SDK is configured; never names the principal."""
+        return observed(self.services.telemetry.observer(), op, None)
+
     def memory(self, /) -> Op[dict[str, str]]:
         """The principal's memory items (key → value), shared by all their conversations."""
-        items = yield from self.store.memory_get(self.ref.key)
+        items = yield from self._call(self.store.memory_get(self.ref.key))
         return {name: item.value for name, item in sorted(items.items())}
 
     def remember(self, /, key: str, value: str, *, pinned: bool = True) -> Op[int]:
@@ -70,8 +78,8 @@ class MemoryAndState:
         tokens = self.services.count_text(value)
         limit = self.services.settings.memory_tokens
         item = MemoryItem(value, tokens, pinned, self.services.clock())
-        done = yield from self.store.memory_put(self.ref.key, key, item, max_tokens=limit,
-                                                ttl=self._ttl)
+        done = yield from self._call(self.store.memory_put(
+            self.ref.key, key, item, max_tokens=limit, ttl=self._ttl))
         if not done:
             raise MemoryFullError(tokens, limit)
         return tokens
@@ -79,18 +87,18 @@ class MemoryAndState:
     def forget(self, /, key: str) -> Op[None]:
         """Delete a memory item (nothing happens when there is none)."""
         if is_valid_memory_key(key):
-            yield from self.store.memory_put(self.ref.key, key, None, max_tokens=0,
-                                             ttl=self._ttl)
+            yield from self._call(self.store.memory_put(
+                self.ref.key, key, None, max_tokens=0, ttl=self._ttl))
 
     def facts(self) -> Op[str | None]:
         """The pinned memory as one system message's text (see ``core.principals``)."""
-        items = yield from self.store.memory_get(self.ref.key)
+        items = yield from self._call(self.store.memory_get(self.ref.key))
         return pinned_facts(items)
 
     def state(self, /, conversation_id: str) -> Op[dict[str, Any]]:
         """The conversation's state (key → JSON value)."""
         _, key, _ = yield from self._find(conversation_id)
-        raw = yield from self.store.state_get(key)
+        raw = yield from self._call(self.store.state_get(key))
         return {name: json.loads(value) for name, value in sorted(raw.items())}
 
     def set_state(self, /, conversation_id: str, key: str, value: Any, *,
@@ -102,8 +110,8 @@ class MemoryAndState:
             raise InvalidMessageError("a state key is 1 to 64 letters, digits or _.:-")
         _, skey, _ = yield from self._find(conversation_id)
         check = expected is not ANY
-        return (yield from self.store.state_cas(
+        return (yield from self._call(self.store.state_cas(
             skey, key, None if value is None else _dump(value),
             expected=None if not check or expected is None else _dump(expected),
-            check=check, ttl=self._ttl))
+            check=check, ttl=self._ttl)))
 

@@ -76,7 +76,7 @@ class UserSpace(MemoryAndState):
 
     def _find(self, conversation_id: str) -> Op[tuple[str, SessionKey, ConversationRecord]]:
         session_id, key = self._key(conversation_id)
-        record = yield from self.store.conversation_get(key)
+        record = yield from self._call(self.store.conversation_get(key))
         if record is None or record.id != conversation_id or not record.allows(self.ref):
             raise ConversationNotFoundError
         return session_id, key, record
@@ -106,12 +106,13 @@ class UserSpace(MemoryAndState):
         node = place(session_id, view.nodes, view.loads, services.settings.balance_factor)
         record = ConversationRecord(cid, self.ref.tag, now, now, node=node,
                                     title=clean_title(title or ""), labels=tags)
-        stored = yield from self.store.conversation_put(key, record, ttl=self._ttl)
+        stored = yield from self._call(self.store.conversation_put(key, record, ttl=self._ttl))
         if stored is None or stored.owner != self.ref.tag or stored.id != cid:
             raise ConversationNotFoundError
         if stored is record or stored == record:
             services.members.placed(node)  # counts toward that node's load
-        yield from self.store.index_add(self.ref.key, cid, stored.last_activity, ttl=self._ttl)
+        yield from self._call(self.store.index_add(self.ref.key, cid, stored.last_activity,
+                                                   ttl=self._ttl))
         if self.request is not None:  # the response names the node that will hold it
             self.request.state.route = (stored.node, "new")
         return stored.public()
@@ -127,15 +128,17 @@ class UserSpace(MemoryAndState):
         ``{"conversations": [...], "next": cursor or None}``."""
         limit = max(1, min(MAX_PAGE, int(limit)))
         offset = int(cursor) if cursor and cursor.isdigit() else 0
-        ids = yield from self.store.index_page(self.ref.key, offset=offset, limit=limit + 1)
+        ids = yield from self._call(self.store.index_page(self.ref.key, offset=offset,
+                                                          limit=limit + 1))
         out: list[dict[str, Any]] = []
         for cid in ids[:limit]:
             if not is_valid_conversation_id(cid):
                 continue
             _, key = self._key(cid)
-            record = yield from self.store.conversation_get(key)
+            record = yield from self._call(self.store.conversation_get(key))
             if record is None or record.id != cid or not record.allows(self.ref):
-                yield from self.store.index_remove(self.ref.key, cid)  # deleted meanwhile
+                # deleted meanwhile
+                yield from self._call(self.store.index_remove(self.ref.key, cid))
                 continue
             out.append(record.public())
         # Newest first even when the index lags a record (updated in two steps).
@@ -158,7 +161,7 @@ class UserSpace(MemoryAndState):
 
     def _change(self, conversation_id: str, change: ConversationChange) -> Op[dict[str, Any]]:
         _, key, _ = yield from self._find(conversation_id)
-        record = yield from self.store.conversation_change(key, change, ttl=self._ttl)
+        record = yield from self._call(self.store.conversation_change(key, change, ttl=self._ttl))
         if record is None:
             raise ConversationNotFoundError
         return record.public()
@@ -169,18 +172,18 @@ class UserSpace(MemoryAndState):
         _, key, record = yield from self._owned(conversation_id)
         if member.tag == self.ref.tag:
             return
-        yield from self.store.conversation_change(
-            key, ConversationChange(add_member=member.tag), ttl=self._ttl)
-        yield from self.store.index_add(member.key, conversation_id, record.last_activity,
-                                        ttl=self._ttl)
+        yield from self._call(self.store.conversation_change(
+            key, ConversationChange(add_member=member.tag), ttl=self._ttl))
+        yield from self._call(self.store.index_add(member.key, conversation_id,
+                                                   record.last_activity, ttl=self._ttl))
 
     def remove_member(self, /, conversation_id: str, principal: str) -> Op[None]:
         """Take a member out of the conversation (owner only)."""
         member = self._other(principal)
         _, key, _ = yield from self._owned(conversation_id)
-        yield from self.store.conversation_change(
-            key, ConversationChange(remove_member=member.tag), ttl=self._ttl)
-        yield from self.store.index_remove(member.key, conversation_id)
+        yield from self._call(self.store.conversation_change(
+            key, ConversationChange(remove_member=member.tag), ttl=self._ttl))
+        yield from self._call(self.store.index_remove(member.key, conversation_id))
 
     def _other(self, principal: str) -> PrincipalRef:
         try:
@@ -192,20 +195,21 @@ class UserSpace(MemoryAndState):
         """Delete the conversation: its history, record and state (a member leaves it)."""
         _, key, record = yield from self._find(conversation_id)
         if record.owner != self.ref.tag:
-            yield from self.store.conversation_change(
-                key, ConversationChange(remove_member=self.ref.tag), ttl=self._ttl)
-            yield from self.store.index_remove(self.ref.key, conversation_id)
+            yield from self._call(self.store.conversation_change(
+                key, ConversationChange(remove_member=self.ref.tag), ttl=self._ttl))
+            yield from self._call(self.store.index_remove(self.ref.key, conversation_id))
             return
         yield from self._erase_conversation(conversation_id, key, record)
-        yield from self.store.index_remove(self.ref.key, conversation_id)
+        yield from self._call(self.store.index_remove(self.ref.key, conversation_id))
 
     def _erase_conversation(self, conversation_id: str, key: SessionKey,
                             record: ConversationRecord) -> Op[None]:
-        yield from self.store.destroy(key)  # the history, tombstoned: replays load nothing
-        yield from self.store.conversation_delete(key, ttl=self._ttl)
+        # The history, tombstoned: replays load nothing.
+        yield from self._call(self.store.destroy(key))
+        yield from self._call(self.store.conversation_delete(key, ttl=self._ttl))
         for member in record.members:
-            yield from self.store.index_remove(SessionKey(key.namespace, member),
-                                               conversation_id)
+            yield from self._call(self.store.index_remove(
+                SessionKey(key.namespace, member), conversation_id))
 
     # Erasure ----------------------------------------------------------------------------------
 
@@ -213,21 +217,21 @@ class UserSpace(MemoryAndState):
         """Erase everything of the principal: every conversation they own (history, record,
         state), their memory and their index; they leave the conversations they were a member
         of. Returns how many conversations were deleted."""
-        ids = yield from self.store.principal_erase(self.ref.key, ttl=self._ttl)
+        ids = yield from self._call(self.store.principal_erase(self.ref.key, ttl=self._ttl))
         deleted = 0
         for cid in ids:
             if not is_valid_conversation_id(cid):
                 continue
             _, key = self._key(cid)
-            record = yield from self.store.conversation_get(key)
+            record = yield from self._call(self.store.conversation_get(key))
             if record is None or record.id != cid:
                 continue
             if record.owner == self.ref.tag:
                 yield from self._erase_conversation(cid, key, record)
                 deleted += 1
             elif self.ref.tag in record.members:
-                yield from self.store.conversation_change(
-                    key, ConversationChange(remove_member=self.ref.tag), ttl=self._ttl)
+                yield from self._call(self.store.conversation_change(
+                    key, ConversationChange(remove_member=self.ref.tag), ttl=self._ttl))
         return deleted
 
     # The conversation's session -----------------------------------------------------------------
@@ -247,8 +251,8 @@ class UserSpace(MemoryAndState):
         owner = record.node
         if affinity != "hit" and affinity != "miss":  # gone (or never placed): re-place
             placed = place(session_id, view.nodes, view.loads, services.settings.balance_factor)
-            changed = yield from self.store.conversation_change(
-                key, ConversationChange(node=placed, expected_node=record.node), ttl=self._ttl)
+            changed = yield from self._call(self.store.conversation_change(
+                key, ConversationChange(node=placed, expected_node=record.node), ttl=self._ttl))
             owner = changed.node if changed is not None and changed.node else placed
             affinity = "failover"
         if owner == services.node_id:
@@ -269,10 +273,11 @@ class UserSpace(MemoryAndState):
         """A turn of ``session`` committed: add it to the record and the principals' indexes."""
         change = ConversationChange(activity=self.services.clock(), turns=turns, tokens=tokens,
                                     title_if_empty=derived_title(first) if first else None)
-        record = yield from self.store.conversation_change(session.record_key, change,
-                                                            ttl=self._ttl)
+        record = yield from self._call(self.store.conversation_change(
+            session.record_key, change, ttl=self._ttl))
         if record is None:
             return
         for tag in (record.owner, *record.members):
-            yield from self.store.index_add(SessionKey(self.ref.key.namespace, tag),
-                                            record.id, record.last_activity, ttl=self._ttl)
+            yield from self._call(self.store.index_add(
+                SessionKey(self.ref.key.namespace, tag), record.id, record.last_activity,
+                ttl=self._ttl))
