@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .storekeys import SessionKey
@@ -134,7 +134,6 @@ class ConversationRecord:
     members: tuple[str, ...] = ()  # tags of the principals the owner added
     turns: int = 0
     tokens: int = 0
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def allows(self, principal: PrincipalRef) -> bool:
         return principal.tag == self.owner or principal.tag in self.members
@@ -144,19 +143,6 @@ class ConversationRecord:
         return {"id": self.id, "title": self.title, "created": self.created,
                 "last_activity": self.last_activity, "turns": self.turns,
                 "tokens": self.tokens, "labels": list(self.labels)}
-
-    def encode(self) -> str:
-        return json.dumps({
-            "id": self.id, "o": self.owner, "c": self.created, "a": self.last_activity,
-            "n": self.node, "t": self.title, "l": list(self.labels), "m": list(self.members),
-            "tu": self.turns, "tk": self.tokens}, separators=(",", ":"), ensure_ascii=False)
-
-    @classmethod
-    def decode(cls, raw: str | bytes) -> ConversationRecord:
-        d = json.loads(raw)
-        return cls(str(d["id"]), str(d["o"]), float(d["c"]), float(d["a"]), str(d.get("n", "")),
-                   str(d.get("t", "")), tuple(d.get("l", ())), tuple(d.get("m", ())),
-                   int(d.get("tu", 0)), int(d.get("tk", 0)))
 
     def touched(self, now: float, turns: int, tokens: int) -> ConversationRecord:
         return replace(self, last_activity=max(self.last_activity, now),
