@@ -1,18 +1,19 @@
 """The example apps' stand-in for an app's own sign-in, and what they remember about a user.
 
-``POST /login {"user": "<name>"}`` sets a login cookie signed with the app's first signing key
-(HMAC-SHA256 over the user name): a stand-in for the app's real authentication, which stickyctx
-never does. A real app names the principal from its own session, JWT or OAuth library.
+``POST /login {"user": "<name>"}`` sets a login cookie signed (itsdangerous) with the app's
+first signing key: a stand-in for the app's real authentication, which stickyctx never does. A
+real app names the principal from its own session, JWT or OAuth library.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
+import secrets
 from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any
+
+from itsdangerous import BadSignature, Signer
 
 from ..settings import Settings
 from . import _NAME
@@ -21,17 +22,18 @@ __all__ = ["LOGIN_COOKIE", "learned_name", "login_cookie", "read_login", "valid_
 
 LOGIN_COOKIE = "example_login"
 _USER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SALT = "stickyctx.example.login"
 
 
-def _key(settings: Settings) -> bytes:
-    first = settings.secret_keys[0] if settings.secret_keys else "dev"
-    raw = first.reveal() if hasattr(first, "reveal") else str(first)
-    return hmac.new(raw.encode(), b"stickyctx.example.login.v1", hashlib.sha256).digest()
+@cache
+def _process_key() -> str:
+    return secrets.token_urlsafe(32)  # no signing key configured: valid in this process only
 
 
-def _mac(settings: Settings, user: str) -> str:
-    digest = hmac.new(_key(settings), user.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+def _signer(settings: Settings) -> Signer:
+    first = settings.secret_keys[0] if settings.secret_keys else None
+    key = (first.reveal() if hasattr(first, "reveal") else str(first)) if first else None
+    return Signer(key or _process_key(), salt=_SALT)
 
 
 def valid_user(value: object) -> bool:
@@ -40,17 +42,18 @@ def valid_user(value: object) -> bool:
 
 def login_cookie(settings: Settings, user: str) -> str:
     """The login cookie's value for ``user`` (a valid user name)."""
-    return f"{user}.{_mac(settings, user)}"
+    return _signer(settings).sign(user).decode()
 
 
 def read_login(settings: Settings, value: str | None) -> str | None:
     """The signed-in user named by a login cookie, or ``None`` (missing, tampered)."""
-    if not value or "." not in value:
+    if not value:
         return None
-    user, _, mac = value.rpartition(".")
-    if not valid_user(user) or not hmac.compare_digest(mac, _mac(settings, user)):
+    try:
+        user = _signer(settings).unsign(value).decode()
+    except BadSignature:
         return None
-    return user
+    return user if valid_user(user) else None
 
 
 def learned_name(text: str) -> str | None:
