@@ -131,9 +131,9 @@ def start_app(framework: str, target: str, env: dict[str, str], *,
                 "--log-level", "warning"]
     if core is not None and shutil.which("taskset"):
         argv = ["taskset", "-c", core, *argv]
-    full_env = {**os.environ, **env,  # the checkout first, then the run's own path
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
-                                                            os.environ.get("PYTHONPATH")]))}
+    # This tree's package first (an installed copy of another tree would otherwise be used).
+    full_env = {**os.environ, **env,
+                "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     try:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, StringConstraints
 
 from stickyctx import Settings, StickyMiddleware
 from stickyctx.chat_example import CHAT_PAGE, BackendError, areply
+from stickyctx.chat_example.fastapi_conversations import add_conversation_routes
 from stickyctx.edges.health import acheck_store
 from stickyctx.fastapi import Conversation, install_error_handlers
 from stickyctx.stores import open_store
@@ -26,6 +27,8 @@ store = open_store(settings)  # opened here so that /healthz can probe the middl
 app = FastAPI(title="stickyctx example chat")
 app.add_middleware(StickyMiddleware, settings=settings, store=store)
 install_error_handlers(app)  # busy session 409, store down 503, message too large 413, ...
+# Signed-in users: /login, /conversations, /conversations/{id}/chat, /me/memory, DELETE /me.
+add_conversation_routes(app, settings, SYSTEM)
 
 
 class ChatIn(BaseModel):

@@ -11,6 +11,7 @@ from flask import Flask, request
 
 from stickyctx import Settings
 from stickyctx.chat_example import CHAT_PAGE, BackendError, reply
+from stickyctx.chat_example.flask_conversations import conversation_routes
 from stickyctx.edges.health import check_store
 from stickyctx.flask import StickyCtx, current_context
 from stickyctx.stores import open_store
@@ -23,6 +24,8 @@ configure_from_env("stickyctx-example")  # only when OTEL_* variables ask for an
 store = open_store(settings)  # opened here so that /healthz can probe the middleware's store
 app = Flask(__name__)
 StickyCtx(app, settings, store=store)  # also answers busy session 409, store down 503, ...
+# Signed-in users: /login, /conversations, /conversations/{id}/chat, /me/memory, DELETE /me.
+app.register_blueprint(conversation_routes(settings, SYSTEM))
 
 
 @app.get("/")

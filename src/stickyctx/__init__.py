@@ -10,11 +10,16 @@ from .edges.wsgi import StickyWSGIMiddleware
 from .errors import (
     ConfigError,
     ContextOverflowError,
+    ConversationIdError,
+    ConversationNotFoundError,
     FencedError,
     IdempotencyKeyReusedError,
     InvalidMessageError,
+    InvalidPrincipalError,
+    MemoryFullError,
     MessageTooLargeError,
     NoContextError,
+    NotSignedInError,
     SessionBusyError,
     SessionGoneError,
     StickyctxError,
@@ -25,18 +30,26 @@ from .errors import (
 )
 from .session.handle import Conversation, SyncConversation
 from .session.lookup import get_context
+from .session.user_memory import ANY
+from .session.users_handle import SyncUsers, Users, get_users
 from .settings import Settings
 from .settings.secret import Secret
 
 __all__ = [
+    "ANY",
     "ConfigError",
     "ContextOverflowError",
     "Conversation",
+    "ConversationIdError",
+    "ConversationNotFoundError",
     "FencedError",
     "IdempotencyKeyReusedError",
     "InvalidMessageError",
+    "InvalidPrincipalError",
+    "MemoryFullError",
     "MessageTooLargeError",
     "NoContextError",
+    "NotSignedInError",
     "Secret",
     "SessionBusyError",
     "SessionGoneError",
@@ -48,7 +61,10 @@ __all__ = [
     "StoreUnavailableError",
     "SummarizerError",
     "SyncConversation",
+    "SyncUsers",
     "TamperedDataError",
+    "Users",
     "__version__",
     "get_context",
+    "get_users",
 ]

@@ -8,11 +8,16 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "ContextOverflowError",
+    "ConversationIdError",
+    "ConversationNotFoundError",
     "FencedError",
     "IdempotencyKeyReusedError",
     "InvalidMessageError",
+    "InvalidPrincipalError",
+    "MemoryFullError",
     "MessageTooLargeError",
     "NoContextError",
+    "NotSignedInError",
     "SessionBusyError",
     "SessionGoneError",
     "StickyctxError",
@@ -132,6 +137,44 @@ class SummarizerError(StickyctxError):
     """The configured summarizer raised or returned something that is not a string."""
 
 
+class ConversationNotFoundError(StickyctxError, LookupError):
+    """No conversation of this id is visible to this principal: it does not exist, was
+    deleted, belongs to someone else, or the id is malformed. The message is the same in every
+    case, so that the answer never hints that another principal's conversation exists."""
+
+    def __init__(self) -> None:
+        super().__init__("conversation not found")
+
+
+class ConversationIdError(StickyctxError):
+    """``rotate()`` was called on a conversation of a principal: its id is the app's (or was
+    minted for the app to keep) and never changes. Rotate the request's own session instead."""
+
+
+class InvalidPrincipalError(StickyctxError, ValueError):
+    """The principal (or tenant) the app named is empty, too long or not printable."""
+
+
+class NotSignedInError(StickyctxError, LookupError):
+    """``get_users(request)`` found no signed-in principal on the request (no authenticated
+    ``scope["user"]``, no ``REMOTE_USER``): the app's own authentication did not run or let
+    nobody in."""
+
+    def __init__(self) -> None:
+        super().__init__("nobody is signed in on this request")
+
+
+class MemoryFullError(StickyctxError):
+    """Writing this memory item would take the principal's memory over its token ceiling
+    (``STICKYCTX_MEMORY_TOKENS``); nothing was written."""
+
+    def __init__(self, tokens: int, limit: int) -> None:
+        super().__init__(f"the memory item of {tokens} tokens does not fit the memory's "
+                         f"ceiling of {limit} tokens")
+        self.tokens = tokens
+        self.limit = limit
+
+
 # How an error that reaches the middleware unhandled is answered (before the response started).
 # Apps may handle these themselves; the middleware and the framework helpers use this table.
 _HTTP: tuple[tuple[type[StickyctxError], int, str], ...] = (
@@ -144,6 +187,10 @@ _HTTP: tuple[tuple[type[StickyctxError], int, str], ...] = (
     (IdempotencyKeyReusedError, 422, "idempotency_key_reused"),
     (SessionGoneError, 410, "session_gone"),
     (TamperedDataError, 500, "stored_data_rejected"),
+    (ConversationNotFoundError, 404, "not_found"),
+    (InvalidPrincipalError, 400, "invalid_principal"),
+    (NotSignedInError, 401, "not_signed_in"),
+    (MemoryFullError, 413, "memory_full"),
 )
 
 

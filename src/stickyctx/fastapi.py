@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 try:
@@ -20,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from .errors import StickyctxError, http_error
 from .session import handle as _conversation
 
-__all__ = ["Conversation", "get_conversation", "install_error_handlers"]
+__all__ = ["Conversation", "get_conversation", "install_error_handlers", "users_of"]
 
 
 async def get_conversation(connection: HTTPConnection) -> _conversation.Conversation:
@@ -49,3 +50,31 @@ def install_error_handlers(app: FastAPI) -> None:
         return Response(body, status_code=status, media_type="application/json")
 
     app.add_exception_handler(StickyctxError, handler)
+
+
+def users_of(principal: Callable[..., Any] | None = None, *, tenant: str = "") -> Any:
+    """A dependency that gives the signed-in principal's ``Users`` (conversations, memory),
+    from the app's own dependency ``principal`` that returns the principal's id (and raises
+    its own 401 when nobody is signed in): ``Me = Annotated[Users, users_of(current_user)]``.
+    Without one, the principal Starlette's ``AuthenticationMiddleware`` left on the request
+    (``request.user``), else ``NotSignedInError`` (401)."""
+    from .session.users_handle import Users, get_users
+
+    def found(connection: HTTPConnection, who: str | None) -> Users:
+        users = get_users(connection, who, tenant=tenant)
+        assert isinstance(users, Users)
+        return users
+
+    if principal is None:
+        async def from_request(connection: HTTPConnection) -> Users:
+            return found(connection, None)
+
+        return Depends(from_request)
+
+    # ``Depends`` as a default, not in ``Annotated``: annotations are strings in this module,
+    # and FastAPI could not resolve ``principal`` (a local name) from one.
+    async def dependency(connection: HTTPConnection,
+                         who: str = Depends(principal)) -> Users:
+        return found(connection, who)
+
+    return Depends(dependency)

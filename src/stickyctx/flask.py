@@ -27,9 +27,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from .edges.wsgi import StickyWSGIMiddleware
 from .errors import ConfigError, NoContextError, StickyctxError, http_error
 from .session.handle import SyncConversation
+from .session.users_handle import SyncUsers, get_users
 from .settings import ENV_VARIABLES, Secret, Settings
 
-__all__ = ["StickyCtx", "current_context", "settings_from_config"]
+__all__ = ["StickyCtx", "current_context", "current_users", "settings_from_config"]
 
 
 class StickyCtx:
@@ -98,3 +99,11 @@ def current_context() -> SyncConversation:
     if not isinstance(handle, SyncConversation):
         raise NoContextError("StickyCtx is not installed on this Flask app")
     return handle
+
+
+def current_users(principal: str | None = None, *, tenant: str = "") -> SyncUsers:
+    """The conversations and memory of ``principal`` (the signed-in user's id in the app's own
+    authentication; by default the request's ``REMOTE_USER``) for the current Flask request."""
+    found = get_users(flask.request, principal, tenant=tenant)
+    assert isinstance(found, SyncUsers)
+    return found

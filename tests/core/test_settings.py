@@ -70,6 +70,8 @@ GOOD: list[tuple[str, str, str, Any, dict[str, str]]] = [
     ("TURN_TIMEOUT", "0", "turn_timeout", 0.0, {}),
     ("TURN_LEASE_TTL", "30", "turn_lease_ttl", 30.0, {}),
     ("ROTATION_GRACE", "2.5", "rotation_grace", 2.5, {}),
+    ("USER_TTL", "86400", "user_ttl", 86400, {}),
+    ("MEMORY_TOKENS", "500", "memory_tokens", 500, {}),
     ("IDEMPOTENCY_HEADER", "", "idempotency_header", "", {}),  # empty: the feature is off
     ("MAX_MESSAGE_BYTES", "2048", "max_message_bytes", 2048, {}),
     ("INFERENCE_ROUTER", " SGLang ", "inference_router", "sglang", {}),
@@ -121,6 +123,8 @@ BAD: list[tuple[str, str, dict[str, str]]] = [
     ("TURN_TIMEOUT", LEAK, {}),
     ("TURN_LEASE_TTL", LEAK, {}),
     ("ROTATION_GRACE", "301", {}),
+    ("USER_TTL", LEAK, {}),
+    ("MEMORY_TOKENS", LEAK, {}),
     ("MAX_MESSAGE_BYTES", LEAK, {}),
     ("INFERENCE_ROUTER", LEAK, {}),
     ("INFERENCE_HEADER", LEAK + " x", {"STICKYCTX_INFERENCE_ROUTER": "vllm"}),

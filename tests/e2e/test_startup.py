@@ -42,10 +42,9 @@ def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STICKYCTX_", "OTEL_"))}
     env.update({"STICKYCTX_SECRET_KEYS": KEY_A, "STICKYCTX_NODE_ID": "n1",
                 "STICKYCTX_COOKIE_SECURE": "0", "STICKYCTX_HASH_KEY": HASH_KEY,
-                # The checkout first, then what the test run was given (the package's source).
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
-                                                            os.environ.get("PYTHONPATH")]))},
-               **extra)
+                # This tree's package first, as the app servers of tests.conftest have it (an
+                # installed copy of another tree would otherwise be imported).
+                "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}, **extra)
     return env
 
 

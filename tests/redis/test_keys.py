@@ -240,3 +240,32 @@ def test_no_keys_command_anywhere_in_the_sources() -> None:
         text = path.read_text()
         assert not _PY_KEYS.search(text), path.relative_to(SOURCES)
         assert not _LUA_KEYS.search(text), path.relative_to(SOURCES)
+
+
+def test_a_conversation_and_a_principal_each_keep_to_one_cluster_slot(
+    cluster: Target, namespace: str
+) -> None:
+    """Every script of a conversation (record, state, tombstone, beside its session's keys) or
+    of a principal (index, memory, tombstone) addresses one hash tag, so one Cluster slot."""
+    from stickyctx.core.principals import UserKeys
+    from stickyctx.stores.redis.users import (
+        CONV_TOMBSTONE,
+        INDEX,
+        MEMORY,
+        PRINCIPAL_TOMBSTONE,
+        RECORD,
+        STATE,
+    )
+
+    deriver = KeyDeriver(HASH_KEY.encode(), namespace)
+    users = UserKeys(deriver.digest, namespace)
+    session = deriver.derive(users.conversation_session_id("a-conversation", "acme"))
+    conversation = [session.key(p) for p in (*KEYS, RECORD, STATE, CONV_TOMBSTONE)]
+    principal = users.principal("alice", "acme").key
+    own = [principal.key(p) for p in (INDEX, MEMORY, PRINCIPAL_TOMBSTONE)]
+    for names in (conversation, own):
+        assert len({key_slot(name.encode()) for name in names}) == 1
+        assert len({cluster.raw.keyslot(name) for name in names}) == 1
+    # Raw ids never appear in a key name.
+    assert not any("alice" in k or "acme" in k or "a-conversation" in k
+                   for k in conversation + own)

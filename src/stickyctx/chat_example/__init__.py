@@ -51,6 +51,18 @@ def _quote(text: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
 
 
+_REMEMBERED = re.compile(r"^- name: (\S+)$", re.MULTILINE)
+
+
+def _remembered_name(messages: Sequence[Mapping[str, Any]]) -> str | None:
+    for m in messages:
+        if m.get("role") == "system":
+            found = _REMEMBERED.search(_text(m.get("content")))
+            if found:
+                return found.group(1)
+    return None
+
+
 def offline_reply(messages: Sequence[Mapping[str, Any]]) -> str:
     """A deterministic reply built only from ``messages`` (the window the model would get).
 
@@ -65,6 +77,8 @@ def offline_reply(messages: Sequence[Mapping[str, Any]]) -> str:
         found = _NAME.search(text)
         if found:
             name = found.group(1)
+    if name is None:  # the user's memory, when the app pins it (see ``accounts``)
+        name = _remembered_name(messages)
     just_named = _NAME.search(said[-1]) is not None
     parts = [f"Nice to meet you, {name}!"] if just_named else []
     parts.append(f'You said "{_quote(said[-1], 120)}".')
@@ -264,3 +278,10 @@ loadHistory().catch((e) => { error.textContent = e.message; });
 </body>
 </html>
 """
+
+
+# The sidebar of conversations for signed-in users (kept in its own module) ------------------
+
+from .sidebar import with_sidebar  # noqa: E402 - the page it extends is defined above
+
+CHAT_PAGE = with_sidebar(CHAT_PAGE)

@@ -97,6 +97,9 @@ class SessionState:
     principal: str | None = None  # who the audit trail names (the app sets it on the handle)
     used: bool = False  # the app read the session (its id, a context method): see ``issues``
     asked: bool = False  # a header-transport client asked for a new session ("new")
+    # (owner, affinity) of a conversation the app opened in this request (session.users): the
+    # node and affinity headers name it, so clients echo the node that holds the conversation.
+    route: tuple[str, Affinity] | None = None
 
     @property
     def is_new(self) -> bool:
@@ -204,8 +207,9 @@ def response_headers(
     now: float,
 ) -> list[tuple[str, str]]:
     """The headers to add to the response for ``state`` (``Vary`` aside: see ``vary``)."""
-    headers = [(NODE_HEADER, state.owner), (AFFINITY_HEADER, state.affinity)]
-    address = membership.address(state.owner)
+    owner, affinity = state.route or (state.owner, state.affinity)
+    headers = [(NODE_HEADER, owner), (AFFINITY_HEADER, affinity)]
+    address = membership.address(owner)
     if address:
         headers.append((ENDPOINT_HEADER, address))
     if not issues(state, config):

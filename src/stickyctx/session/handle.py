@@ -47,7 +47,9 @@ class operation(Generic[P, T]):
     def __get__(self, handle: Any, owner: Any) -> Any:
         if handle is None:
             return self
-        op, drive = self.op, handle._drive
+        # Looked up on the session's class: a subclass (``ConversationSession``) may refine
+        # an operation (``rotate``, ``destroy``), with the same signature.
+        op, drive = getattr(type(handle._session), self.name, self.op), handle._drive
 
         def method(*args: P.args, **kwargs: P.kwargs) -> Any:
             return drive(op(handle._session, *args, **kwargs))

@@ -8,8 +8,9 @@ folds in ``folds``. One ``Session`` per request.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..core.convert import MISSING, message_parts
@@ -32,9 +33,12 @@ from .turn import Turn
 
 __all__ = ["Session"]
 
+logger = logging.getLogger("stickyctx")
+
 class Session:
-    __slots__ = ("_hash", "_key", "_known_live", "_snapshot", "auto_lock", "folds",
-                 "follows", "idempotency_key", "incoming", "services", "state", "store", "turn")
+    __slots__ = ("_hash", "_key", "_known_live", "_snapshot", "auto_lock", "companions",
+                 "facts", "folds", "follows", "idempotency_key", "incoming", "services", "state",
+                 "store", "turn")
 
     def __init__(self, services: Services, store: Store, state: SessionState, *,
                  auto_lock: bool, idempotency_key: str | None = None,
@@ -54,6 +58,11 @@ class Session:
         self._known_live = False
         self.incoming = Incoming(services)
         self.folds = Folds(self)
+        # Conversations the app opened in this request (``session.users``): their turns
+        # settle and finish with this one's.
+        self.companions: list[Session] = []
+        # What enters every window before the history (a principal's pinned memory).
+        self.facts: Callable[[], Op[str | None]] | None = None
 
     # Names and helpers ------------------------------------------------------------------------
 
@@ -129,6 +138,8 @@ class Session:
 
     def settle(self, status: int) -> Op[None]:
         """At the response's start: commit the turn (status below 400) or roll it back."""
+        for companion in self.companions:
+            yield from companion.settle(status)
         return (yield from self.turn.settle(status))
 
     def commit(self, /) -> Op[None]:
@@ -214,6 +225,10 @@ class Session:
                format: Format = "chat") -> Op[list[dict[str, Any]]]:
         """The newest whole turns that fit ``budget`` tokens (with ``system`` first), as chat
         messages (or Responses items, or as stored: see ``core.formats``)."""
+        if self.facts is not None:
+            facts = yield from self.facts()
+            if facts:
+                system = facts if system is None else system + "\n\n" + facts
         return (yield from self.folds.window(budget, system, format))
 
     # Writing ----------------------------------------------------------------------------------

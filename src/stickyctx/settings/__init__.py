@@ -111,6 +111,9 @@ class Settings:
     turn_lease_ttl: float = 120.0
     idempotency_header: str = "Idempotency-Key"
     max_message_bytes: int = 1_048_576
+    # Principals and their conversations (session.users) ----------------------------------
+    user_ttl: int = 30 * 86400  # conversation records, indexes, memory, state: after last write
+    memory_tokens: int = 2000  # a principal's memory, all items together
     # Affinity to the model server (integrations.inference) ------------------------------
     inference_router: RouterKind = "none"
     inference_header: str | None = None  # None: the router's documented default header
@@ -229,6 +232,10 @@ class Settings:
             raise bad("TURN_LEASE_TTL", "must be positive")
         if self.max_message_bytes <= 0:
             raise bad("MAX_MESSAGE_BYTES", "must be positive")
+        if self.user_ttl <= 0:
+            raise bad("USER_TTL", "must be a positive number of seconds")
+        if self.memory_tokens < 0:
+            raise bad("MEMORY_TOKENS", "must be 0 (no memory) or a positive number of tokens")
         # Affinity to the model server ----------------------------------------------------
         router_reason = router_problem(self.inference_router)
         if router_reason is not None:

@@ -139,6 +139,8 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TURN_TIMEOUT": ("turn_timeout", _float),
     "TURN_LEASE_TTL": ("turn_lease_ttl", _float),
     "ROTATION_GRACE": ("rotation_grace", _float),
+    "USER_TTL": ("user_ttl", _int),
+    "MEMORY_TOKENS": ("memory_tokens", _int),
     "IDEMPOTENCY_HEADER": ("idempotency_header", _str),
     "MAX_MESSAGE_BYTES": ("max_message_bytes", _int),
     "INFERENCE_ROUTER": ("inference_router", _lower),

@@ -44,12 +44,13 @@ from ..core.messages import AppendResult, Begun, NewMessage, Snapshot, StoredMes
 from ..core.nodes import Announcement
 from ..core.storekeys import SessionKey
 from ..sansio import AsyncIO, Op, SyncIO
+from .userdata import UserDataStore
 
 __all__ = ["Store"]
 
 
 @runtime_checkable
-class Store(Protocol):
+class Store(UserDataStore, Protocol):
     @property
     def sync_io(self) -> SyncIO | None:
         """Performs this store's I/O steps, blocking; ``None`` when its operations need none."""

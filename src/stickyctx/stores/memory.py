@@ -22,6 +22,7 @@ from ..core.views import Prefix
 from ..errors import FencedError
 from ..sansio import immediate
 from .memory_history import History
+from .memory_users import MemoryUserData
 
 __all__ = ["MemoryStore"]
 
@@ -33,7 +34,7 @@ class _Lease:
     expires: float
 
 
-class MemoryStore:
+class MemoryStore(MemoryUserData):
     """An in-process store. ``clock`` is injectable so that tests can move time."""
 
     sync_io = None  # its operations perform no I/O
@@ -62,6 +63,7 @@ class MemoryStore:
         self._leases: dict[tuple[str, str], _Lease] = {}
         self._fences = itertools.count(1)  # one counter for all sessions: monotonic for each
         self._members: dict[str, dict[str, tuple[float, Announcement]]] = {}
+        self._init_userdata()
 
     # Internal helpers (call with the lock held) ---------------------------------------------
 
@@ -302,6 +304,7 @@ class MemoryStore:
             self._tombstones.clear()
             self._leases.clear()
             self._members.clear()
+            self._clear_userdata()
 
     async def aclose(self) -> None:
         self.close()

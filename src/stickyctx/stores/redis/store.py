@@ -35,6 +35,7 @@ from .schema import (
     _same,
 )
 from .sealing import DataKeys
+from .users import RedisUserData
 
 __all__ = ["RedisStore"]
 
@@ -55,7 +56,7 @@ def _run(name: str, keys: list[str], args: Sequence[Any]) -> Op[Any]:
     raise AssertionError("unreachable")
 
 
-class RedisStore:
+class RedisStore(RedisUserData):
     """The Redis store over a sync client and asyncio clients (one per event loop)."""
 
     def __init__(self, limits: Limits, *, sync_client: Any,
