@@ -218,8 +218,8 @@ class Settings:
             raise bad("STORE_TIMEOUT", "must be a positive number of seconds")
         if self.hot_sessions < 0:
             raise bad("HOT_SESSIONS", "must be 0 (no hot tier) or positive")
-        if self.uses_redis and self.hash_key is None and not self.dev:
-            raise bad("HASH_KEY", "is required with a Redis store: it names every stored session, "
+        if (self.uses_redis or self.uses_postgres) and self.hash_key is None and not self.dev:
+            raise bad("HASH_KEY", "is required with a shared store: it names every stored session, "
                       "and keeping it separate from the signing keys lets you rotate those freely")
         if self.turn_lock not in ("auto", "manual"):
             raise bad("TURN_LOCK", "must be 'auto' or 'manual'")
@@ -259,6 +259,10 @@ class Settings:
     def uses_redis(self) -> bool:
         scheme = self.store_url.partition("://")[0].lower()
         return scheme.startswith("redis") or scheme == "unix"  # unix://: Redis on a unix socket
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.store_url.partition("://")[0].lower() in ("postgresql", "postgres")
 
     @property
     def secure_cookies(self) -> bool:

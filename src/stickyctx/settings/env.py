@@ -70,9 +70,10 @@ def _lower(raw: str) -> str:
 def _store_url(raw: str) -> str:
     url = raw.strip()
     scheme = url.partition("://")[0].lower()
-    if scheme not in ("memory", "redis", "rediss", "unix", "redis+sentinel", "redis+cluster"):
+    if scheme not in ("memory", "redis", "rediss", "unix", "redis+sentinel", "redis+cluster",
+                      "postgresql", "postgres"):
         raise ValueError("scheme must be memory://, redis://, rediss://, unix://, "
-                         "redis+sentinel:// or redis+cluster://")
+                         "redis+sentinel://, redis+cluster:// or postgresql://")
     return url
 
 

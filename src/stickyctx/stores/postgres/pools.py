@@ -1,0 +1,54 @@
+"""psycopg connection pools for the PostgreSQL store, from a ``postgresql://`` URL.
+
+Connections are in autocommit mode, so a connection waiting in the pool holds no transaction:
+each step opens and commits its own (``io``). A broken connection (a server restart) is
+dropped by the pool when it comes back, and replaced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import ConfigError
+
+__all__ = ["async_pool", "connect", "sync_pool"]
+
+_MAX_CONNECTIONS = 10  # per pool: the blocking one, and one per event loop
+
+
+def _conninfo(url: str) -> str:
+    # psycopg takes postgresql:// and postgres:// URLs (libpq's URI syntax) as they are.
+    return url
+
+
+def _kwargs(timeout: float) -> dict[str, Any]:
+    return {"autocommit": True, "connect_timeout": max(1, round(timeout))}
+
+
+def _imports() -> Any:
+    try:
+        import psycopg_pool
+    except ImportError:
+        raise ConfigError("STORE_URL", "a postgresql:// store needs the postgres extra: pip "
+                          "install 'stickyctx[postgres]'") from None
+    return psycopg_pool
+
+
+def sync_pool(url: str, timeout: float) -> Any:
+    return _imports().ConnectionPool(_conninfo(url), min_size=1, max_size=_MAX_CONNECTIONS,
+                                     kwargs=_kwargs(timeout), timeout=timeout, open=True,
+                                     name="stickyctx")
+
+
+def async_pool(url: str, timeout: float) -> Any:
+    """An asyncio pool, not yet open (``io`` opens it in the loop that uses it)."""
+    return _imports().AsyncConnectionPool(_conninfo(url), min_size=1,
+                                          max_size=_MAX_CONNECTIONS, kwargs=_kwargs(timeout),
+                                          timeout=timeout, open=False, name="stickyctx")
+
+
+def connect(url: str, timeout: float = 10.0) -> Any:
+    """One blocking connection (the command line's ``db`` commands)."""
+    _imports()
+    import psycopg
+    return psycopg.connect(_conninfo(url), **_kwargs(timeout))
