@@ -26,6 +26,13 @@ def register(sub: Subparsers) -> None:
         action = actions.add_parser(name, help=help_text)
         action.add_argument("--url", help="postgresql:// URL (default: from the environment)")
         action.set_defaults(run=run)
+    move = actions.add_parser(
+        "move-cold", help="move conversations idle past STICKYCTX_COLD_AFTER from Redis to "
+                          "the cold tier (one pass; run it periodically)")
+    move.add_argument("--limit", type=int, default=None, help="move at most N conversations")
+    move.add_argument("--stop-after", choices=("copied", "verified", "deleted"),
+                      help=argparse.SUPPRESS)  # waits on stdin there: for crash tests
+    move.set_defaults(run=run_move)
     parser.set_defaults(run=run)
 
 
@@ -41,6 +48,36 @@ def database_url(explicit: str | None) -> str:
         return store
     raise ConfigError("STICKYCTX_COLD_URL", "no PostgreSQL database configured: set "
                       "STICKYCTX_COLD_URL or a postgresql:// STICKYCTX_STORE_URL, or pass --url")
+
+
+def run_move(args: argparse.Namespace) -> int:
+    """One pass of the mover over this namespace (the app's own settings)."""
+    from ..core.storekeys import SessionKey
+    from ..settings import Settings
+    from ..stores import open_store
+    from ..stores.cold.mover import Mover
+    from ..stores.cold.tiered import TieredStore
+
+    settings = Settings.from_env()
+    store = open_store(settings)
+    if not isinstance(store, TieredStore):
+        raise ConfigError("STICKYCTX_COLD_URL", "move-cold needs a Redis store with a cold "
+                          "tier (STICKYCTX_COLD_URL)")
+
+    def stop(step: str, key: SessionKey) -> None:
+        if step == args.stop_after:
+            print(f"stopped after {step}", flush=True)
+            sys.stdin.readline()
+
+    try:
+        report = Mover(store, namespace=settings.namespace, idle_ttl=settings.idle_ttl,
+                       cold_after=settings.cold_after,
+                       on_step=stop if args.stop_after else None).run(args.limit)
+    finally:
+        store.close()
+    print(f"moved {report.moved}, kept {report.kept} (in use), cleaned {report.cleaned} "
+          "restored copies")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

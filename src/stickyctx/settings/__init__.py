@@ -97,6 +97,8 @@ class Settings:
     advertise: str | None = None  # this node's host:port, announced in heartbeats
     hot_sessions: int = 10_000
     stale_reads: bool = False  # serve the hot tier's copy while the store is down (see docs)
+    cold_url: str | None = None  # postgresql:// of the cold tier (with a Redis store)
+    cold_after: int = 3600  # seconds of inactivity before a conversation moves to the cold tier
     turn_lock: TurnLock = "auto"
     turn_timeout: float = 30.0
     turn_lease_ttl: float = 120.0
@@ -279,6 +281,8 @@ class Settings:
                 value = "<masked>"
             elif f.name == "nodes":
                 value = [n.id + (f"={n.address}" if n.address else "") for n in value]
+            elif f.name in ("store_url", "cold_url") and value:
+                value = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1<masked>@", value)  # a password
             out[f.name] = value
         out["secure_cookies"] = self.secure_cookies
         return out

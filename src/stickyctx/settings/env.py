@@ -114,6 +114,8 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ADVERTISE": ("advertise", _optional_str),
     "HOT_SESSIONS": ("hot_sessions", _int),
     "STALE_READS": ("stale_reads", _bool),
+    "COLD_URL": ("cold_url", _optional_str),
+    "COLD_AFTER": ("cold_after", _int),
     "TURN_LOCK": ("turn_lock", _lower),
     "TURN_TIMEOUT": ("turn_timeout", _float),
     "TURN_LEASE_TTL": ("turn_lease_ttl", _float),

@@ -16,10 +16,12 @@ from .base import Store
 from .memory import MemoryStore
 
 if TYPE_CHECKING:
+    from .cold.tiered import TieredStore
     from .postgres.store import PostgresStore
     from .redis.store import RedisStore
 
-__all__ = ["MemoryStore", "Store", "open_store", "postgres_store", "redis_store"]
+__all__ = ["MemoryStore", "Store", "open_store", "postgres_store", "redis_store",
+           "tiered_store"]
 
 
 def _memory(settings: Settings, clock: Callable[[], float]) -> MemoryStore:
@@ -83,8 +85,22 @@ def postgres_store(settings: Settings) -> PostgresStore:
                          make_async_pool=lambda: async_pool(url, timeout), sealer=Sealer(ring))
 
 
+def tiered_store(settings: Settings) -> TieredStore:
+    """The Redis store with its cold tier (``STICKYCTX_COLD_URL``) behind it."""
+    from .cold.tiered import TieredStore
+    from .postgres.pools import async_pool, sync_pool
+
+    assert settings.cold_url is not None
+    url, timeout = settings.cold_url, settings.store_timeout
+    return TieredStore(redis_store(settings), sync_pool=sync_pool(url, timeout),
+                       make_async_pool=lambda: async_pool(url, timeout),
+                       cold_after=float(settings.cold_after))
+
+
 def open_store(settings: Settings, clock: Callable[[], float] = time.time) -> Store:
     """The store named by ``STICKYCTX_STORE_URL``."""
+    if settings.uses_redis and settings.cold_url is not None:
+        return tiered_store(settings)
     if settings.uses_redis:
         return redis_store(settings)
     if settings.uses_postgres:

@@ -31,7 +31,7 @@ from .io import (
 )
 from .rows import Lease, Limits, Seen, Writes, data_reads, lock_reads, now_of, seen, session_reads
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresStore", "transact"]
 
 T = TypeVar("T")
 _ATTEMPTS = 3  # of a transaction that failed before it wrote anything (a broken connection)
@@ -48,14 +48,18 @@ def _unavailable(exc: BaseException) -> bool:
 
 def _run(name: str, reads: Sequence[Statement],
          decide: Callable[[Rows], Decision[T]]) -> Op[T]:
+    value: T = yield from transact(name, Transaction(reads, decide))
+    return value
+
+
+def transact(name: str, step: Transaction) -> Op[Any]:
     """One transaction, repeated when it failed before writing anything (a server restart
     leaves the pool's connections broken: nothing was done, so nothing is done twice);
     psycopg's errors become the store's. A failure while writing or committing is never
     repeated: whether it took effect is unknown, and the caller decides."""
     for attempt in range(1, _ATTEMPTS + 1):
         try:
-            value: T = yield Transaction(reads, decide)
-            return value
+            return (yield step)
         except StickyctxError:
             raise  # decided by the logic (fenced, reused idempotency key, ...)
         except NotSent as not_sent:
