@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from ._types import Subparsers
 
 
@@ -73,6 +73,9 @@ def run_move(args: argparse.Namespace) -> int:
         report = Mover(store, namespace=settings.namespace, idle_ttl=settings.idle_ttl,
                        cold_after=settings.cold_after,
                        on_step=stop if args.stop_after else None).run(args.limit)
+    except StoreError as exc:  # a tier unreachable: what was moved so far stays moved
+        print(f"stickyctx: {exc}", file=sys.stderr)
+        return 1
     finally:
         store.close()
     print(f"moved {report.moved}, kept {report.kept} (in use), cleaned {report.cleaned} "

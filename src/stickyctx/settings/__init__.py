@@ -98,7 +98,7 @@ class Settings:
     hot_sessions: int = 10_000
     stale_reads: bool = False  # serve the hot tier's copy while the store is down (see docs)
     cold_url: str | None = None  # postgresql:// of the cold tier (with a Redis store)
-    cold_after: int = 3600  # seconds of inactivity before a conversation moves to the cold tier
+    cold_after: int = 600  # seconds of inactivity before a conversation moves to the cold tier
     turn_lock: TurnLock = "auto"
     turn_timeout: float = 30.0
     turn_lease_ttl: float = 120.0
@@ -220,6 +220,17 @@ class Settings:
             raise bad("STORE_TIMEOUT", "must be a positive number of seconds")
         if self.hot_sessions < 0:
             raise bad("HOT_SESSIONS", "must be 0 (no hot tier) or positive")
+        if self.cold_url is not None:
+            if self.cold_url.partition("://")[0].lower() not in ("postgresql", "postgres"):
+                raise bad("COLD_URL", "must be a postgresql:// URL")
+            if not self.uses_redis:
+                raise bad("COLD_URL", "needs a Redis store (STICKYCTX_STORE_URL): the cold tier "
+                          "holds what Redis stops holding")
+        if self.cold_after <= 0:
+            raise bad("COLD_AFTER", "must be a positive number of seconds")
+        if self.cold_url is not None and self.cold_after >= self.idle_ttl:
+            raise bad("COLD_AFTER", "must be below STICKYCTX_IDLE_TTL (sessions would expire "
+                      "before they go cold)")
         if (self.uses_redis or self.uses_postgres) and self.hash_key is None and not self.dev:
             raise bad("HASH_KEY", "is required with a shared store: it names every stored session, "
                       "and keeping it separate from the signing keys lets you rotate those freely")
