@@ -83,7 +83,8 @@ def verify(key: SessionKey) -> Transaction:
         return Decision((), (int(found[0][0]), str(found[0][1])) if found else None)
 
     return Transaction([Statement("SELECT version, md5(payload) FROM stickyctx_cold "
-                                  "WHERE ns = %s AND tag = %s", _ident(key))], decide)
+                                  "WHERE ns = %s AND tag = %s", _ident(key))], decide,
+                       atomic=False)
 
 
 def fetch(key: SessionKey) -> Transaction:
@@ -102,7 +103,7 @@ def fetch(key: SessionKey) -> Transaction:
 
     return Transaction([NOW, Statement(
         "SELECT version, expires, moved, payload FROM stickyctx_cold "
-        "WHERE ns = %s AND tag = %s", _ident(key))], decide)
+        "WHERE ns = %s AND tag = %s", _ident(key))], decide, atomic=False)  # one round trip
 
 
 def _delete(key: SessionKey, version: int | None) -> Statement:

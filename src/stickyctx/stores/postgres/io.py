@@ -5,13 +5,15 @@ transaction, hands their rows to ``decide`` (pure: it performs no I/O, it only c
 the statements ``decide`` returns and commits. So the logic (``store``) is written once, and each
 adapter is a few lines of psycopg: blocking over a ``ConnectionPool``, or on the running event
 loop over an ``AsyncConnectionPool`` (one per loop). Reads and writes are each sent as one
-pipeline, so a transaction costs two round trips. An exception raised by ``decide`` or by a
+pipeline, so a transaction costs two round trips (a non-``atomic`` step, reads that need no
+transaction, one). An exception raised by ``decide`` or by a
 statement rolls the transaction back and goes back to the logic as raised: it decides what a
 failure means. No connection is held between steps, so a cancelled request leaves nothing open.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -47,6 +49,7 @@ class Transaction(IOStep):
 
     reads: Sequence[Statement]
     decide: Callable[[Rows], Decision[Any]]
+    atomic: bool = True  # False: no transaction (reads that need no lock: one round trip)
 
 
 class NotSent(Exception):
@@ -64,6 +67,11 @@ def _broken(exc: Exception) -> bool:
     return isinstance(exc, psycopg.OperationalError)
 
 
+def _atomic(conn: Any, step: Transaction) -> Any:
+    """The transaction of an atomic step (either kind of connection), else nothing."""
+    return conn.transaction() if step.atomic else contextlib.nullcontext()
+
+
 class SyncPostgresIO:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
@@ -72,7 +80,7 @@ class SyncPostgresIO:
         assert isinstance(step, Transaction)
         writing = False
         try:
-            with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            with self.pool.connection() as conn, conn.pipeline(), _atomic(conn, step):
                 cursors = [conn.execute(s.sql, s.params) for s in step.reads]
                 rows = [cur.fetchall() for cur in cursors]  # every read is a SELECT
                 decision = step.decide(rows)
@@ -118,7 +126,7 @@ class AsyncPostgresIO:
         pool = await self.pools.current().get()
         writing = False
         try:
-            async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+            async with pool.connection() as conn, conn.pipeline(), _atomic(conn, step):
                 cursors = [await conn.execute(s.sql, s.params) for s in step.reads]
                 rows = [await cur.fetchall() for cur in cursors]
                 decision = step.decide(rows)

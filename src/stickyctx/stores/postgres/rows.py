@@ -149,11 +149,18 @@ class Writes:
         expires = min(history.touched + self.limits.idle_ttl,
                       history.created + self.limits.absolute_ttl)
         self.add("UPDATE stickyctx_sessions SET touched = %s, expires = %s "
-                 "WHERE ns = %s AND tag = %s", history.touched, expires, key.namespace, key.tag)
+                 "WHERE ns = %s AND tag = %s AND touched < %s",
+                 history.touched, expires, key.namespace, key.tag, history.touched)
 
-    def delete(self, key: SessionKey) -> None:
-        self.add("DELETE FROM stickyctx_sessions WHERE ns = %s AND tag = %s",
-                 key.namespace, key.tag)
+    def delete(self, key: SessionKey, *, expired_at: float | None = None) -> None:
+        """Delete the row (only if it is past its lifetime at ``expired_at``, when given: a
+        step without the session's lock must not delete a session renewed meanwhile)."""
+        if expired_at is None:
+            self.add("DELETE FROM stickyctx_sessions WHERE ns = %s AND tag = %s",
+                     key.namespace, key.tag)
+        else:
+            self.add("DELETE FROM stickyctx_sessions WHERE ns = %s AND tag = %s "
+                     "AND expires <= %s", key.namespace, key.tag, expired_at)
 
     def bury(self, key: SessionKey, until: float) -> None:
         self.add("INSERT INTO stickyctx_tombstones (ns, tag, until) VALUES (%s, %s, %s) "

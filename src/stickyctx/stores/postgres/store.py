@@ -29,7 +29,18 @@ from .io import (
     SyncPostgresIO,
     Transaction,
 )
-from .rows import Lease, Limits, Seen, Writes, data_reads, lock_reads, now_of, seen, session_reads
+from .rows import (
+    NOW,
+    Lease,
+    Limits,
+    Seen,
+    Writes,
+    data_reads,
+    lock_reads,
+    now_of,
+    seen,
+    session_reads,
+)
 
 __all__ = ["PostgresStore", "transact"]
 
@@ -114,7 +125,7 @@ class PostgresStore:
     def _live(self, found: Seen, writes: Writes, *, touch: bool = True) -> History | None:
         """The session if it is live (an expired row is deleted), its last use set to now."""
         if found.expired:
-            writes.delete(found.key)
+            writes.delete(found.key, expired_at=found.now)
         history = found.history
         if history is not None and touch:
             stale = found.now - history.touched >= self.limits.refresh
@@ -137,8 +148,10 @@ class PostgresStore:
     # The protocol -----------------------------------------------------------------------------
 
     def load(self, key: SessionKey) -> Op[Snapshot]:
+        """One round trip: a read needs no lock (the row is read whole, by one statement); its
+        writes (the last use, an expired row) are conditional, so they are safe without it."""
         def decide(rows: Rows) -> Decision[Snapshot]:
-            found = seen(rows, key, self.sealer)
+            found = seen(rows, key, self.sealer, locks=0)
             if found.revoked:
                 return Decision((), Snapshot("revoked"))
             writes = self._writes()
@@ -146,7 +159,9 @@ class PostgresStore:
             value = Snapshot("missing") if history is None else _snapshot(history)
             return Decision(writes.statements, value)
 
-        return (yield from _run("load", session_reads(key), decide))
+        snapshot: Snapshot = yield from transact(
+            "load", Transaction([NOW, *data_reads(key)], decide, atomic=False))
+        return snapshot
 
     def begin(self, key: SessionKey, *, holder: str, ttl: float, live: Collection[str] = (),
               probe: Collection[str] = (), writing: bool = False) -> Op[Begun]:
