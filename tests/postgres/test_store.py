@@ -154,3 +154,24 @@ def test_an_app_on_postgres_chats_rotates_and_destroys(
             assert (await client.request("GET", "/history")).json()["messages"] == []
 
     asyncio.run(scenario())
+
+
+def test_db_sweep_deletes_only_what_expired(postgres_server_session: PostgresServer,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    settings = pg_settings(postgres_server_session.url)
+    store = pg_store(settings)
+    old, live = new_key(settings), new_key(settings)
+    try:
+        for key in (old, live):
+            run_sync(store.append(key, [msg("user", "x")], created=time.time()), store.sync_io)
+        with postgres_server_session.connect() as conn:  # one lifetime is over, as by waiting
+            conn.execute("UPDATE stickyctx_sessions SET expires = 0 WHERE ns = %s AND tag = %s",
+                         (old.namespace, old.tag))
+        assert main(["db", "sweep", "--url", postgres_server_session.url]) == 0
+        assert "stickyctx_sessions: 1" in capsys.readouterr().out
+        with postgres_server_session.connect() as conn:
+            tags = {r[0] for r in conn.execute(
+                "SELECT tag FROM stickyctx_sessions WHERE ns = %s", (settings.namespace,))}
+        assert tags == {live.tag}
+    finally:
+        store.close()

@@ -3,7 +3,8 @@
 The database is ``--url``, else ``STICKYCTX_COLD_URL`` (the cold tier), else
 ``STICKYCTX_STORE_URL`` when it is a ``postgresql://`` URL. ``upgrade`` applies the missing
 migrations (safe to run again, and from several nodes at once); ``status`` shows the schema's
-version and the newest this version of stickyctx knows.
+version and the newest this version of stickyctx knows; ``sweep`` deletes the rows whose
+lifetime is over. ``move-cold`` is one pass of the cold tier's mover (``stores.cold.mover``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def register(sub: Subparsers) -> None:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, help_text in (("upgrade", "create or migrate the schema to the newest version"),
-                            ("status", "show the schema's version")):
+                            ("status", "show the schema's version"),
+                            ("sweep", "delete the rows whose lifetime is over")):
         action = actions.add_parser(name, help=help_text)
         action.add_argument("--url", help="postgresql:// URL (default: from the environment)")
         action.set_defaults(run=run)
@@ -92,7 +94,12 @@ def run(args: argparse.Namespace) -> int:
     url = database_url(args.url)
     try:
         with connect(url) as conn:
-            if args.action == "upgrade":
+            if args.action == "sweep":
+                from ..stores.postgres.sweep import sweep
+
+                counts = sweep(conn)
+                print(", ".join(f"{table}: {n}" for table, n in counts.items()))
+            elif args.action == "upgrade":
                 applied = upgrade(conn)
                 done = ", ".join(map(str, applied)) if applied else "none (already current)"
                 print(f"schema version {current_version(conn)}; applied now: {done}")
