@@ -7,7 +7,7 @@ a conversation of ``--messages`` messages (asyncio faces):
 
 * restoring a conversation from the cold tier (the lookup in PostgreSQL, the restore into Redis,
   the load) against loading it from Redis (a hot-tier hit on this node, and a full load over the
-  network with no hot tier);
+  network with no hot tier), and what a conversation in neither tier costs (the lookup);
 * the PostgreSQL store's ``load`` and one-message ``append`` against ``SQLAlchemySession``'s
   ``get_items`` and ``add_items`` (asyncpg) on the same server;
 * the mover: one conversation copied, verified and deleted from Redis (blocking, as the command
@@ -145,6 +145,8 @@ async def measure(args: argparse.Namespace, redis_url: str, pg_url: str) -> dict
             op("nohot", nohot, lambda: nohot.load(warm)),
         "cold-tier restore: PostgreSQL lookup, restore into Redis, load":
             op("tiered", tiered, lambda: tiered.load(cold.pop())),
+        "a conversation in neither tier: Redis miss, PostgreSQL lookup":
+            op("tiered", tiered, lambda: tiered.load(new_key())),
         "PostgreSQL store: load": op("pg", pg, lambda: pg.load(in_pg)),
         "SQLAlchemySession.get_items (asyncpg)": sdk.get_items,
         "PostgreSQL store: append one message":

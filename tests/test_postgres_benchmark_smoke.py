@@ -37,4 +37,5 @@ def test_postgres_benchmark_reports_every_variant(monkeypatch: pytest.MonkeyPatc
     restore = rows["cold-tier restore: PostgreSQL lookup, restore into Redis, load"]
     assert restore[-1] == "3 / 1"  # a miss, the restore, the load in Redis; one lookup in PG
     assert rows["PostgreSQL store: load"][-1] == "0 / 1"
+    assert rows["a conversation in neither tier: Redis miss, PostgreSQL lookup"][-1] == "1 / 1"
     assert "Move to the cold tier" in out

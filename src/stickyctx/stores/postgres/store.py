@@ -19,6 +19,7 @@ from ...core.views import Prefix
 from ...errors import FencedError, StickyctxError, StoreError, StoreUnavailableError
 from ...sansio import Op
 from ..memory_history import History
+from . import members
 from .codec import Sealer
 from .io import (
     AsyncPostgresIO,
@@ -37,7 +38,6 @@ from .rows import (
     Writes,
     data_reads,
     lock_reads,
-    now_of,
     seen,
     session_reads,
 )
@@ -300,27 +300,6 @@ class PostgresStore:
 
     def heartbeat(self, namespace: str, node: Announcement, *, ttl: float,
                   leaving: bool = False) -> Op[tuple[Announcement, ...]]:
-        def decide(rows: Rows) -> Decision[tuple[Announcement, ...]]:
-            now = now_of(rows, 0)
-            members = {n: Announcement(n, address, int(load))
-                       for n, address, load, until in rows[1] if float(until) > now}
-            writes = self._writes()
-            writes.add("DELETE FROM stickyctx_members WHERE ns = %s AND expires <= %s",
-                       namespace, now)
-            if leaving:
-                members.pop(node.node_id, None)
-                writes.add("DELETE FROM stickyctx_members WHERE ns = %s AND node_id = %s",
-                           namespace, node.node_id)
-            else:
-                members[node.node_id] = node
-                writes.add("INSERT INTO stickyctx_members (ns, node_id, address, load, expires) "
-                           "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (ns, node_id) DO UPDATE SET "
-                           "address = excluded.address, load = excluded.load, "
-                           "expires = excluded.expires",
-                           namespace, node.node_id, node.address, node.load, now + ttl)
-            return Decision(writes.statements, tuple(members[n] for n in sorted(members)))
-
-        reads = [Statement("SELECT extract(epoch FROM clock_timestamp())::float8"),
-                 Statement("SELECT node_id, address, load, expires FROM stickyctx_members "
-                           "WHERE ns = %s", (namespace,))]
-        return (yield from _run("heartbeat", reads, decide))
+        announced: tuple[Announcement, ...] = yield from transact(
+            "heartbeat", members.heartbeat(namespace, node, ttl=ttl, leaving=leaving))
+        return announced
