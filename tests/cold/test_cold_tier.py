@@ -134,3 +134,31 @@ def test_the_mover_keeps_to_its_namespace(make_tiers: object) -> None:
     assert one.move().moved == 0
     assert two.in_redis(key_two)
     assert two.move().moved == 1
+
+
+def test_a_session_in_redis_costs_no_cold_lookup(tiers: Tiers) -> None:
+    """Only a session missing in Redis is looked up in PostgreSQL: a turn (begin, commit) and
+    an append to a session old enough to have gone cold, but in Redis, make no PostgreSQL step."""
+    from stickyctx.sansio import run_sync
+    from stickyctx.stores.postgres.io import Transaction
+
+    class Counting:
+        def __init__(self, io: object) -> None:
+            self.io, self.postgres = io, 0
+
+        def perform(self, step: object) -> object:
+            self.postgres += isinstance(step, Transaction)
+            return self.io.perform(step)  # type: ignore[attr-defined]
+
+    key = tiers.new_key()
+    created = time.time() - tiers.settings.cold_after  # old enough to have gone cold
+    tiers.calls.append(key, [msg("user", "first")], created=created)
+    io = Counting(tiers.store.sync_io)
+    begun = run_sync(tiers.store.begin(key, holder="n1:a", ttl=30), io)
+    run_sync(tiers.store.append(key, [msg("user", "second")], created=created,
+                                fence=begun.token, release=True), io)
+    run_sync(tiers.store.append(key, [msg("user", "third")], created=created), io)
+    run_sync(tiers.store.load(key), io)
+    assert io.postgres == 0
+    run_sync(tiers.store.load(tiers.new_key()), io)  # missing: one lookup
+    assert io.postgres == 1

@@ -136,13 +136,14 @@ class TieredStore:
     def append(self, key: SessionKey, messages: Sequence[NewMessage], *, created: float,
                create: bool = True, fence: int | None = None,
                release: bool = False) -> Op[AppendResult]:
-        if create and time.time() - created >= self.cold_after / 2:
-            # Old enough to have gone cold, and it would be created afresh if it were missing:
-            # restore it first, or the new session would hide the cold one.
-            yield from self._thawed(key)
-        result = yield from self.redis.append(key, messages, created=created, create=create,
-                                              fence=fence, release=release)
-        if result.status == "missing" and (yield from self._thawed(key)):
+        # A session old enough to have gone cold is appended to only if it exists: were it
+        # missing, creating it afresh would hide its cold copy. Costs nothing when it is in
+        # Redis; a lookup in the cold tier (and a second try) only when it is missing.
+        old = create and time.time() - created >= self.cold_after / 2
+        result = yield from self.redis.append(key, messages, created=created,
+                                              create=create and not old, fence=fence,
+                                              release=release)
+        if result.status == "missing" and ((yield from self._thawed(key)) or old):
             result = yield from self.redis.append(key, messages, created=created,
                                                   create=create, fence=fence, release=release)
         return result
