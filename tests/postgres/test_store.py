@@ -175,3 +175,17 @@ def test_db_sweep_deletes_only_what_expired(postgres_server_session: PostgresSer
         assert tags == {live.tag}
     finally:
         store.close()
+
+
+def test_a_database_without_the_schema_says_what_to_run(
+        postgres_server_factory: object) -> None:
+    from stickyctx.errors import StoreError
+
+    server = postgres_server_factory()  # type: ignore[operator]
+    settings = pg_settings(server.url)
+    store = pg_store(settings)
+    try:
+        with pytest.raises(StoreError, match="stickyctx db upgrade"):
+            run_sync(store.load(new_key(settings)), store.sync_io)
+    finally:
+        store.close()

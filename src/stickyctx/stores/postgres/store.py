@@ -82,6 +82,9 @@ def transact(name: str, step: Transaction) -> Op[Any]:
                 raise StoreUnavailableError(name, type(exc).__name__) from exc
             if isinstance(exc, (ValueError, TypeError, KeyError, AssertionError)):
                 raise
+            if type(exc).__name__ in ("UndefinedTable", "UndefinedColumn"):
+                raise StoreError("the PostgreSQL schema is missing or older than this "
+                                 "stickyctx: run `stickyctx db upgrade`") from exc
             raise StoreError(f"PostgreSQL store failed during {name}: {exc}") from exc
     raise AssertionError("unreachable")
 
