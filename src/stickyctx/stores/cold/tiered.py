@@ -124,7 +124,12 @@ class TieredStore:
                                             probe=probe, writing=writing)
         if begun.status != "missing":
             return begun
-        frozen = yield from self.fetch(key)
+        try:
+            frozen = yield from self.fetch(key)
+        except Exception:
+            if begun.token is not None:  # nobody will know of this lease: give it back
+                yield from self.redis.release_lease(key, begun.token)
+            raise
         if frozen is None:
             return begun
         if begun.token is not None:  # a lease on the missing session: give it back first
