@@ -2,7 +2,9 @@
 
 Connections are in autocommit mode, so a connection waiting in the pool holds no transaction:
 each step opens and commits its own (``io``). A broken connection (a server restart) is
-dropped by the pool when it comes back, and replaced.
+dropped by the pool when it comes back, and replaced; while the server is down, the pool's
+reconnection attempts stop after a few seconds and start again with the next request, so the
+store is back within a few seconds of the server.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ from ...errors import ConfigError
 __all__ = ["async_pool", "connect", "sync_pool"]
 
 _MAX_CONNECTIONS = 10  # per pool: the blocking one, and one per event loop
+# psycopg_pool retries a failed connection with a doubling delay until this many seconds have
+# passed, then gives up until a request asks for a connection, which starts again at once. Its
+# default (five minutes) lets the delay grow to minutes: the store would stay down that long
+# after the server came back.
+_RECONNECT_WITHIN = 5.0
 
 
 def _conninfo(url: str) -> str:
@@ -37,14 +44,15 @@ def _imports() -> Any:
 def sync_pool(url: str, timeout: float) -> Any:
     return _imports().ConnectionPool(_conninfo(url), min_size=1, max_size=_MAX_CONNECTIONS,
                                      kwargs=_kwargs(timeout), timeout=timeout, open=True,
-                                     name="stickyctx")
+                                     reconnect_timeout=_RECONNECT_WITHIN, name="stickyctx")
 
 
 def async_pool(url: str, timeout: float) -> Any:
     """An asyncio pool, not yet open (``io`` opens it in the loop that uses it)."""
     return _imports().AsyncConnectionPool(_conninfo(url), min_size=1,
                                           max_size=_MAX_CONNECTIONS, kwargs=_kwargs(timeout),
-                                          timeout=timeout, open=False, name="stickyctx")
+                                          timeout=timeout, open=False,
+                                          reconnect_timeout=_RECONNECT_WITHIN, name="stickyctx")
 
 
 def connect(url: str, timeout: float = 10.0) -> Any:
