@@ -22,6 +22,7 @@ from ..core.nodes import NodeSpec, is_valid_node_id
 from ..errors import ConfigError
 from .env import EMPTY_OK, ENV, ENV_VARIABLES, PREFIX
 from .secret import Secret
+from .tiers import cold_tier_problem, is_postgres_url
 
 __all__ = ["ENV_VARIABLES", "MIN_KEY_BYTES", "Secret", "Settings"]
 
@@ -220,17 +221,10 @@ class Settings:
             raise bad("STORE_TIMEOUT", "must be a positive number of seconds")
         if self.hot_sessions < 0:
             raise bad("HOT_SESSIONS", "must be 0 (no hot tier) or positive")
-        if self.cold_url is not None:
-            if self.cold_url.partition("://")[0].lower() not in ("postgresql", "postgres"):
-                raise bad("COLD_URL", "must be a postgresql:// URL")
-            if not self.uses_redis:
-                raise bad("COLD_URL", "needs a Redis store (STICKYCTX_STORE_URL): the cold tier "
-                          "holds what Redis stops holding")
-        if self.cold_after <= 0:
-            raise bad("COLD_AFTER", "must be a positive number of seconds")
-        if self.cold_url is not None and self.cold_after >= self.idle_ttl:
-            raise bad("COLD_AFTER", "must be below STICKYCTX_IDLE_TTL (sessions would expire "
-                      "before they go cold)")
+        cold_problem = cold_tier_problem(self.cold_url, self.cold_after, self.idle_ttl,
+                                         self.uses_redis)
+        if cold_problem is not None:
+            raise bad(*cold_problem)
         if (self.uses_redis or self.uses_postgres) and self.hash_key is None and not self.dev:
             raise bad("HASH_KEY", "is required with a shared store: it names every stored session, "
                       "and keeping it separate from the signing keys lets you rotate those freely")
@@ -275,7 +269,7 @@ class Settings:
 
     @property
     def uses_postgres(self) -> bool:
-        return self.store_url.partition("://")[0].lower() in ("postgresql", "postgres")
+        return is_postgres_url(self.store_url)
 
     @property
     def secure_cookies(self) -> bool:
