@@ -30,7 +30,7 @@ IDLE_TTL, COLD_AFTER = 600, 300
 
 @dataclass
 class Tiers:
-    redis: RedisServer
+    redis: Any  # a RedisServer or a RedisCluster (``url``)
     postgres: PostgresServer
     settings: Settings
     store: TieredStore
@@ -51,7 +51,7 @@ class Tiers:
     def age(self, key: SessionKey, idle_for: float = COLD_AFTER + 60) -> None:
         """Make the session look idle for ``idle_for`` seconds (its keys expire that much
         sooner, as they would have)."""
-        for name in self.raw.keys(f"{key.namespace}:{{{key.tag}}}:*"):
+        for name in self.raw.scan_iter(match=f"{key.namespace}:{{{key.tag}}}:*"):
             ttl = self.raw.pttl(name)
             if ttl > 0:
                 self.raw.pexpire(name, max(1000, ttl - int(idle_for * 1000)))
@@ -73,7 +73,7 @@ class Tiers:
         return self.mover().run()
 
 
-def tiers_settings(redis: RedisServer, postgres: PostgresServer, **changes: Any) -> Settings:
+def tiers_settings(redis: Any, postgres: PostgresServer, **changes: Any) -> Settings:
     base: dict[str, Any] = {
         "store_url": redis.url, "cold_url": postgres.url, "hash_key": HASH_KEY,
         "namespace": f"cold-{uuid.uuid4().hex[:12]}", "idle_ttl": IDLE_TTL,
@@ -82,17 +82,19 @@ def tiers_settings(redis: RedisServer, postgres: PostgresServer, **changes: Any)
 
 
 @pytest.fixture
-def make_tiers(redis_server_session: RedisServer,
+def make_tiers(request: pytest.FixtureRequest, redis_server_session: RedisServer,
                postgres_server_session: PostgresServer) -> Iterator[Any]:
+    """``make(**settings_changes)``; ``make(cluster=True)`` over the session's Redis Cluster."""
     made: list[TieredStore] = []
 
-    def make(**changes: Any) -> Tiers:
-        settings = tiers_settings(redis_server_session, postgres_server_session, **changes)
+    def make(*, cluster: bool = False, **changes: Any) -> Tiers:
+        redis = request.getfixturevalue("redis_cluster") if cluster else redis_server_session
+        settings = tiers_settings(redis, postgres_server_session, **changes)
         store = open_store(settings)
         assert isinstance(store, TieredStore)
         made.append(store)
-        return Tiers(redis_server_session, postgres_server_session, settings, store,
-                     SyncCalls(store), redis_server_session.client())
+        return Tiers(redis, postgres_server_session, settings, store, SyncCalls(store),
+                     redis.client())
 
     yield make
     for store in made:

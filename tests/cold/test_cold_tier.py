@@ -162,3 +162,16 @@ def test_a_session_in_redis_costs_no_cold_lookup(tiers: Tiers) -> None:
     assert io.postgres == 0
     run_sync(tiers.store.load(tiers.new_key()), io)  # missing: one lookup
     assert io.postgres == 1
+
+
+def test_the_cold_tier_behind_a_redis_cluster(make_tiers: object) -> None:
+    """The mover scans every master; a restore lands in the session's own slot."""
+    tiers: Tiers = make_tiers(cluster=True)  # type: ignore[operator]
+    keys = [tiers.new_key() for _ in range(6)]  # spread over the three masters
+    for key in keys:
+        tiers.calls.append(key, [msg("user", key.tag)], created=time.time())
+        tiers.age(key)
+    assert tiers.move().moved == len(keys)
+    assert not any(tiers.in_redis(key) for key in keys)
+    assert [contents(tiers, key) for key in keys] == [[key.tag] for key in keys]
+    assert tiers.move().cleaned == len(keys)
