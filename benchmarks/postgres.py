@@ -105,8 +105,8 @@ async def measure(args: argparse.Namespace, redis_url: str, pg_url: str) -> dict
     in_pg = await filled(pg, new_key())
     sdk_url = pg_url.replace("postgresql://", "postgresql+asyncpg://")
     sdk = SQLAlchemySession.from_url("bench-load", url=sdk_url, create_tables=True)
-    items = [{"role": m.role, "content": m.content} for m in history]
-    await sdk.add_items(items)  # type: ignore[arg-type]
+    await sdk.add_items([{"role": m.role, "content": m.content}  # type: ignore[misc]
+                         for m in history])
 
     total = args.rounds * args.batch + 1
     mover = Mover(tiered, namespace=deriver_ns, idle_ttl=7200, cold_after=3600)
@@ -121,13 +121,22 @@ async def measure(args: argparse.Namespace, redis_url: str, pg_url: str) -> dict
         moves.append(ns() - started)
         cold.append(key)
 
-    # Appends go to conversations of the same length each time (one of these per append).
-    pg_pool = [await filled(pg, new_key()) for _ in range(total)]
-    sdk_pool = []
-    for i in range(total):
-        session = SQLAlchemySession(f"bench-append-{i}", engine=sdk.engine)
-        await session.add_items(items)  # type: ignore[arg-type]
-        sdk_pool.append(session)
+    # Appends go to conversations of the same length each time (one of these per append), of
+    # --messages messages and of ten times as many (an append's cost as the history grows).
+    longer = [message(i) for i in range(args.messages * 10)]
+    pools: dict[int, tuple[list[SessionKey], list[Any]]] = {}
+    for size, messages in ((args.messages, history), (len(longer), longer)):
+        pg_keys = []
+        sdk_sessions = []
+        for i in range(total):
+            key = new_key()
+            await run_async(pg.append(key, messages, created=now), pg.async_io)
+            pg_keys.append(key)
+            session = SQLAlchemySession(f"bench-append-{size}-{i}", engine=sdk.engine)
+            await session.add_items(  # type: ignore[arg-type]
+                [{"role": m.role, "content": m.content} for m in messages])
+            sdk_sessions.append(session)
+        pools[size] = (pg_keys, sdk_sessions)
 
     counted = {name: Counting(store.async_io) for name, store in
                (("tiered", tiered), ("nohot", nohot), ("pg", pg))}
@@ -149,11 +158,14 @@ async def measure(args: argparse.Namespace, redis_url: str, pg_url: str) -> dict
             op("tiered", tiered, lambda: tiered.load(new_key())),
         "PostgreSQL store: load": op("pg", pg, lambda: pg.load(in_pg)),
         "SQLAlchemySession.get_items (asyncpg)": sdk.get_items,
-        "PostgreSQL store: append one message":
-            op("pg", pg, lambda: pg.append(pg_pool.pop(), [message(1)], created=now)),
-        "SQLAlchemySession.add_items, one item":
-            lambda: sdk_pool.pop().add_items([{"role": "user", "content": USER}]),  # type: ignore[list-item]
     }
+    for size in pools:
+        pg_keys, sdk_sessions = pools[size]
+        variants[f"PostgreSQL store: append one message, at {size} messages"] = op(
+            "pg", pg, lambda keys=pg_keys: pg.append(keys.pop(), [message(1)], created=now))
+        variants[f"SQLAlchemySession.add_items, one item, at {size} items"] = (
+            lambda sessions=sdk_sessions: sessions.pop().add_items(
+                [{"role": "user", "content": USER}]))  # type: ignore[list-item]
     for run in variants.values():  # warm-up (and the first restore's connections)
         await run()
     timings: dict[str, list[int]] = {name: [] for name in variants}

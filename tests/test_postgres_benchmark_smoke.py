@@ -31,7 +31,10 @@ def test_postgres_benchmark_reports_every_variant(monkeypatch: pytest.MonkeyPatc
     for name in ("Redis load over the network (no hot tier)",
                  "cold-tier restore: PostgreSQL lookup, restore into Redis, load",
                  "PostgreSQL store: load", "SQLAlchemySession.get_items (asyncpg)",
-                 "PostgreSQL store: append one message", "SQLAlchemySession.add_items, one item",
+                 "PostgreSQL store: append one message, at 4 messages",
+                 "PostgreSQL store: append one message, at 40 messages",
+                 "SQLAlchemySession.add_items, one item, at 4 items",
+                 "SQLAlchemySession.add_items, one item, at 40 items",
                  "PostgreSQL store row", "cold-tier row (plain Redis DUMPs)"):
         assert name in rows, name
     restore = rows["cold-tier restore: PostgreSQL lookup, restore into Redis, load"]
