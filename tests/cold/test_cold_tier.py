@@ -126,11 +126,14 @@ def test_encryption_at_rest_covers_the_cold_tier(make_tiers: object) -> None:
 
 
 def test_the_mover_keeps_to_its_namespace(make_tiers: object) -> None:
-    one: Tiers = make_tiers()  # type: ignore[operator]
-    two: Tiers = make_tiers()  # type: ignore[operator]
+    """Even a namespace with glob characters (``*``) matches only its own keys."""
+    base = f"g{os.urandom(4).hex()}"
+    one: Tiers = make_tiers(namespace=f"{base}*")  # type: ignore[operator]
+    two: Tiers = make_tiers(namespace=f"{base}x")  # type: ignore[operator]
     key_two = two.new_key()
     two.calls.append(key_two, [msg("user", "tenant two")], created=time.time())
     two.age(key_two)
+    assert list(one.mover().candidates()) == []  # never even a candidate
     assert one.move().moved == 0
     assert two.in_redis(key_two)
     assert two.move().moved == 1

@@ -21,6 +21,7 @@ expiry refresh, a minute at most).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -62,11 +63,11 @@ class Mover:
 
     def _scan(self, part: str) -> Iterator[SessionKey]:
         prefix = f"{self.namespace}:{{"
-        for name in self.client.scan_iter(match=f"{self.namespace}:{{*}}:{part}",
-                                          count=_BATCH):
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.namespace)  # glob characters, literal
+        for name in self.client.scan_iter(match=f"{pattern}:{{*}}:{part}", count=_BATCH):
             text = name.decode() if isinstance(name, bytes) else name
-            tag = text[len(prefix):text.rindex("}")]
-            yield SessionKey(self.namespace, tag)
+            if text.startswith(prefix) and text.endswith(f"}}:{part}"):
+                yield SessionKey(self.namespace, text[len(prefix):text.rindex("}")])
 
     def candidates(self) -> Iterator[SessionKey]:
         """Sessions idle at least ``COLD_AFTER`` (by their remaining lifetime in Redis)."""
