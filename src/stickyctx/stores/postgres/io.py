@@ -62,9 +62,13 @@ class NotSent(Exception):
 
 
 def _broken(exc: Exception) -> bool:
+    """A failure of the connection (not the server's answer to a statement, such as a lock or
+    statement timeout: repeating those would only wait again)."""
     import psycopg
+    from psycopg import errors
 
-    return isinstance(exc, psycopg.OperationalError)
+    return isinstance(exc, psycopg.OperationalError) and not isinstance(
+        exc, (errors.LockNotAvailable, errors.QueryCanceled))
 
 
 def _atomic(conn: Any, step: Transaction) -> Any:

@@ -32,6 +32,21 @@ def _kwargs(timeout: float) -> dict[str, Any]:
     return {"autocommit": True, "connect_timeout": max(1, round(timeout))}
 
 
+def _store_kwargs(url: str, timeout: float) -> dict[str, Any]:
+    """The store's connections also bound, on the server, how long a statement may wait for a
+    session's lock (``lock_timeout``) or run (``statement_timeout``), and how long a
+    transaction may sit idle (``idle_in_transaction_session_timeout``: a node frozen in the
+    middle of a transaction loses it, and the session's lock with it). Options of the URL's
+    own ``options`` are kept."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    ms = max(1, int(timeout * 1000))
+    ours = (f"-c lock_timeout={ms} -c statement_timeout={2 * ms} "
+            f"-c idle_in_transaction_session_timeout={4 * ms}")
+    theirs = str(conninfo_to_dict(_conninfo(url)).get("options") or "")
+    return {**_kwargs(timeout), "options": f"{theirs} {ours}".strip()}
+
+
 def _imports() -> Any:
     try:
         import psycopg_pool
@@ -43,14 +58,15 @@ def _imports() -> Any:
 
 def sync_pool(url: str, timeout: float) -> Any:
     return _imports().ConnectionPool(_conninfo(url), min_size=1, max_size=_MAX_CONNECTIONS,
-                                     kwargs=_kwargs(timeout), timeout=timeout, open=True,
+                                     kwargs=_store_kwargs(url, timeout), timeout=timeout, open=True,
                                      reconnect_timeout=_RECONNECT_WITHIN, name="stickyctx")
 
 
 def async_pool(url: str, timeout: float) -> Any:
     """An asyncio pool, not yet open (``io`` opens it in the loop that uses it)."""
     return _imports().AsyncConnectionPool(_conninfo(url), min_size=1,
-                                          max_size=_MAX_CONNECTIONS, kwargs=_kwargs(timeout),
+                                          max_size=_MAX_CONNECTIONS,
+                                          kwargs=_store_kwargs(url, timeout),
                                           timeout=timeout, open=False,
                                           reconnect_timeout=_RECONNECT_WITHIN, name="stickyctx")
 
