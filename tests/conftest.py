@@ -19,7 +19,7 @@ from stickyctx import Settings
 from tests.support.ports import free_port  # the one port helper (re-exported here)
 from tests.support.waiting import poll
 
-pytest_plugins = ["tests.redis_fixtures"]
+pytest_plugins = ["tests.redis_fixtures", "tests.postgres_fixtures"]
 
 # Property tests check behaviour, never time: no per-example deadline (a slow example on a busy
 # machine, such as pydantic building a schema on first use, is not a failure; a hung test is

@@ -82,7 +82,7 @@ def memory_backend(
     )
 
 
-def redis_backend(server_fixture: str) -> StoreFactory:
+def redis_backend(server_fixture: str, cold: bool = False) -> StoreFactory:
     """Stores over a Redis server (or Cluster) shared by the session, built from ``Settings``.
 
     Redis keeps its own time and its own memory bound: ``clock`` and ``max_sessions`` do not
@@ -100,8 +100,12 @@ def redis_backend(server_fixture: str) -> StoreFactory:
         max_session_bytes: int,
     ) -> Store:
         server = request.getfixturevalue(server_fixture)
+        tiers: dict[str, Any] = {}
+        if cold:  # with the cold tier behind it (nothing goes cold during a test)
+            tiers = {"cold_url": request.getfixturevalue("postgres_server_session").url,
+                     "cold_after": max(1, round(idle_ttl) // 2)}
         settings = Settings(
-            secret_keys=(KEY_A,), store_url=server.url,
+            secret_keys=(KEY_A,), store_url=server.url, **tiers,
             hash_key=Secret("contract-suite-hash-key-0123456789"),
             idle_ttl=round(idle_ttl), absolute_ttl=round(absolute_ttl), store_timeout=5.0,
             max_session_tokens=max_session_tokens, max_session_bytes=max_session_bytes,
@@ -111,6 +115,35 @@ def redis_backend(server_fixture: str) -> StoreFactory:
 
     return factory
 
+
+def postgres_backend(
+    request: pytest.FixtureRequest,
+    *,
+    clock: Callable[[], float],
+    idle_ttl: float,
+    absolute_ttl: float,
+    max_sessions: int,
+    max_session_tokens: int,
+    max_session_bytes: int,
+) -> Store:
+    """Stores over the session's PostgreSQL server (schema applied), built from ``Settings``;
+    like Redis, it keeps its own time and has no session-count bound."""
+    server = request.getfixturevalue("postgres_server_session")
+    settings = Settings(
+        secret_keys=(KEY_A,), store_url=server.url,
+        hash_key=Secret("contract-suite-hash-key-0123456789"),
+        idle_ttl=round(idle_ttl), absolute_ttl=round(absolute_ttl), store_timeout=5.0,
+        max_session_tokens=max_session_tokens, max_session_bytes=max_session_bytes,
+        max_message_bytes=min(1 << 20, max_session_bytes),
+    )
+    return open_store(settings)
+
+
+_POSTGRES_WHY_NOT = {
+    "clock": "PostgreSQL expires sessions and leases by the server's clock; "
+             "tests/postgres/ checks expiry and lease takeover with real short lifetimes",
+    "lru": "a PostgreSQL store is bounded by its disk, not a session count",
+}
 
 _REDIS_WHY_NOT = {
     "clock": "Redis expires keys by its own clock; tests/redis/ checks expiry, lease takeover "
@@ -122,6 +155,9 @@ BACKENDS: list[Backend] = [
     Backend("memory", memory_backend, frozenset({"clock", "lru"})),
     Backend("redis", redis_backend("redis_server_session"), frozenset(), _REDIS_WHY_NOT),
     Backend("redis-cluster", redis_backend("redis_cluster"), frozenset(), _REDIS_WHY_NOT),
+    Backend("postgres", postgres_backend, frozenset(), _POSTGRES_WHY_NOT),
+    Backend("redis+cold", redis_backend("redis_server_session", cold=True), frozenset(),
+            _REDIS_WHY_NOT),
 ]
 
 

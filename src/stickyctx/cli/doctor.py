@@ -69,11 +69,12 @@ def _store(settings: Settings) -> str:
     if scheme == "memory":
         return (f"memory:// (embedded in each process; not shared between nodes), "
                 f"read in {elapsed:.1f} ms")
-    return f"{scheme}:// reachable, read in {elapsed:.1f} ms"
+    cold = " (and the cold tier: a miss looks there)" if settings.cold_url else ""
+    return f"{scheme}:// reachable{cold}, read in {elapsed:.1f} ms"
 
 
 def _membership(settings: Settings) -> str:
-    if not settings.nodes and settings.uses_redis:
+    if not settings.nodes and (settings.uses_redis or settings.uses_postgres):
         return (f"dynamic through the store: this node ({settings.node_id}) announces itself "
                 f"every {settings.heartbeat_interval:g}s")
     if not settings.nodes:

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import ConfigError
-from . import config, demo, doctor, lbconfig, owner, session, simulate
+from . import config, db, demo, doctor, lbconfig, owner, session, simulate
 
 __all__ = ["build_parser", "main"]
 
 # Each module adds its subcommand with ``register(subparsers)`` and sets ``run`` as a default.
-_COMMANDS = (demo, config, doctor, owner, session, simulate, lbconfig)
+_COMMANDS = (demo, config, doctor, owner, session, simulate, lbconfig, db)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,7 +57,7 @@ class MembershipManager:
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.node_id = settings.node_id
-        self.dynamic = settings.uses_redis
+        self.dynamic = settings.uses_redis or settings.uses_postgres
         self.interval = settings.heartbeat_interval
         self.active = ActiveSessions(settings.idle_ttl, settings.memory_max_sessions, clock)
         self._listed = {n.id: n for n in settings.nodes}

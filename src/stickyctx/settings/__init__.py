@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from .cookies import cookie_problem
 from .env import AUDIT_SINKS, EMPTY_OK, ENV, ENV_VARIABLES, PREFIX, parse_audit
 from .secret import Secret
+from .tiers import cold_tier_problem, is_postgres_url
 
 __all__ = ["ENV_VARIABLES", "MIN_KEY_BYTES", "Secret", "Settings"]
 
@@ -103,6 +104,8 @@ class Settings:
     advertise: str | None = None  # this node's host:port, announced in heartbeats
     hot_sessions: int = 10_000
     stale_reads: bool = False  # serve the hot tier's copy while the store is down (see docs)
+    cold_url: str | None = None  # postgresql:// of the cold tier (with a Redis store)
+    cold_after: int = 600  # seconds of inactivity before a conversation moves to the cold tier
     turn_lock: TurnLock = "auto"
     turn_timeout: float = 30.0
     # Seconds after rotate() in which requests still carrying the old token follow to the new
@@ -219,8 +222,12 @@ class Settings:
             raise bad("STORE_TIMEOUT", "must be a positive number of seconds")
         if self.hot_sessions < 0:
             raise bad("HOT_SESSIONS", "must be 0 (no hot tier) or positive")
-        if self.uses_redis and self.hash_key is None and not self.dev:
-            raise bad("HASH_KEY", "is required with a Redis store: it names every stored session, "
+        cold_problem = cold_tier_problem(self.cold_url, self.cold_after, self.idle_ttl,
+                                         self.uses_redis)
+        if cold_problem is not None:
+            raise bad(*cold_problem)
+        if (self.uses_redis or self.uses_postgres) and self.hash_key is None and not self.dev:
+            raise bad("HASH_KEY", "is required with a shared store: it names every stored session, "
                       "and keeping it separate from the signing keys lets you rotate those freely")
         if self.turn_lock not in ("auto", "manual"):
             raise bad("TURN_LOCK", "must be 'auto' or 'manual'")
@@ -274,6 +281,10 @@ class Settings:
         return scheme.startswith("redis") or scheme == "unix"  # unix://: Redis on a unix socket
 
     @property
+    def uses_postgres(self) -> bool:
+        return is_postgres_url(self.store_url)
+
+    @property
     def secure_cookies(self) -> bool:
         return (not self.dev) if self.cookie_secure is None else self.cookie_secure
 
@@ -288,6 +299,8 @@ class Settings:
                 value = "<masked>"
             elif f.name == "nodes":
                 value = [n.id + (f"={n.address}" if n.address else "") for n in value]
+            elif f.name in ("store_url", "cold_url") and value:
+                value = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1<masked>@", value)  # a password
             out[f.name] = value
         out["secure_cookies"] = self.secure_cookies
         return out

@@ -88,9 +88,10 @@ def _lower(raw: str) -> str:
 def _store_url(raw: str) -> str:
     url = raw.strip()
     scheme = url.partition("://")[0].lower()
-    if scheme not in ("memory", "redis", "rediss", "unix", "redis+sentinel", "redis+cluster"):
+    if scheme not in ("memory", "redis", "rediss", "unix", "redis+sentinel", "redis+cluster",
+                      "postgresql", "postgres"):
         raise ValueError("scheme must be memory://, redis://, rediss://, unix://, "
-                         "redis+sentinel:// or redis+cluster://")
+                         "redis+sentinel://, redis+cluster:// or postgresql://")
     return url
 
 
@@ -135,6 +136,8 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ADVERTISE": ("advertise", _optional_str),
     "HOT_SESSIONS": ("hot_sessions", _int),
     "STALE_READS": ("stale_reads", _bool),
+    "COLD_URL": ("cold_url", _optional_str),
+    "COLD_AFTER": ("cold_after", _int),
     "TURN_LOCK": ("turn_lock", _lower),
     "TURN_TIMEOUT": ("turn_timeout", _float),
     "TURN_LEASE_TTL": ("turn_lease_ttl", _float),
