@@ -20,9 +20,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from .edges.wsgi import StickyWSGIMiddleware
 from .errors import NoContextError, StickyctxError, http_error
 from .session.handle import SyncConversation
+from .session.replies import SyncReply
 from .settings import Settings
 
-__all__ = ["StickyCtx", "current_context"]
+__all__ = ["StickyCtx", "current_context", "sse_response"]
+
+# Server-sent events must not be cached or buffered by a proxy (nginx honours the second).
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class StickyCtx:
@@ -57,3 +61,12 @@ def current_context() -> SyncConversation:
     if not isinstance(handle, SyncConversation):
         raise NoContextError("StickyCtx is not installed on this Flask app")
     return handle
+
+
+def sse_response(reply: SyncReply | None) -> flask.Response:
+    """A streamed reply (``conv.stream(...)`` or ``conv.resume(...)``) as a
+    ``text/event-stream`` response; ``204 No Content`` when there is nothing to resume (an
+    ``EventSource`` stops reconnecting on 204)."""
+    if reply is None:
+        return flask.Response(status=204)
+    return flask.Response(reply.sse(), mimetype="text/event-stream", headers=SSE_HEADERS)

@@ -25,6 +25,8 @@ from ..core.tokens import TokenCodec
 from ..core.windowing import WindowParams
 from ..settings import Settings
 from ..telemetry import Telemetry
+from ..telemetry.streams import StreamTelemetry
+from .live import LiveReplies
 from .orphans import Orphans
 
 __all__ = ["Services"]
@@ -78,6 +80,7 @@ class Services:
                                        else self.builtin_summarizer)
         self.members = MembershipManager(settings, clock)
         self.orphans = Orphans()  # turn leases left by a store fault (see ``orphans``)
+        self.streams = LiveReplies()  # streamed replies generating on this node
         self.telemetry = Telemetry(
             node_id=settings.node_id,
             db_system="redis" if settings.uses_redis else None,
@@ -86,6 +89,7 @@ class Services:
             active_sessions=self.members.active.count,
         )
         self.members.on_change = self.telemetry.membership
+        self.stream_telemetry = StreamTelemetry(settings.node_id, meter_provider)
         self.idempotency_header = settings.idempotency_header.lower() or None
 
     @property

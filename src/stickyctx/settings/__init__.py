@@ -33,6 +33,7 @@ Eviction = Literal["block", "turn"]
 SummaryStorage = Literal["archive", "delete"]
 SameSite = Literal["lax", "strict", "none"]
 TurnLock = Literal["auto", "manual"]
+StreamOnDisconnect = Literal["continue", "cancel"]
 
 
 def _outside_package() -> int:
@@ -102,6 +103,9 @@ class Settings:
     turn_lease_ttl: float = 120.0
     idempotency_header: str = "Idempotency-Key"
     max_message_bytes: int = 1_048_576
+    # Streamed replies (session.streaming) ------------------------------------------------
+    stream_ttl: float = 300.0  # seconds a reply's chunks stay resumable after its last one
+    stream_on_disconnect: StreamOnDisconnect = "continue"
     # Affinity to the model server (integrations.inference) ------------------------------
     inference_router: RouterKind = "none"
     inference_header: str | None = None  # None: the router's documented default header
@@ -225,6 +229,10 @@ class Settings:
             raise bad("TURN_LOCK", "must be 'auto' or 'manual'")
         if self.turn_timeout < 0:
             raise bad("TURN_TIMEOUT", "must be 0 (reject at once) or a positive number of seconds")
+        if self.stream_ttl <= 0:
+            raise bad("STREAM_TTL", "must be positive")
+        if self.stream_on_disconnect not in ("continue", "cancel"):
+            raise bad("STREAM_ON_DISCONNECT", "must be continue or cancel")
         if self.turn_lease_ttl <= 0:
             raise bad("TURN_LEASE_TTL", "must be positive")
         if self.max_message_bytes <= 0:

@@ -117,6 +117,8 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TURN_TIMEOUT": ("turn_timeout", _float),
     "TURN_LEASE_TTL": ("turn_lease_ttl", _float),
     "IDEMPOTENCY_HEADER": ("idempotency_header", _str),
+    "STREAM_TTL": ("stream_ttl", _float),
+    "STREAM_ON_DISCONNECT": ("stream_on_disconnect", _lower),
     "MAX_MESSAGE_BYTES": ("max_message_bytes", _int),
     "INFERENCE_ROUTER": ("inference_router", _lower),
     "INFERENCE_HEADER": ("inference_header", _optional_str),

@@ -22,6 +22,7 @@ from ..core.views import Prefix
 from ..errors import FencedError
 from ..sansio import immediate
 from .memory_history import History
+from .memory_streams import MemoryStreams, _Stream
 
 __all__ = ["MemoryStore"]
 
@@ -33,7 +34,7 @@ class _Lease:
     expires: float
 
 
-class MemoryStore:
+class MemoryStore(MemoryStreams):
     """An in-process store. ``clock`` is injectable so that tests can move time."""
 
     sync_io = None  # its operations perform no I/O
@@ -61,6 +62,7 @@ class MemoryStore:
         self._leases: dict[tuple[str, str], _Lease] = {}
         self._fences = itertools.count(1)  # one counter for all sessions: monotonic for each
         self._members: dict[str, dict[str, tuple[float, Announcement]]] = {}
+        self._streams: dict[str, _Stream] = {}  # streamed replies (``memory_streams``)
 
     # Internal helpers (call with the lock held) ---------------------------------------------
 
@@ -208,6 +210,7 @@ class MemoryStore:
             self._bury(key.tag, session.created if session is not None else now)
             self._leases.pop((key.tag, "turn"), None)
             self._leases.pop((key.tag, "summary"), None)
+            self._streams.pop(key.tag, None)
 
     @immediate
     def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
@@ -294,6 +297,7 @@ class MemoryStore:
             self._tombstones.clear()
             self._leases.clear()
             self._members.clear()
+            self._streams.clear()
 
     async def aclose(self) -> None:
         self.close()

@@ -37,6 +37,7 @@ from .schema import (
     translate,
 )
 from .sealing import DataKeys
+from .streams import RedisStreams
 
 __all__ = ["RedisStore"]
 
@@ -56,7 +57,7 @@ def _run(name: str, keys: list[str], args: Sequence[Any]) -> Op[Any]:
     raise AssertionError("unreachable")
 
 
-class RedisStore:
+class RedisStore(RedisStreams):
     """The Redis store over a sync client and asyncio clients (one per event loop)."""
 
     def __init__(self, limits: Limits, *, sync_client: Any,
@@ -73,6 +74,10 @@ class RedisStore:
 
     def close(self) -> None:
         self.sync_io.close()
+
+    @staticmethod
+    def _script(name: str, keys: list[str], args: Sequence[Any]) -> Op[Any]:
+        return _run(name, keys, args)
 
     async def aclose(self) -> None:
         await self.async_io.aclose()
