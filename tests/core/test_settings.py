@@ -66,6 +66,8 @@ GOOD: list[tuple[str, str, str, Any, dict[str, str]]] = [
     ("TURN_TIMEOUT", "0", "turn_timeout", 0.0, {}),
     ("TURN_LEASE_TTL", "30", "turn_lease_ttl", 30.0, {}),
     ("IDEMPOTENCY_HEADER", "", "idempotency_header", "", {}),  # empty: the feature is off
+    ("STREAM_TTL", "60", "stream_ttl", 60.0, {}),
+    ("STREAM_ON_DISCONNECT", "Cancel", "stream_on_disconnect", "cancel", {}),
     ("MAX_MESSAGE_BYTES", "2048", "max_message_bytes", 2048, {}),
     ("INFERENCE_ROUTER", " SGLang ", "inference_router", "sglang", {}),
     ("INFERENCE_HEADER", " x-user-id ", "inference_header", "x-user-id",
@@ -110,6 +112,8 @@ BAD: list[tuple[str, str, dict[str, str]]] = [
     ("TURN_LOCK", LEAK, {}),
     ("TURN_TIMEOUT", LEAK, {}),
     ("TURN_LEASE_TTL", LEAK, {}),
+    ("STREAM_TTL", "0", {}),
+    ("STREAM_ON_DISCONNECT", LEAK, {}),
     ("MAX_MESSAGE_BYTES", LEAK, {}),
     ("INFERENCE_ROUTER", LEAK, {}),
     ("INFERENCE_HEADER", LEAK + " x", {"STICKYCTX_INFERENCE_ROUTER": "vllm"}),
