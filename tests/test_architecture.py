@@ -16,9 +16,9 @@ import stickyctx
 from stickyctx import Conversation, SyncConversation
 from stickyctx.session.handle import operation
 from stickyctx.stores import MemoryStore, Store
-from stickyctx.stores.streams import StreamStore
 from stickyctx.stores.redis.io import AsyncRedisIO, SyncRedisIO
 from stickyctx.stores.redis.store import RedisStore
+from stickyctx.stores.streams import StreamStore
 
 SOURCES = Path(stickyctx.__file__).parent
 MAX_LINES = 320  # "a few hundred lines at most"

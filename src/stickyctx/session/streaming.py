@@ -234,8 +234,8 @@ def next_events(session: Session, cursor: Cursor, wait: float = 15.0) -> Op[list
             seen, status = live.signal.version, live.status
             events = _advance(cursor, live.stream_id, live.chunks[cursor.after:])
             if status is not None:
-                events.append(_end(cursor, live.stream_id, len(live.chunks), status,
-                                   "".join(live.chunks)))
+                _end(events, cursor, live.stream_id, len(live.chunks), status,
+                     "".join(live.chunks))
             if events or time.monotonic() >= deadline:
                 return events
             yield Watch(live.signal, seen, deadline - time.monotonic())
@@ -251,10 +251,13 @@ def next_events(session: Session, cursor: Cursor, wait: float = 15.0) -> Op[list
             continue
         events = _advance(cursor, info.stream_id, list(info.chunks))
         if not info.running:
+            if cursor.after > info.count:  # the client has the end already
+                cursor.done = True
+                return events
             whole = info if info.first == 0 else (
                 yield from session.call(session.store.stream_read(session.key, 0)))
             text = "".join(whole.chunks) if whole is not None else ""
-            events.append(_end(cursor, info.stream_id, info.count, info.status, text))
+            _end(events, cursor, info.stream_id, info.count, info.status, text)
             return events
         if events or time.monotonic() >= deadline:
             return events
@@ -271,6 +274,9 @@ def _advance(cursor: Cursor, stream_id: str, chunks: list[str]) -> list[Event]:
     return events
 
 
-def _end(cursor: Cursor, stream_id: str, count: int, status: str, text: str) -> Event:
+def _end(events: list[Event], cursor: Cursor, stream_id: str, count: int, status: str,
+         text: str) -> None:
+    """The terminal event, unless the client had it already (its id is ``count + 1``)."""
     cursor.done = True
-    return terminal_event(stream_id, count, status, text)
+    if cursor.after <= count:
+        events.append(terminal_event(stream_id, count, status, text))
