@@ -195,3 +195,15 @@ def test_every_event_is_terminal_or_a_token(client: httpx.Client) -> None:
         events = list(read_events(response))
     assert {e.event for e in events[:-1]} == {"token"}
     assert events[-1].event in TERMINAL
+
+
+def test_a_read_while_a_reply_streams_is_served_at_once(client: httpx.Client) -> None:
+    """A page reloaded mid-reply loads the stored history without waiting for the reply's
+    turn (the reply in flight is not in it yet), then resumes the stream."""
+    with stream(client, MESSAGE) as response:
+        events = read_events(response)
+        next(events)
+        assert client.get("/history").json()["messages"] == [
+            {"role": "user", "content": MESSAGE}]
+        rest = list(events)
+    assert rest[-1].event == "done"

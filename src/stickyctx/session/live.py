@@ -13,7 +13,12 @@ from typing import Any
 
 from ..sansio import Cancel, Signal
 
-__all__ = ["LiveReplies", "LiveReply"]
+__all__ = ["LiveReplies", "LiveReply", "ReplyStreaming"]
+
+
+class ReplyStreaming(Exception):
+    """A read found the session's turn held by a streamed reply: it does not wait for it
+    (``Turn.enter``)."""
 
 
 @dataclass(slots=True)
