@@ -68,6 +68,7 @@ GOOD: list[tuple[str, str, str, Any, dict[str, str]]] = [
     ("IDEMPOTENCY_HEADER", "", "idempotency_header", "", {}),  # empty: the feature is off
     ("STREAM_TTL", "60", "stream_ttl", 60.0, {}),
     ("STREAM_ON_DISCONNECT", "Cancel", "stream_on_disconnect", "cancel", {}),
+    ("STREAM_DISCONNECT_GRACE", "120", "stream_disconnect_grace", 120.0, {}),
     ("MAX_MESSAGE_BYTES", "2048", "max_message_bytes", 2048, {}),
     ("INFERENCE_ROUTER", " SGLang ", "inference_router", "sglang", {}),
     ("INFERENCE_HEADER", " x-user-id ", "inference_header", "x-user-id",
@@ -114,6 +115,7 @@ BAD: list[tuple[str, str, dict[str, str]]] = [
     ("TURN_LEASE_TTL", LEAK, {}),
     ("STREAM_TTL", "0", {}),
     ("STREAM_ON_DISCONNECT", LEAK, {}),
+    ("STREAM_DISCONNECT_GRACE", "-1", {}),
     ("MAX_MESSAGE_BYTES", LEAK, {}),
     ("INFERENCE_ROUTER", LEAK, {}),
     ("INFERENCE_HEADER", LEAK + " x", {"STICKYCTX_INFERENCE_ROUTER": "vllm"}),

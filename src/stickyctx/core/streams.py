@@ -59,6 +59,10 @@ class Event:
     event: str
     data: str
 
+    def as_dict(self) -> dict[str, str]:
+        """The event as a JSON-able object (a WebSocket message): ``id``, ``event``, ``data``."""
+        return {"id": self.id, "event": self.event, "data": self.data}
+
 
 def parse_event_id(value: str | None) -> tuple[str, int] | None:
     """``(stream id, chunk number)`` of a ``Last-Event-ID``; ``None`` when absent or unusable

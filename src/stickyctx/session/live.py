@@ -33,6 +33,7 @@ class LiveReply:
     signal: Signal = field(default_factory=Signal)
     cancel: Cancel = field(default_factory=Cancel)
     runner: Any = None  # the task or thread generating it (kept referenced)
+    watchers: int = 0  # clients reading it on this node now (a disconnect's grace counts them)
 
     def add(self, chunk: str) -> None:
         self.chunks.append(chunk)

@@ -29,12 +29,13 @@ Tokens: TypeAlias = (Iterable[str] | AsyncIterable[str]
 
 
 class _Reply:
-    __slots__ = ("_cursor", "_origin", "_session", "replayed")
+    __slots__ = ("_cursor", "_live", "_session", "_state", "replayed")
 
     def __init__(self, session: Session, cursor: Cursor, origin: LiveReply | None) -> None:
         self._session = session
         self._cursor = cursor
-        self._origin = origin  # the reply this request started (a disconnect may cancel it)
+        self._live: LiveReply | None = None  # the reply read, while it generates here
+        self._state = "new"  # new -> reading -> left
         self.replayed = origin is None  # a resume or an attach: its first batch is a replay
 
     @property
@@ -42,18 +43,62 @@ class _Reply:
         """The reply's id (the prefix of its event ids)."""
         return self._cursor.stream_id
 
+    def _left_early(self, last: list[Event]) -> bool:
+        """Whether the reading stopped before the reply's end (``disconnected()``)."""
+        return not last or last[-1].event == "token"
+
     def _batch(self, events: list[Event]) -> None:
         if self.replayed:
             self.replayed = False
             chunks = sum(1 for e in events if e.event == "token")
             self._session.services.stream_telemetry.chunks_replayed(chunks)
 
-    def _gone(self) -> None:
-        """The client went away before the end: cancel the generation if configured so."""
-        origin = self._origin
-        if (origin is not None and origin.status is None
-                and self._session.services.settings.stream_on_disconnect == "cancel"):
-            origin.cancel.set("cancelled")
+    def _watch(self) -> None:
+        """Reading starts: the reply, when it generates on this node, counts this client."""
+        if self._state != "new":
+            return
+        self._state = "reading"
+        live = self._session.services.streams.get(self._session.key.tag)
+        if live is not None and self._cursor.stream_id in (None, live.stream_id):
+            live.watchers += 1
+            self._live = live
+
+    def _left(self, finished: bool) -> None:
+        """Reading ended (once): at the reply's end, or early (the client went away)."""
+        if self._state == "left":
+            return
+        self._state = "left"
+        live, self._live = self._live, None
+        if live is not None:
+            live.watchers -= 1
+            if not finished:
+                self._gone(live)
+
+    def disconnected(self) -> None:
+        """Say that the client went away before the end: a WebSocket app calls it when its
+        socket closes (an HTTP response's end tells it by itself)."""
+        self._cursor.done = True
+        self._left(False)
+
+    def _gone(self, live: LiveReply) -> None:
+        """A client left before the end. With ``STICKYCTX_STREAM_ON_DISCONNECT=cancel`` the
+        generation is cancelled once ``STICKYCTX_STREAM_DISCONNECT_GRACE`` seconds pass with
+        no client reading it on this node (a reconnect within the grace keeps it going)."""
+        settings = self._session.services.settings
+        if settings.stream_on_disconnect != "cancel" or live.status is not None:
+            return
+
+        def abandon() -> None:
+            if live.status is None and live.watchers <= 0:
+                live.cancel.set("cancelled")
+
+        if settings.stream_disconnect_grace <= 0:
+            abandon()
+        else:
+            self._later(settings.stream_disconnect_grace, abandon)
+
+    def _later(self, seconds: float, action: Callable[[], None]) -> None:
+        raise NotImplementedError
 
 
 class AsyncReply(_Reply):
@@ -61,18 +106,22 @@ class AsyncReply(_Reply):
 
     __slots__ = ()
 
+    def _later(self, seconds: float, action: Callable[[], None]) -> None:
+        asyncio.get_running_loop().call_later(seconds, action)
+
     async def _batches(self) -> AsyncIterator[list[Event]]:
         session, cursor = self._session, self._cursor
+        self._watch()
+        events: list[Event] = []
         finished = False
         try:
             while not cursor.done:
                 events = await run_async(next_events(session, cursor), session.store.async_io)
                 self._batch(events)
                 yield events
-            finished = True
+            finished = not self._left_early(events)
         finally:
-            if not finished:
-                self._gone()
+            self._left(finished)
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         async for events in self._batches():
@@ -90,18 +139,24 @@ class SyncReply(_Reply):
 
     __slots__ = ()
 
+    def _later(self, seconds: float, action: Callable[[], None]) -> None:
+        timer = threading.Timer(seconds, action)
+        timer.daemon = True
+        timer.start()
+
     def _batches(self) -> Iterator[list[Event]]:
         session, cursor = self._session, self._cursor
+        self._watch()
+        events: list[Event] = []
         finished = False
         try:
             while not cursor.done:
                 events = run_sync(next_events(session, cursor), session.store.sync_io)
                 self._batch(events)
                 yield events
-            finished = True
+            finished = not self._left_early(events)
         finally:
-            if not finished:
-                self._gone()
+            self._left(finished)
 
     def __iter__(self) -> Iterator[Event]:
         for events in self._batches():

@@ -106,6 +106,7 @@ class Settings:
     # Streamed replies (session.streaming) ------------------------------------------------
     stream_ttl: float = 300.0  # seconds a reply's chunks stay resumable after its last one
     stream_on_disconnect: StreamOnDisconnect = "continue"
+    stream_disconnect_grace: float = 0.0  # with "cancel": seconds a reply waits for a reconnect
     # Affinity to the model server (integrations.inference) ------------------------------
     inference_router: RouterKind = "none"
     inference_header: str | None = None  # None: the router's documented default header
@@ -231,6 +232,8 @@ class Settings:
             raise bad("TURN_TIMEOUT", "must be 0 (reject at once) or a positive number of seconds")
         if self.stream_ttl <= 0:
             raise bad("STREAM_TTL", "must be positive")
+        if self.stream_disconnect_grace < 0:
+            raise bad("STREAM_DISCONNECT_GRACE", "must be 0 or a positive number of seconds")
         if self.stream_on_disconnect not in ("continue", "cancel"):
             raise bad("STREAM_ON_DISCONNECT", "must be continue or cancel")
         if self.turn_lease_ttl <= 0:

@@ -119,6 +119,7 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IDEMPOTENCY_HEADER": ("idempotency_header", _str),
     "STREAM_TTL": ("stream_ttl", _float),
     "STREAM_ON_DISCONNECT": ("stream_on_disconnect", _lower),
+    "STREAM_DISCONNECT_GRACE": ("stream_disconnect_grace", _float),
     "MAX_MESSAGE_BYTES": ("max_message_bytes", _int),
     "INFERENCE_ROUTER": ("inference_router", _lower),
     "INFERENCE_HEADER": ("inference_header", _optional_str),
