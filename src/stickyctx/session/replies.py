@@ -224,10 +224,12 @@ def resumed(session: Session, last_event_id: str | None) -> Op[Cursor | None]:
     """A reader's cursor after ``Last-Event-ID`` (``None`` when the session has no stream)."""
     parsed = parse_event_id(last_event_id)
     cursor = Cursor() if parsed is None else Cursor(parsed[0], parsed[1])
-    live = session.services.streams.get(session.key.tag)
-    if live is None:
+    services = session.services
+    same = services.streams.get(session.key.tag) is not None  # generating here
+    if not same:
         info = yield from session.call(session.store.stream_read(session.key, 1 << 30))
         if info is None:
             return None
-    session.services.stream_telemetry.event("resumed", same_node=live is not None)
+        same = info.node == services.node_id  # it was generated here
+    services.stream_telemetry.event("resumed", same_node=same)
     return cursor
