@@ -56,7 +56,16 @@ class _Waiters:
     def wake(self) -> None:
         with self._lock:
             futures, self._futures = self._futures, []
+        if not futures:
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
         for loop, future in futures:
+            if loop is running:  # this thread's loop: no wake-up through its self-pipe
+                _resolve(future)
+                continue
             with contextlib.suppress(RuntimeError):  # a loop that closed meanwhile
                 loop.call_soon_threadsafe(_resolve, future)
 
@@ -85,17 +94,21 @@ class Signal:
         future = self._waiters.add()
         if self.version != seen:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(future, timeout)
+        timer = asyncio.get_running_loop().call_later(max(0.0, timeout), _resolve, future)
+        try:
+            await future
+        finally:
+            timer.cancel()
 
 
 class Cancel:
     """A one-way flag (a stop, a disconnect) that also wakes a pending async ``Pull``."""
 
-    __slots__ = ("_waiters", "is_set", "reason")
+    __slots__ = ("_future", "_waiters", "is_set", "reason")
 
     def __init__(self) -> None:
         self._waiters = _Waiters()
+        self._future: asyncio.Future[None] | None = None
         self.is_set = False
         self.reason = ""
 
@@ -105,7 +118,11 @@ class Cancel:
         self._waiters.wake()
 
     def future(self) -> asyncio.Future[None]:
-        future = self._waiters.add()
+        """A future of the running loop resolved when the flag is set (one per loop, kept:
+        a reply's every ``Pull`` races the same one)."""
+        future = self._future
+        if future is None or future.get_loop() is not asyncio.get_running_loop():
+            future = self._future = self._waiters.add()
         if self.is_set:
             _resolve(future)
         return future
@@ -156,19 +173,33 @@ async def apull(step: Pull) -> Any:
         pending: asyncio.Future[Any] = asyncio.ensure_future(source.__anext__())
     else:  # a blocking iterator: its steps run in a worker thread, off the event loop
         pending = asyncio.ensure_future(asyncio.to_thread(next, source, END))
-    if cancel is not None:
-        stop = cancel.future()
-        await asyncio.wait((pending, stop), return_when=asyncio.FIRST_COMPLETED)
+    if cancel is not None and not pending.done():
+        await _first(pending, cancel.future())
         if not pending.done():
             pending.cancel()
             with contextlib.suppress(BaseException):
                 await pending
             return CANCELLED
-        stop.cancel()
     try:
         return pending.result()
     except StopAsyncIteration:
         return END
+
+
+async def _first(*futures: asyncio.Future[Any]) -> None:
+    """Until one of ``futures`` is done (``asyncio.wait`` without its sets and tasks)."""
+    woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def wake(_: asyncio.Future[Any]) -> None:
+        _resolve(woken)
+
+    for future in futures:
+        future.add_done_callback(wake)
+    try:
+        await woken
+    finally:
+        for future in futures:
+            future.remove_done_callback(wake)
 
 
 def close_source(step: Close) -> None:
