@@ -181,7 +181,7 @@ async def apull(step: Pull) -> Any:
                 await pending
             return CANCELLED
     try:
-        return pending.result()
+        return await pending
     except StopAsyncIteration:
         return END
 
