@@ -90,6 +90,24 @@ def _owner_gone(session: Session, info: StreamInfo) -> bool:
     return bool(members) and info.node not in members
 
 
+def _abandoned(session: Session, info: StreamInfo) -> Op[bool]:
+    """Whether nobody generates the running stream ``info`` any more: its node left, or the
+    turn lease that a generation holds is free (its process died and its node id came back).
+    In the second case this request now holds the lease."""
+    if _owner_gone(session, info):
+        return True
+    live = session.services.streams.get(session.key.tag)
+    if live is not None and live.stream_id == info.stream_id:
+        return False
+    token = yield from session.call(session.store.acquire_lease(
+        session.key, holder=session.holder, ttl=session.services.settings.turn_lease_ttl,
+        live=session.services.members.confirmed_live()))
+    if token is None:
+        return False
+    session.turn.fence = int(token)
+    return True
+
+
 def start(session: Session, message: Any, *, system: str | None, budget: int | None,
           format: Format) -> Op[Started]:
     """Begin a streamed reply in this request: look at the session's stream first (a second
@@ -102,7 +120,7 @@ def start(session: Session, message: Any, *, system: str | None, budget: int | N
     if info is not None and turn_key and info.turn == turn_key:
         return Started(info.stream_id, None, None, [])
     if info is not None and info.running:
-        if not _owner_gone(session, info):
+        if not (yield from _abandoned(session, info)):
             raise SessionBusyError(0.0)
         yield from interrupt(session, info)
     if message is not None:
