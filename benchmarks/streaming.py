@@ -22,26 +22,21 @@ import argparse
 import asyncio
 import random
 import statistics
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "src"),
-                str(Path(__file__).resolve().parent.parent)]
+from _machine import describe  # sibling modules: benchmarks run as scripts
+from _servers import private_redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
-from starlette.applications import Starlette  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import Response, StreamingResponse  # noqa: E402
-from starlette.routing import Route  # noqa: E402
-
-from benchmarks._machine import describe  # noqa: E402
-from benchmarks._servers import private_redis  # noqa: E402
-from stickyctx import Conversation, Settings, StickyMiddleware, get_context  # noqa: E402
-from stickyctx.core.streams import Event, encode_sse  # noqa: E402
-from stickyctx.fastapi import sse_response  # noqa: E402
-from stickyctx.settings import Secret  # noqa: E402
+from stickyctx import Conversation, Settings, StickyMiddleware, get_context
+from stickyctx.core.streams import Event, encode_sse
+from stickyctx.fastapi import sse_response
+from stickyctx.settings import Secret
 
 KEY = "k" * 40
 HASH_KEY = "h" * 40
@@ -206,8 +201,8 @@ async def first_resumed(owner: App, other: App, gate: Gate, chunks: int,
 
 
 def table(times: dict[str, list[float]], bare: str, chunks: int) -> str:
-    rows = ["| variant | reply of %d chunks, median (ms) | per chunk (µs) | over bare, per chunk "
-            "(µs) |" % chunks, "|---|---|---|---|"]
+    rows = [f"| variant | reply of {chunks} chunks, median (ms) | per chunk (µs) "
+            "| over bare, per chunk (µs) |", "|---|---|---|---|"]
     base = times[bare]
     for name, values in times.items():
         median = statistics.median(values)
@@ -231,7 +226,8 @@ async def run(args: argparse.Namespace) -> None:
         }
         times = await per_chunk(variants, args.rounds, args.chunks, rng)
         version = admin.info("server")["redis_version"]
-        print(f"Machine: {describe(('stickyctx', 'starlette', 'redis'), server=f'Redis {version}')}\n")
+        machine = describe(("stickyctx", "starlette", "redis"), server=f"Redis {version}")
+        print(f"Machine: {machine}\n")
         print("## Streaming: cost per chunk\n")
         print(table(times, "bare StreamingResponse", args.chunks))
         gate.hold_at = None
