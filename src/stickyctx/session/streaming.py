@@ -130,14 +130,14 @@ def start(session: Session, message: Any, *, system: str | None, budget: int | N
     yield from turn.claim()
     yield from turn.flush()
     yield from turn.take()
-    fence = turn.fence
-    # The lease now belongs to the generation: the request's commit and end leave it alone.
-    turn.fence, turn.open, turn.committed = None, False, True
     stream_id = new_stream_id()
     services = session.services
     yield from session.call(session.store.stream_open(
         session.key, stream_id, node=services.node_id, turn=turn_key,
         ttl=services.settings.stream_ttl))
+    fence = turn.fence
+    # The lease now belongs to the generation: the request's commit and end leave it alone.
+    turn.fence, turn.open, turn.committed = None, False, True
     reply = LiveReply(stream_id, turn_key)
     services.streams.put(session.key.tag, reply)
     services.stream_telemetry.event("started")
@@ -188,6 +188,8 @@ def generate(session: Session, reply: LiveReply, source: Any, fence: int | None)
     except StickyctxError as exc:
         logger.warning("stickyctx: a streamed reply could not be stored: %s", exc)
         status = "interrupted"
+        if fence is not None:  # released when the store answers again (see ``orphans``)
+            session.services.orphans.add(Orphan(key, fence, session.holder))
     finally:
         reply.end(status)
         session.services.streams.drop(key.tag, reply)
