@@ -89,7 +89,7 @@ class Services:
             active_sessions=self.members.active.count,
         )
         self.members.on_change = self.telemetry.membership
-        self.stream_telemetry = StreamTelemetry(settings.node_id, meter_provider)
+        self.stream_telemetry = StreamTelemetry(settings.node_id, self.telemetry.meter)
         self.idempotency_header = settings.idempotency_header.lower() or None
 
     @property

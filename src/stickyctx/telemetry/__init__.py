@@ -118,7 +118,8 @@ class Telemetry:
         # Writes go through to the store: this process's memory, or over the network.
         self._write_tier = "store" if db_system else "local"
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
-        meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
+        meter = self.meter = metrics.get_meter(SCOPE, __version__,
+                                               meter_provider=meter_provider)
         self.requests = meter.create_counter(
             METRIC.REQUESTS, unit="{request}", description="Requests by affinity result")
         self.failovers = meter.create_counter(

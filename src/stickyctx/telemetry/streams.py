@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from opentelemetry import metrics
 
-from .._version import __version__
-from . import ATTR, METRIC, SCOPE
+from . import ATTR, METRIC
 
 __all__ = ["StreamTelemetry"]
 
 
 class StreamTelemetry:
-    def __init__(self, node_id: str, meter_provider: metrics.MeterProvider | None = None) -> None:
-        meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
+    def __init__(self, node_id: str, meter: metrics.Meter) -> None:
+        """``meter``: the package's (``Telemetry.meter``), obtained once."""
         self._node = node_id
         self.streams = meter.create_counter(
             METRIC.STREAMS, unit="{stream}", description="Streamed replies, by event")
