@@ -38,6 +38,10 @@ async def stream(request: Request) -> Response:
     return sse_response(await conv(request).stream((await request.json())["message"], tokens))
 
 
+async def resume(request: Request) -> Response:
+    return sse_response(await conv(request).resume(request.headers.get("last-event-id")))
+
+
 async def history(request: Request) -> JSONResponse:
     handle = conv(request)
     return JSONResponse({"id": handle.session_id, "messages": await handle.messages()})
@@ -51,7 +55,8 @@ def setup() -> tuple[StickyMiddleware, MemoryStore]:
         assert answer is not None
         return Response(answer[1], status_code=answer[0], media_type="application/json")
 
-    app = Starlette(routes=[Route("/s", stream, methods=["POST"]), Route("/h", history)],
+    app = Starlette(routes=[Route("/s", stream, methods=["POST"]), Route("/s", resume),
+                            Route("/h", history)],
                     exception_handlers={StickyctxError: refused})
     return StickyMiddleware(app, make_settings(node_id="n1", turn_timeout=0), store=store), store
 
@@ -93,3 +98,25 @@ async def test_a_running_reply_whose_lease_is_held_makes_the_next_one_busy(
         assert busy.status_code == 409
         assert busy.json()["error"] == "session_busy"
         assert len((await client.get("/h")).json()["messages"]) == 2  # nothing of "two"
+
+
+@pytest.mark.anyio
+async def test_a_resume_of_a_reply_nobody_generates_gets_it_interrupted(
+    setup: tuple[StickyMiddleware, MemoryStore],
+) -> None:
+    sticky, store = setup
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(sticky),
+                                 base_url="http://t") as client:
+        await client.post("/s", json={"message": "one"})
+        key = sticky.services.keys.derive((await client.get("/h")).json()["id"])
+        run_sync(store.stream_open(key, "deadbeef", node="n1", turn="", ttl=60))
+        run_sync(store.stream_push(key, "deadbeef", ["half ", "done"], ttl=60))
+        resumed = await client.get("/s", headers={"Last-Event-ID": "deadbeef:1"})
+        assert resumed.status_code == 200
+        lines = [line for line in resumed.text.splitlines() if line.startswith(("id:", "event:"))]
+        assert lines == ["id: deadbeef:2", "event: token", "id: deadbeef:3",
+                         "event: interrupted"]
+        messages = (await client.get("/h")).json()["messages"]
+        assert (messages[-1]["content"], messages[-1]["status"]) == ("half done", "interrupted")
+        # The lease the check took is given back: the next reply starts at once.
+        assert "event: done" in (await client.post("/s", json={"message": "two"})).text

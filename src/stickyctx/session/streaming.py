@@ -16,7 +16,6 @@ client may have seen) as ``interrupted``, once (the message's idempotency key is
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -31,13 +30,11 @@ from ..core.streams import (
     terminal_event,
 )
 from ..errors import (
-    FencedError,
-    IdempotencyKeyReusedError,
     SessionBusyError,
     StickyctxError,
-    StoreUnavailableError,
 )
 from ..sansio import CANCELLED, END, Close, Op, Pull, Sleep, Watch
+from .abandoned import abandoned, interrupt, recovered, store_reply
 from .live import LiveReplies, LiveReply
 from .orphans import Orphan
 
@@ -51,6 +48,7 @@ logger = logging.getLogger("stickyctx")
 _FIRST_POLL = 0.005  # a reader on another node polls the store, backing off up to _MAX_POLL
 _MAX_POLL = 0.1
 _ALL = 1 << 30  # "after every chunk": a read of the record alone
+_CHECK_EVERY = 1.0  # a reader asks at most this often whether a running reply is abandoned
 
 
 @dataclass(slots=True)
@@ -80,34 +78,6 @@ def _current(session: Session) -> Op[StreamInfo | None]:
     return info
 
 
-def _owner_gone(session: Session, info: StreamInfo) -> bool:
-    """A running stream whose node is known to have left the membership (never presumed: an
-    empty ``confirmed_live`` presumes everyone live, and this node's own id is live: several
-    worker processes may share it)."""
-    if info.node == session.services.node_id:
-        return False
-    members = session.services.members.confirmed_live()
-    return bool(members) and info.node not in members
-
-
-def _abandoned(session: Session, info: StreamInfo) -> Op[bool]:
-    """Whether nobody generates the running stream ``info`` any more: its node left, or the
-    turn lease that a generation holds is free (its process died and its node id came back).
-    In the second case this request now holds the lease."""
-    if _owner_gone(session, info):
-        return True
-    live = session.services.streams.get(session.key.tag)
-    if live is not None and live.stream_id == info.stream_id:
-        return False
-    token = yield from session.call(session.store.acquire_lease(
-        session.key, holder=session.holder, ttl=session.services.settings.turn_lease_ttl,
-        live=session.services.members.confirmed_live()))
-    if token is None:
-        return False
-    session.turn.fence = int(token)
-    return True
-
-
 def start(session: Session, message: Any, *, system: str | None, budget: int | None,
           format: Format) -> Op[Started]:
     """Begin a streamed reply in this request: look at the session's stream first (a second
@@ -120,7 +90,7 @@ def start(session: Session, message: Any, *, system: str | None, budget: int | N
     if info is not None and turn_key and info.turn == turn_key:
         return Started(info.stream_id, None, None, [])
     if info is not None and info.running:
-        if not (yield from _abandoned(session, info)):
+        if not (yield from abandoned(session, info)):
             raise SessionBusyError(0.0)
         yield from interrupt(session, info)
     if message is not None:
@@ -182,7 +152,7 @@ def generate(session: Session, reply: LiveReply, source: Any, fence: int | None)
     except Exception:
         logger.exception("stickyctx: closing a streamed reply's iterator raised")
     try:
-        yield from _store_reply(session, reply.stream_id, "".join(reply.chunks), status, fence)
+        yield from store_reply(session, reply.stream_id, "".join(reply.chunks), status, fence)
         yield from session.call(store.stream_end(key, reply.stream_id, status,
                                                  ttl=settings.stream_ttl))
     except StickyctxError as exc:
@@ -196,40 +166,6 @@ def generate(session: Session, reply: LiveReply, source: Any, fence: int | None)
         if status != "complete":
             session.services.stream_telemetry.event(status)
     return status
-
-
-def _store_reply(session: Session, stream_id: str, text: str, status: str,
-                 fence: int | None) -> Op[None]:
-    """The assistant message, once (keyed by the stream), releasing the lease ``fence``."""
-    built = yield from session.incoming.built(
-        [("assistant", text, {"status": status})], f"stream:{stream_id}")
-    try:
-        yield from session._append(built, fence, release=fence is not None)
-        return
-    except FencedError:  # the lease was taken over (this node was presumed dead)
-        pass
-    except IdempotencyKeyReusedError:  # another node stored it as interrupted already
-        return
-    with contextlib.suppress(IdempotencyKeyReusedError):
-        yield from session._append(built, None)
-    if fence is not None:
-        try:
-            yield from session.call(session.store.release_lease(session.key, fence))
-        except StoreUnavailableError:
-            session.services.orphans.add(Orphan(session.key, fence, session.holder))
-
-
-def interrupt(session: Session, info: StreamInfo) -> Op[None]:
-    """A running stream whose node is gone: store its partial reply (every chunk in the store,
-    so every chunk a client saw) as ``interrupted``, once, and end the stream."""
-    whole = yield from session.call(session.store.stream_read(session.key, 0))
-    if whole is None or whole.stream_id != info.stream_id or not whole.running:
-        return
-    yield from _store_reply(session, info.stream_id, "".join(whole.chunks), "interrupted", None)
-    ended = yield from session.call(session.store.stream_end(
-        session.key, info.stream_id, "interrupted", ttl=session.services.settings.stream_ttl))
-    if ended:
-        session.services.stream_telemetry.event("interrupted")
 
 
 def stop(session: Session) -> Op[bool]:
@@ -246,7 +182,7 @@ def next_events(session: Session, cursor: Cursor, wait: float = 15.0) -> Op[list
     """The reader's next events (an empty list after ``wait`` seconds with nothing new, or
     when the session has no stream: then ``cursor.done``)."""
     deadline = time.monotonic() + wait
-    delay = _FIRST_POLL
+    delay, checked = _FIRST_POLL, 0.0
     while True:
         live = session.services.streams.get(session.key.tag)
         if live is not None and cursor.stream_id in (None, live.stream_id):
@@ -281,9 +217,10 @@ def next_events(session: Session, cursor: Cursor, wait: float = 15.0) -> Op[list
             return events
         if events or time.monotonic() >= deadline:
             return events
-        if _owner_gone(session, info):
-            yield from interrupt(session, info)
-            continue
+        if time.monotonic() >= checked:
+            checked = time.monotonic() + _CHECK_EVERY
+            if (yield from recovered(session, info)):
+                continue
         yield Sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, _MAX_POLL)
 
