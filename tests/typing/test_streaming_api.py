@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Annotated, Any
 
 import flask
-import pytest
 from fastapi import FastAPI, Header
 from fastapi.responses import Response
 from starlette.testclient import TestClient
