@@ -4,9 +4,12 @@ and how long a client that comes back waits for its first resumed chunk.
 ASGI apps called in-process (no sockets between client and app), on the embedded store and on
 a private ``redis-server`` (started on a free loopback port; needs the binary):
 
-* **per chunk**: one reply of ``--chunks`` chunks from an async generator that yields at once,
-  as server-sent events, through Starlette's ``StreamingResponse`` alone and through
-  ``StickyMiddleware`` + ``conv.stream`` (each chunk pushed to the store before it is sent).
+* **per chunk**: one reply of ``--chunks`` chunks from an async generator, as server-sent
+  events, through Starlette's ``StreamingResponse`` alone and through ``StickyMiddleware`` +
+  ``conv.stream`` (each chunk pushed to the store before it is sent); the generator yields its
+  chunks at once ("at hand": stickyctx pushes what is at hand together, up to 64) or after a
+  turn of the event loop each ("one chunk per loop turn": one push per chunk, a model whose
+  tokens arrive one by one).
   Per-chunk cost = (stickyctx's median reply time - the bare app's, same round) / chunks.
 * **time to first resumed chunk**: a reply is in flight (half its chunks sent, the generator
   waiting); a client resumes with ``Last-Event-ID`` on the generating node (served from its
@@ -100,9 +103,11 @@ class Call:
 
 # The apps -------------------------------------------------------------------------------------
 
-def bare_app(chunks: int) -> App:
+def bare_app(chunks: int, spaced: bool) -> App:
     async def events() -> AsyncIterator[bytes]:
         for n in range(1, chunks + 1):
+            if spaced:
+                await asyncio.sleep(0)
             yield encode_sse(Event(f"s:{n}", "token", CHUNK))
         yield encode_sse(Event(f"s:{chunks + 1}", "done", CHUNK * chunks))
 
@@ -121,12 +126,14 @@ class Gate:
         self.release = asyncio.Event()
 
 
-def sticky_app(settings: Settings, chunks: int, gate: Gate) -> App:
+def sticky_app(settings: Settings, chunks: int, gate: Gate, spaced: bool = False) -> App:
     async def tokens(_window: Any) -> AsyncIterator[str]:
         for n in range(chunks):
             if n == gate.hold_at:
                 gate.reached.set()
                 await gate.release.wait()
+            if spaced:  # each chunk comes after a turn of the event loop: one push each
+                await asyncio.sleep(0)
             yield CHUNK
 
     def conv(request: Request) -> Conversation:
@@ -200,14 +207,19 @@ async def first_resumed(owner: App, other: App, gate: Gate, chunks: int,
     return {name: values[1:] for name, values in found.items()}
 
 
-def table(times: dict[str, list[float]], bare: str, chunks: int) -> str:
+def table(times: dict[str, list[float]], chunks: int) -> str:
+    """Per-chunk figures; each variant's overhead is paired with the bare app of its shape
+    (the first row of each group)."""
     rows = [f"| variant | reply of {chunks} chunks, median (ms) | per chunk (µs) "
             "| over bare, per chunk (µs) |", "|---|---|---|---|"]
-    base = times[bare]
+    base: list[float] = []
     for name, values in times.items():
         median = statistics.median(values)
-        over = "—" if name == bare else "%.1f" % (statistics.median(
-            [v - b for v, b in zip(values, base, strict=True)]) / chunks * 1e6)
+        if name.startswith("bare"):
+            base, over = values, "—"
+        else:
+            over = "%.1f" % (statistics.median(
+                [v - b for v, b in zip(values, base, strict=True)]) / chunks * 1e6)
         rows.append(f"| {name} | {median * 1e3:.2f} | {median / chunks * 1e6:.1f} | {over} |")
     return "\n".join(rows)
 
@@ -218,20 +230,21 @@ async def run(args: argparse.Namespace) -> None:
         port = admin.connection_pool.connection_kwargs["port"]
         redis_url = f"redis://127.0.0.1:{port}/0"
         gate = Gate()
-        variants = {
-            "bare StreamingResponse": bare_app(args.chunks),
-            "stickyctx, embedded store": sticky_app(settings_for("memory://", "n1"),
-                                                    args.chunks, gate),
-            "stickyctx, Redis": sticky_app(settings_for(redis_url, "n1"), args.chunks, gate),
-        }
+        variants: dict[str, App] = {}
+        for spaced, shape in ((False, "chunks at hand"), (True, "one chunk per loop turn")):
+            variants[f"bare StreamingResponse, {shape}"] = bare_app(args.chunks, spaced)
+            variants[f"stickyctx, embedded store, {shape}"] = sticky_app(
+                settings_for("memory://", "n1"), args.chunks, gate, spaced)
+            variants[f"stickyctx, Redis, {shape}"] = sticky_app(
+                settings_for(redis_url, "n1"), args.chunks, gate, spaced)
         times = await per_chunk(variants, args.rounds, args.chunks, rng)
         version = admin.info("server")["redis_version"]
         machine = describe(("stickyctx", "starlette", "redis"), server=f"Redis {version}")
         print(f"Machine: {machine}\n")
         print("## Streaming: cost per chunk\n")
-        print(table(times, "bare StreamingResponse", args.chunks))
+        print(table(times, args.chunks))
         gate.hold_at = None
-        owner = variants["stickyctx, Redis"]
+        owner = variants["stickyctx, Redis, chunks at hand"]
         other = sticky_app(settings_for(redis_url, "n2"), args.chunks, gate)
         resumed = await first_resumed(owner, other, gate, args.chunks, args.trials)
         print(f"\n## Time to the first resumed chunk (Redis, {args.trials} trials)\n")

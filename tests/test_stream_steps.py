@@ -13,6 +13,8 @@ import pytest
 from stickyctx.sansio import (
     CANCELLED,
     END,
+    NOT_READY,
+    Ahead,
     Cancel,
     Close,
     Op,
@@ -97,3 +99,40 @@ def test_a_watch_ends_at_its_timeout_without_a_notify(driver: str) -> None:
         return signal.version
 
     assert (run_sync(op()) if driver == "sync" else asyncio.run(run_async(op()))) == 0
+
+
+def test_a_ready_pull_takes_what_the_source_has_at_hand_and_loses_nothing() -> None:
+    release = asyncio.Event()
+    closed = []
+
+    async def source() -> AsyncIterator[str]:
+        try:
+            yield "a"
+            yield "b"  # at hand: no await between the two
+            await release.wait()
+            yield "c"
+        finally:
+            closed.append(True)
+
+    async def scenario() -> list[object]:
+        made, ahead = source(), Ahead()
+
+        def op() -> Op[list[object]]:
+            got = [(yield Pull(made, ahead=ahead))]
+            got.append((yield Pull(made, ready=True, ahead=ahead)))
+            got.append((yield Pull(made, ready=True, ahead=ahead)))  # c is not there yet
+            release.set()
+            got.append((yield Pull(made, ahead=ahead)))  # the pending step, taken over
+            yield Pull(made, ready=True, ahead=ahead)  # pending again (after c): left so
+            yield Close(made, ahead)  # cancelled, then closed
+            return got
+
+        return await run_async(op())
+
+    assert asyncio.run(scenario()) == ["a", "b", NOT_READY, "c"]
+    assert closed == [True]
+    assert run_sync(pull_all_ready(iter("ab"))) == [NOT_READY]  # a blocking source never is
+
+
+def pull_all_ready(source: Iterator[str]) -> Op[list[object]]:
+    return [(yield Pull(source, ready=True))]

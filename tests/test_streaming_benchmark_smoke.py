@@ -20,5 +20,7 @@ def test_streaming_benchmark_reports_every_variant(
     assert bench.main(["--quick"]) == 0
     out = capsys.readouterr().out
     rows = {m.group(1) for m in re.finditer(r"^\| ([^|]+?) \| [\d.]+ \|", out, re.M)}
-    assert {"bare StreamingResponse", "stickyctx, embedded store", "stickyctx, Redis",
-            *bench.RESUMES} <= rows
+    shapes = ("chunks at hand", "one chunk per loop turn")
+    variants = {f"{name}, {shape}" for shape in shapes for name in (
+        "bare StreamingResponse", "stickyctx, embedded store", "stickyctx, Redis")}
+    assert variants | set(bench.RESUMES) <= rows

@@ -15,8 +15,9 @@ An exception raised while performing a step is thrown back into the operation at
 """
 
 from .drive import AsyncIO, SyncIO, run_async, run_sync
-from .signals import CANCELLED, END, Cancel, Close, Pull, Signal, Watch
+from .signals import CANCELLED, END, NOT_READY, Ahead, Cancel, Close, Pull, Signal, Watch
 from .steps import IOStep, Offload, Op, Sleep, immediate
 
-__all__ = ["CANCELLED", "END", "AsyncIO", "Cancel", "Close", "IOStep", "Offload", "Op", "Pull",
-           "Signal", "Sleep", "SyncIO", "Watch", "immediate", "run_async", "run_sync"]
+__all__ = ["CANCELLED", "END", "NOT_READY", "Ahead", "AsyncIO", "Cancel", "Close", "IOStep",
+           "Offload", "Op", "Pull", "Signal", "Sleep", "SyncIO", "Watch", "immediate",
+           "run_async", "run_sync"]

@@ -17,6 +17,8 @@ from typing import Any
 __all__ = [
     "CANCELLED",
     "END",
+    "NOT_READY",
+    "Ahead",
     "Cancel",
     "Close",
     "Pull",
@@ -30,6 +32,7 @@ __all__ = [
 
 END: Any = object()  # the iterator is exhausted
 CANCELLED: Any = object()  # ``Pull``'s cancel fired before the next item came
+NOT_READY: Any = object()  # ``Pull(ready=True)``: the next item is not there yet
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -128,21 +131,35 @@ class Cancel:
         return future
 
 
+@dataclass(slots=True)
+class Ahead:
+    """An async source's next step, started by a ``Pull(ready=True)`` that did not wait for
+    it: the next ``Pull`` of the source takes it over."""
+
+    pending: asyncio.Future[Any] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Pull:
     """The next item of ``source`` (``END`` after the last; ``CANCELLED`` when ``cancel``
     fires first: an async iterator's pending step is cancelled, a sync one is not waited for
-    again)."""
+    again). With ``ready``, only an item the source has at hand (an async source gets one
+    turn of the event loop), else ``NOT_READY``: chunks a model sent together are pushed
+    together."""
 
     source: Any
     cancel: Cancel | None = None
+    ready: bool = False
+    ahead: Ahead | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Close:
-    """Close ``source`` (``close()`` / ``aclose()``, when it has them)."""
+    """Close ``source`` (``close()`` / ``aclose()``, when it has them), after cancelling the
+    step ``ahead`` left pending."""
 
     source: Any
+    ahead: Ahead | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,33 +174,52 @@ class Watch:
 def pull(step: Pull) -> Any:
     if step.cancel is not None and step.cancel.is_set:
         return CANCELLED
+    if step.ready:  # a blocking iterator cannot say whether it has an item at hand
+        return NOT_READY
     return next(step.source, END)
 
 
 async def apull(step: Pull) -> Any:
-    source, cancel = step.source, step.cancel
+    source, cancel, ahead = step.source, step.cancel, step.ahead
+    pending: asyncio.Future[Any] | None = None
+    if ahead is not None:
+        pending, ahead.pending = ahead.pending, None
     if cancel is not None and cancel.is_set:
+        await _cancelled(pending)
         return CANCELLED
-    if hasattr(source, "__anext__"):
-        if cancel is None:
-            try:
-                return await source.__anext__()
-            except StopAsyncIteration:
-                return END
-        pending: asyncio.Future[Any] = asyncio.ensure_future(source.__anext__())
-    else:  # a blocking iterator: its steps run in a worker thread, off the event loop
-        pending = asyncio.ensure_future(asyncio.to_thread(next, source, END))
+    if pending is None:
+        if hasattr(source, "__anext__"):
+            if cancel is None and ahead is None:
+                try:
+                    return await source.__anext__()
+                except StopAsyncIteration:
+                    return END
+            pending = asyncio.ensure_future(source.__anext__())
+        elif step.ready:  # a blocking iterator cannot say whether it has an item at hand
+            return NOT_READY
+        else:  # a blocking iterator: its steps run in a worker thread, off the event loop
+            pending = asyncio.ensure_future(asyncio.to_thread(next, source, END))
+    if step.ready and not pending.done():
+        await asyncio.sleep(0)  # one turn: a step that needs no I/O completes in it
+        if not pending.done() and ahead is not None:
+            ahead.pending = pending
+            return NOT_READY
     if cancel is not None and not pending.done():
         await _first(pending, cancel.future())
         if not pending.done():
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
+            await _cancelled(pending)
             return CANCELLED
     try:
         return await pending
     except StopAsyncIteration:
         return END
+
+
+async def _cancelled(pending: asyncio.Future[Any] | None) -> None:
+    if pending is not None and not pending.done():
+        pending.cancel()
+        with contextlib.suppress(BaseException):
+            await pending
 
 
 async def _first(*futures: asyncio.Future[Any]) -> None:
@@ -209,6 +245,9 @@ def close_source(step: Close) -> None:
 
 
 async def aclose_source(step: Close) -> None:
+    if step.ahead is not None:  # a step still running: cancelled before the source closes
+        pending, step.ahead.pending = step.ahead.pending, None
+        await _cancelled(pending)
     close = getattr(step.source, "aclose", None)
     if callable(close):
         await close()

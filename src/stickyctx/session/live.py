@@ -8,6 +8,7 @@ one middleware (``Services.streams``).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,10 @@ class LiveReply:
     watchers: int = 0  # clients reading it on this node now (a disconnect's grace counts them)
 
     def add(self, chunk: str) -> None:
-        self.chunks.append(chunk)
+        self.extend((chunk,))
+
+    def extend(self, chunks: Sequence[str]) -> None:
+        self.chunks.extend(chunks)
         self.signal.notify()
 
     def end(self, status: str) -> None:

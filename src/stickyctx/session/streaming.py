@@ -33,7 +33,7 @@ from ..errors import (
     SessionBusyError,
     StickyctxError,
 )
-from ..sansio import CANCELLED, END, Close, Op, Pull, Sleep, Watch
+from ..sansio import CANCELLED, END, NOT_READY, Ahead, Close, Op, Pull, Sleep, Watch
 from .abandoned import abandoned, interrupt, recovered, store_reply
 from .live import LiveReplies, LiveReply
 from .orphans import Orphan
@@ -48,6 +48,7 @@ logger = logging.getLogger("stickyctx")
 _FIRST_POLL = 0.005  # a reader on another node polls the store, backing off up to _MAX_POLL
 _MAX_POLL = 0.1
 _ALL = 1 << 30  # "after every chunk": a read of the record alone
+_BATCH = 64  # chunks pushed in one step at most
 _CHECK_EVERY = 1.0  # a reader asks at most this often whether a running reply is abandoned
 
 
@@ -120,25 +121,20 @@ def generate(session: Session, reply: LiveReply, source: Any, fence: int | None)
     settings = session.services.settings
     store, key = session.store, session.key
     status = "complete"
+    ahead = Ahead()
     try:
         while True:
-            chunk = yield Pull(source, reply.cancel)
-            if chunk is CANCELLED:
-                status = reply.cancel.reason or "stopped"
+            batch, last = yield from _batch(source, reply, ahead)
+            if batch:
+                stop = yield from session.call(store.stream_push(
+                    key, reply.stream_id, batch, ttl=settings.stream_ttl, fence=fence,
+                    lease_ttl=settings.turn_lease_ttl))
+                reply.extend(batch)
+                if stop and last is None:
+                    last = CANCELLED if reply.cancel.is_set else stop
+            if last is END:
                 break
-            if chunk is END:
-                break
-            text = chunk if isinstance(chunk, str) else str(chunk)
-            if not text:
-                continue
-            stop = yield from session.call(store.stream_push(
-                key, reply.stream_id, [text], ttl=settings.stream_ttl, fence=fence,
-                lease_ttl=settings.turn_lease_ttl))
-            reply.add(text)
-            if stop:
-                status = "stopped"
-                break
-            if reply.cancel.is_set:
+            if last is not None or reply.cancel.is_set:
                 status = reply.cancel.reason or "stopped"
                 break
     except StickyctxError as exc:
@@ -148,7 +144,7 @@ def generate(session: Session, reply: LiveReply, source: Any, fence: int | None)
         logger.exception("stickyctx: a streamed reply's iterator raised")
         status = "interrupted"
     try:
-        yield Close(source)
+        yield Close(source, ahead)
     except Exception:
         logger.exception("stickyctx: closing a streamed reply's iterator raised")
     try:
@@ -166,6 +162,25 @@ def generate(session: Session, reply: LiveReply, source: Any, fence: int | None)
         if status != "complete":
             session.services.stream_telemetry.event(status)
     return status
+
+
+def _batch(source: Any, reply: LiveReply, ahead: Ahead) -> Op[tuple[list[str], Any]]:
+    """The next chunk, and the chunks the source has at hand after it (up to ``_BATCH``): one
+    push for what a model sent together. Also how the batch ended: ``END``, ``CANCELLED`` or
+    ``None`` (more to come)."""
+    batch: list[str] = []
+    item = yield Pull(source, reply.cancel, ahead=ahead)
+    while True:
+        if item is END or item is CANCELLED:
+            return batch, item
+        if item is NOT_READY:
+            return batch, None
+        text = item if isinstance(item, str) else str(item)
+        if text:
+            batch.append(text)
+        if len(batch) >= _BATCH:
+            return batch, None
+        item = yield Pull(source, reply.cancel, ready=True, ahead=ahead)
 
 
 def stop(session: Session) -> Op[bool]:
