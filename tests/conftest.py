@@ -92,7 +92,8 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 class AppServer:
-    """A real uvicorn process serving an ASGI app (or a WSGI app through a2wsgi-free werkzeug)."""
+    """A real uvicorn process serving an ASGI app (or a WSGI app through a2wsgi-free werkzeug),
+    or with ``interface="gunicorn"`` a gunicorn process (threaded workers) serving a WSGI app."""
 
     def __init__(self, target: str, env: dict[str, str], port: int | None = None,
                  interface: str = "asgi3") -> None:
@@ -120,12 +121,15 @@ class AppServer:
     def _start(self, timeout: float) -> AppServer:
         env = {**os.environ, **self.env}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", self.target, "--host", "127.0.0.1",
-             "--port", str(self.port), "--interface", self.interface, "--log-level", "warning",
-             "--no-access-log"],
-            env=env, cwd=str(ROOT),
-        )
+        if self.interface == "gunicorn":  # a WSGI app under gunicorn's threaded workers
+            argv = [sys.executable, "-m", "gunicorn", self.target, "--bind",
+                    f"127.0.0.1:{self.port}", "--worker-class", "gthread", "--threads", "8",
+                    "--log-level", "warning"]
+        else:
+            argv = [sys.executable, "-m", "uvicorn", self.target, "--host", "127.0.0.1",
+                    "--port", str(self.port), "--interface", self.interface,
+                    "--log-level", "warning", "--no-access-log"]
+        self.proc = subprocess.Popen(argv, env=env, cwd=str(ROOT))
         wait_until(self._listening, timeout=timeout, what=f"uvicorn {self.target}",
                    proc=self.proc)
         return self

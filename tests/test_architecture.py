@@ -18,6 +18,7 @@ from stickyctx.session.handle import operation
 from stickyctx.stores import MemoryStore, Store
 from stickyctx.stores.redis.io import AsyncRedisIO, SyncRedisIO
 from stickyctx.stores.redis.store import RedisStore
+from stickyctx.stores.streams import StreamStore
 
 SOURCES = Path(stickyctx.__file__).parent
 MAX_LINES = 320  # "a few hundred lines at most"
@@ -55,7 +56,8 @@ def test_both_handles_expose_the_same_operations_with_the_same_signatures() -> N
 
 
 def _protocol_methods() -> dict[str, inspect.Signature]:
-    return {name: inspect.signature(value) for name, value in vars(Store).items()
+    return {name: inspect.signature(value) for protocol in (Store, StreamStore)
+            for name, value in vars(protocol).items()
             if callable(value) and not name.startswith("_")}
 
 

@@ -7,15 +7,16 @@ Run from the repository root:  uvicorn examples.fastapi.app:app
 
 from typing import Annotated, Any
 
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import FastAPI, Header
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, StringConstraints
 
 from stickyctx import Settings, StickyMiddleware
 from stickyctx.chat_example import CHAT_PAGE, BackendError, areply
 from stickyctx.chat_example.fastapi_conversations import add_conversation_routes
+from stickyctx.chat_example.streaming import atokens
 from stickyctx.edges.health import acheck_store
-from stickyctx.fastapi import Conversation, install_error_handlers
+from stickyctx.fastapi import Conversation, install_error_handlers, sse_response
 from stickyctx.stores import open_store
 from stickyctx.telemetry.setup import configure_from_env
 
@@ -74,3 +75,23 @@ async def history(conv: Conversation) -> dict[str, Any]:
 async def end_session(conv: Conversation) -> dict[str, bool]:
     await conv.destroy()
     return {"destroyed": True}
+
+
+# Streamed replies (docs/streaming.md) ----------------------------------------------------------
+
+
+@app.post("/chat/stream")
+async def chat_stream(body: ChatIn, conv: Conversation) -> Response:
+    reply = await conv.stream(body.message, atokens, system=SYSTEM)
+    return sse_response(reply)
+
+
+@app.get("/chat/stream")
+async def chat_resume(conv: Conversation,
+                      last_event_id: Annotated[str | None, Header()] = None) -> Response:
+    return sse_response(await conv.resume(last_event_id))
+
+
+@app.post("/chat/stop")
+async def chat_stop(conv: Conversation) -> dict[str, bool]:
+    return {"stopped": await conv.stop()}

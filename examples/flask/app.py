@@ -12,8 +12,9 @@ from flask import Flask, request
 from stickyctx import Settings
 from stickyctx.chat_example import CHAT_PAGE, BackendError, reply
 from stickyctx.chat_example.flask_conversations import conversation_routes
+from stickyctx.chat_example.streaming import tokens
 from stickyctx.edges.health import check_store
-from stickyctx.flask import StickyCtx, current_context
+from stickyctx.flask import StickyCtx, current_context, sse_response
 from stickyctx.stores import open_store
 from stickyctx.telemetry.setup import configure_from_env
 
@@ -73,3 +74,27 @@ def history() -> dict[str, Any]:
 def end_session() -> dict[str, bool]:
     current_context().destroy()
     return {"destroyed": True}
+
+
+# Streamed replies (docs/streaming.md) ----------------------------------------------------------
+
+
+@app.post("/chat/stream")
+def chat_stream() -> Any:
+    body = request.get_json(silent=True)
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        detail = 'expected a JSON object {"message": "..."} with a non-empty string'
+        return {"error": "invalid_message", "detail": detail}, 422
+    reply = current_context().stream(message.strip(), tokens, system=SYSTEM)
+    return sse_response(reply)
+
+
+@app.get("/chat/stream")
+def chat_resume() -> Any:
+    return sse_response(current_context().resume(request.headers.get("Last-Event-ID")))
+
+
+@app.post("/chat/stop")
+def chat_stop() -> dict[str, bool]:
+    return {"stopped": current_context().stop()}

@@ -14,14 +14,19 @@ from typing import Annotated, Any
 try:
     from fastapi import Depends, FastAPI
     from fastapi.requests import HTTPConnection
-    from fastapi.responses import Response
+    from fastapi.responses import Response, StreamingResponse
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("stickyctx.fastapi needs FastAPI: pip install 'stickyctx[fastapi]'") from exc
 
 from .errors import StickyctxError, http_error
 from .session import handle as _conversation
+from .session.replies import AsyncReply
 
-__all__ = ["Conversation", "get_conversation", "install_error_handlers", "users_of"]
+__all__ = ["Conversation", "get_conversation", "install_error_handlers", "sse_response",
+           "users_of"]
+
+# Server-sent events must not be cached or buffered by a proxy (nginx honours the second).
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 async def get_conversation(connection: HTTPConnection) -> _conversation.Conversation:
@@ -78,3 +83,12 @@ def users_of(principal: Callable[..., Any] | None = None, *, tenant: str = "") -
         return found(connection, who)
 
     return Depends(dependency)
+
+
+def sse_response(reply: AsyncReply | None) -> Response:
+    """A streamed reply (``await conv.stream(...)`` or ``await conv.resume(...)``) as a
+    ``text/event-stream`` response; ``204 No Content`` when there is nothing to resume (an
+    ``EventSource`` stops reconnecting on 204)."""
+    if reply is None:
+        return Response(status_code=204)
+    return StreamingResponse(reply.sse(), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -27,10 +27,15 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from .edges.wsgi import StickyWSGIMiddleware
 from .errors import ConfigError, NoContextError, StickyctxError, http_error
 from .session.handle import SyncConversation
+from .session.replies import SyncReply
 from .session.users_handle import SyncUsers, get_users
 from .settings import ENV_VARIABLES, Secret, Settings
 
-__all__ = ["StickyCtx", "current_context", "current_users", "settings_from_config"]
+__all__ = ["StickyCtx", "current_context", "current_users", "settings_from_config",
+           "sse_response"]
+
+# Server-sent events must not be cached or buffered by a proxy (nginx honours the second).
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class StickyCtx:
@@ -107,3 +112,12 @@ def current_users(principal: str | None = None, *, tenant: str = "") -> SyncUser
     found = get_users(flask.request, principal, tenant=tenant)
     assert isinstance(found, SyncUsers)
     return found
+
+
+def sse_response(reply: SyncReply | None) -> flask.Response:
+    """A streamed reply (``conv.stream(...)`` or ``conv.resume(...)``) as a
+    ``text/event-stream`` response; ``204 No Content`` when there is nothing to resume (an
+    ``EventSource`` stops reconnecting on 204)."""
+    if reply is None:
+        return flask.Response(status=204)
+    return flask.Response(reply.sse(), mimetype="text/event-stream", headers=SSE_HEADERS)

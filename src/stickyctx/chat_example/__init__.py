@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .stream_page import STREAM_SCRIPT
+
 __all__ = [
     "CHAT_PAGE",
     "DEFAULT_MODEL",
@@ -202,6 +204,7 @@ CHAT_PAGE = """<!doctype html>
 <form id="form">
   <input id="message" autocomplete="off" placeholder="Say something, e.g. my name is Ada" required>
   <button type="submit">Send</button>
+  <button id="stop" type="button" disabled>Stop</button>
 </form>
 <p id="error"></p>
 <script>
@@ -255,9 +258,9 @@ document.getElementById("form").addEventListener("submit", async (event) => {
   error.textContent = "";
   show("user", text);
   try {
-    const r = await call("POST", "/chat", {message: text});
-    show("assistant", r.reply, "node " + r.node + " · owner " + r.owner + " · " + r.affinity +
-         " · turn " + r.turns + " · " + r.tokens + " tokens");
+    await follow(await fetch("/chat/stream", {
+      method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({message: text})}));
   } catch (e) {
     error.textContent = e.message;
   }
@@ -273,11 +276,11 @@ document.getElementById("reset").addEventListener("click", async () => {
   }
 });
 
-loadHistory().catch((e) => { error.textContent = e.message; });
+loadHistory().then(resumeAfterReload).catch((e) => { error.textContent = e.message; });
 </script>
 </body>
 </html>
-"""
+""".replace("<script>", STREAM_SCRIPT + "<script>", 1)  # the main script uses it
 
 
 # The sidebar of conversations for signed-in users (kept in its own module) ------------------

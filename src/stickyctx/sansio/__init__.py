@@ -6,6 +6,7 @@ operations with ``yield from``, so mypy checks every call (a store operation is 
 returning ``Op[T]``), and only the two drivers in ``drive`` perform anything:
 
 * ``Sleep`` and ``Offload`` (user code such as a summarizer) are run by the drivers themselves;
+* ``Pull``, ``Close`` and ``Watch`` (a streamed reply's chunks, see ``signals``) too;
 * every other step is an ``IOStep`` handed to the store's I/O adapter (``SyncIO`` /
   ``AsyncIO``), the only code that exists in a sync and an async form, a few lines each.
 
@@ -14,7 +15,9 @@ An exception raised while performing a step is thrown back into the operation at
 """
 
 from .drive import AsyncIO, SyncIO, run_async, run_sync
+from .signals import CANCELLED, END, NOT_READY, Ahead, Cancel, Close, Pull, Signal, Watch
 from .steps import IOStep, Offload, Op, Sleep, immediate
 
-__all__ = ["AsyncIO", "IOStep", "Offload", "Op", "Sleep", "SyncIO", "immediate", "run_async",
-           "run_sync"]
+__all__ = ["CANCELLED", "END", "NOT_READY", "Ahead", "AsyncIO", "Cancel", "Close", "IOStep",
+           "Offload", "Op", "Pull", "Signal", "Sleep", "SyncIO", "Watch", "immediate",
+           "run_async", "run_sync"]

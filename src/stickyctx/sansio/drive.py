@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
+from .signals import Close, Pull, Watch, aclose_source, apull, close_source, pull
 from .steps import IOStep, Offload, Op, Sleep
 
 __all__ = ["AsyncIO", "SyncIO", "run_async", "run_sync"]
@@ -67,6 +68,12 @@ def _perform(step: Any, io: SyncIO | None) -> Any:
     if isinstance(step, Offload):
         value = step.func(*step.args)
         return asyncio.run(_awaited(value)) if inspect.isawaitable(value) else value
+    if isinstance(step, Pull):
+        return pull(step)
+    if isinstance(step, Watch):
+        return step.signal.wait(step.seen, step.timeout)
+    if isinstance(step, Close):
+        return close_source(step)
     return io.perform(step) if io is not None else _no_io(step)
 
 
@@ -83,6 +90,12 @@ async def _aperform(step: Any, io: AsyncIO | None) -> Any:
         else:
             value = await asyncio.to_thread(step.func, *step.args)
         return await value if inspect.isawaitable(value) else value
+    if isinstance(step, Pull):
+        return await apull(step)
+    if isinstance(step, Watch):
+        return await step.signal.await_change(step.seen, step.timeout)
+    if isinstance(step, Close):
+        return await aclose_source(step)
     return await io.perform(step) if io is not None else _no_io(step)
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+if TYPE_CHECKING:
+    from .signals import Close, Pull, Watch
 
 __all__ = ["IOStep", "Offload", "Op", "Sleep", "immediate"]
 
@@ -39,7 +42,7 @@ class Offload:
     background: bool = False
 
 
-Op = Generator["IOStep | Sleep | Offload", Any, T]
+Op = Generator["IOStep | Sleep | Offload | Pull | Close | Watch", Any, T]
 
 
 def immediate(fn: Callable[P, T]) -> Callable[P, Op[T]]:

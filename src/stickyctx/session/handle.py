@@ -16,9 +16,12 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from ..core.affinity import Affinity
+from ..core.formats import Format
 from ..core.inference import RouterKind, RoutingHints, prompt_cache_key, routing_hints
 from ..sansio import Op, run_async, run_sync
 from .logic import Session
+from .replies import AsyncReply, SyncReply, Tokens, begin, resumed, run_in_task, run_in_thread
+from .streaming import stop
 
 __all__ = ["Conversation", "SyncConversation"]
 
@@ -75,6 +78,7 @@ class _Handle:
     clear = operation(Session.clear)
     rotate = operation(Session.rotate)
     destroy = operation(Session.destroy)
+    stop = operation(stop)  # a streamed reply, from any node (see ``stream``)
 
     @property
     def session_id(self) -> str:
@@ -175,6 +179,22 @@ class Conversation(_Handle):
         async with self._serial:
             return await run_async(op, self._session.store.async_io)
 
+    async def stream(self, message: Any, tokens: Tokens, *, system: str | None = None,
+                     budget: int | None = None, format: Format = "chat") -> AsyncReply:
+        """Append the user's ``message`` and stream the reply that ``tokens(window)`` yields
+        (sync or async iterator of text chunks), holding the turn until it ends; the reply is
+        stored once, as an assistant message with a ``status``. A second submit of the same
+        turn (``Idempotency-Key``) attaches to its stream; another message while a reply
+        streams raises ``SessionBusyError``. See docs/streaming.md."""
+        started = await self._drive(begin(self._session, message, system, budget, format))
+        return run_in_task(self._session, started, tokens)
+
+    async def resume(self, last_event_id: str | None = None) -> AsyncReply | None:
+        """The session's current or last streamed reply after ``last_event_id`` (from its
+        start without one), on any node; ``None`` when there is none."""
+        cursor = await self._drive(resumed(self._session, last_event_id))
+        return None if cursor is None else AsyncReply(self._session, cursor, None)
+
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[Conversation]:
         """Hold the session's turn lock for the block (re-entrant; see docs for the policy)."""
@@ -199,6 +219,22 @@ class SyncConversation(_Handle):
         self._session.state.used = True  # the response now carries the session (``issues``)
         with self._serial:  # threads sharing one request's handle take turns
             return run_sync(op, self._session.store.sync_io)
+
+    def stream(self, message: Any, tokens: Tokens, *, system: str | None = None,
+               budget: int | None = None, format: Format = "chat") -> SyncReply:
+        """Append the user's ``message`` and stream the reply that ``tokens(window)`` yields
+        (an iterator of text chunks), holding the turn until it ends; the reply is stored
+        once, as an assistant message with a ``status``. A second submit of the same turn
+        (``Idempotency-Key``) attaches to its stream; another message while a reply streams
+        raises ``SessionBusyError``. See docs/streaming.md."""
+        started = self._drive(begin(self._session, message, system, budget, format))
+        return run_in_thread(self._session, started, tokens)
+
+    def resume(self, last_event_id: str | None = None) -> SyncReply | None:
+        """The session's current or last streamed reply after ``last_event_id`` (from its
+        start without one), on any node; ``None`` when there is none."""
+        cursor = self._drive(resumed(self._session, last_event_id))
+        return None if cursor is None else SyncReply(self._session, cursor, None)
 
     @contextmanager
     def turn(self) -> Iterator[SyncConversation]:

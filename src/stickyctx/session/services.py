@@ -27,6 +27,8 @@ from ..core.windowing import WindowParams
 from ..settings import Settings
 from ..telemetry import Telemetry
 from ..telemetry.audit import Auditor, AuditSink, OtelAuditSink
+from ..telemetry.streams import StreamTelemetry
+from .live import LiveReplies
 from .orphans import Orphans
 
 __all__ = ["Services"]
@@ -85,6 +87,7 @@ class Services:
                                        else self.builtin_summarizer)
         self.members = MembershipManager(settings, clock)
         self.orphans = Orphans()  # turn leases left by a store fault (see ``orphans``)
+        self.streams = LiveReplies()  # streamed replies generating on this node
         self.telemetry = Telemetry(
             node_id=settings.node_id,
             db_system="redis" if settings.uses_redis else None,
@@ -99,6 +102,7 @@ class Services:
             sinks = {"otel": lambda: OtelAuditSink(logger_provider)}
             chosen: list[AuditSink] = [sinks[name]() for name in settings.audit]
             self.audit = Auditor(settings.node_id, chosen)
+        self.stream_telemetry = StreamTelemetry(settings.node_id, self.telemetry.meter)
         self.idempotency_header = settings.idempotency_header.lower() or None
 
     @property

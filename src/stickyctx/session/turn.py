@@ -34,6 +34,7 @@ from ..errors import SessionBusyError, SessionGoneError, StoreUnavailableError
 from ..sansio import Op, Sleep
 from ..telemetry import ATTR
 from . import identity
+from .live import ReplyStreaming
 from .orphans import Orphan, release
 
 if TYPE_CHECKING:
@@ -80,8 +81,11 @@ class Turn:
         return self.open and not self.committed and not self.unclaimed and (self.fresh or all(
             m.dedupe is None or m.dedupe in self.probed for m in messages))
 
-    def _waiting(self, attempt: Callable[[float], Op[int | None]]) -> Op[int]:
-        """``attempt(waited)`` until it gets a token, with backoff, up to the turn timeout."""
+    def _waiting(self, attempt: Callable[[float], Op[int | None]],
+                 reading: bool = False) -> Op[int]:
+        """``attempt(waited)`` until it gets a token, with backoff, up to the turn timeout.
+        ``reading``: a read that finds the lease held by a streamed reply does not wait for
+        it (``ReplyStreaming``)."""
         settings = self.session.services.settings
         started = time.monotonic()
         delay, waited = _FIRST_WAIT, 0.0
@@ -94,6 +98,8 @@ class Turn:
             if token is not None:
                 self.fence = token
                 return token
+            if reading and waited == 0.0 and (yield from self._streaming()):
+                raise ReplyStreaming
             waited = time.monotonic() - started
             if waited >= settings.turn_timeout:
                 raise SessionBusyError(waited)
@@ -119,7 +125,15 @@ class Turn:
         yield from self._waiting(attempt)
         return True
 
-    def begin(self, probe: frozenset[str], writing: bool = False) -> Op[Begun]:
+    def _streaming(self) -> Op[bool]:
+        """Whether a streamed reply holds the session's turn (asked only when a lease is held:
+        one more store step, on contention only)."""
+        session = self.session
+        info = yield from session.call(session.store.stream_read(session.key, 1 << 30))
+        return info is not None and info.running
+
+    def begin(self, probe: frozenset[str], writing: bool = False,
+              reading: bool = False) -> Op[Begun]:
         """Take the lease and load the session in one store step (waiting while it is held);
         a session that does not exist takes none, unless ``writing``."""
         session = self.session
@@ -139,7 +153,7 @@ class Turn:
                 return -1  # no session: nothing to wait for
             return token
 
-        if (yield from self._waiting(attempt)) == -1:
+        if (yield from self._waiting(attempt, reading)) == -1:
             self.fence = None
         self.unclaimed = self.fence is None
         self.open = True
@@ -199,7 +213,11 @@ class Turn:
                 if session._snapshot is None and not session._known_live:
                     session._snapshot = EMPTY
             else:
-                yield from self.start()
+                yield from self.start(reading=not write)
+        except ReplyStreaming:
+            # A read while a reply streams is served the stored history at once (without the
+            # reply in flight), without the turn lock; a write would wait for the turn.
+            return
         except StoreUnavailableError:
             if write:
                 raise
@@ -212,12 +230,12 @@ class Turn:
         if self.unclaimed and not self.committed:
             yield from self.start(writing=True)
 
-    def start(self, writing: bool = False) -> Op[None]:
+    def start(self, writing: bool = False, reading: bool = False) -> Op[None]:
         """Begin: the lease and the session's context, in one step (``begin``)."""
         session = self.session
         key = session.idempotency_key
         probe = frozenset(dedupe_key(key, n) for n in range(_PROBED)) if key else frozenset()
-        begun = yield from self.begin(probe, writing)
+        begun = yield from self.begin(probe, writing, reading)
         if begun.status == "live" and begun.snapshot is not None:
             session._known_live = True
             session._snapshot = yield from session._recount(begun.snapshot)

@@ -36,6 +36,7 @@ SummaryStorage = Literal["archive", "delete"]
 SameSite = Literal["lax", "strict", "none"]
 TurnLock = Literal["auto", "manual"]
 CookieIssue = Literal["lazy", "eager"]
+StreamOnDisconnect = Literal["continue", "cancel"]
 
 
 def _outside_package() -> int:
@@ -117,6 +118,10 @@ class Settings:
     # Principals and their conversations (session.users) ----------------------------------
     user_ttl: int = 30 * 86400  # conversation records, indexes, memory, state: after last write
     memory_tokens: int = 2000  # a principal's memory, all items together
+    # Streamed replies (session.streaming) ------------------------------------------------
+    stream_ttl: float = 300.0  # seconds a reply's chunks stay resumable after its last one
+    stream_on_disconnect: StreamOnDisconnect = "continue"
+    stream_disconnect_grace: float = 0.0  # with "cancel": seconds a reply waits for a reconnect
     # Affinity to the model server (integrations.inference) ------------------------------
     inference_router: RouterKind = "none"
     inference_header: str | None = None  # None: the router's documented default header
@@ -235,6 +240,12 @@ class Settings:
             raise bad("TURN_TIMEOUT", "must be 0 (reject at once) or a positive number of seconds")
         if not 0 <= self.rotation_grace <= 300:
             raise bad("ROTATION_GRACE", "must be between 0 (off) and 300 seconds")
+        if self.stream_ttl <= 0:
+            raise bad("STREAM_TTL", "must be positive")
+        if self.stream_disconnect_grace < 0:
+            raise bad("STREAM_DISCONNECT_GRACE", "must be 0 or a positive number of seconds")
+        if self.stream_on_disconnect not in ("continue", "cancel"):
+            raise bad("STREAM_ON_DISCONNECT", "must be continue or cancel")
         if self.turn_lease_ttl <= 0:
             raise bad("TURN_LEASE_TTL", "must be positive")
         if self.max_message_bytes <= 0:

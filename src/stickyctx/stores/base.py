@@ -31,6 +31,7 @@ Concurrency contract (what every backend guarantees, and the contract suite chec
   summarizer ran survive and a summary is applied at most once per eviction.
 * Leases have names: ``turn`` (the one-turn-at-a-time lock whose fencing token writes present)
   and ``summary`` (at most one summarizer per session at a time).
+* Streamed replies: see ``StreamStore`` (``stores/streams.py``).
 * ``heartbeat`` announces a node under a namespace for ``ttl`` seconds and returns every node
   announced there and still live (this one included unless it is leaving).
 """
@@ -44,13 +45,14 @@ from ..core.messages import AppendResult, Begun, NewMessage, Snapshot, StoredMes
 from ..core.nodes import Announcement
 from ..core.storekeys import SessionKey
 from ..sansio import AsyncIO, Op, SyncIO
+from .streams import StreamStore
 from .userdata import UserDataStore
 
 __all__ = ["Store"]
 
 
 @runtime_checkable
-class Store(UserDataStore, Protocol):
+class Store(UserDataStore, StreamStore, Protocol):
     @property
     def sync_io(self) -> SyncIO | None:
         """Performs this store's I/O steps, blocking; ``None`` when its operations need none."""

@@ -22,6 +22,7 @@ from ..core.views import Prefix
 from ..errors import FencedError
 from ..sansio import immediate
 from .memory_history import History
+from .memory_streams import MemoryStreams, _Stream
 from .memory_users import MemoryUserData
 
 __all__ = ["MemoryStore"]
@@ -34,7 +35,7 @@ class _Lease:
     expires: float
 
 
-class MemoryStore(MemoryUserData):
+class MemoryStore(MemoryUserData, MemoryStreams):
     """An in-process store. ``clock`` is injectable so that tests can move time."""
 
     sync_io = None  # its operations perform no I/O
@@ -64,6 +65,7 @@ class MemoryStore(MemoryUserData):
         self._fences = itertools.count(1)  # one counter for all sessions: monotonic for each
         self._members: dict[str, dict[str, tuple[float, Announcement]]] = {}
         self._init_userdata()
+        self._streams: dict[str, _Stream] = {}  # streamed replies (``memory_streams``)
 
     # Internal helpers (call with the lock held) ---------------------------------------------
 
@@ -218,6 +220,7 @@ class MemoryStore(MemoryUserData):
             self._bury(key.tag, session.created if session is not None else now)
             self._leases.pop((key.tag, "turn"), None)
             self._leases.pop((key.tag, "summary"), None)
+            self._streams.pop(key.tag, None)
 
     @immediate
     def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float,
@@ -305,6 +308,7 @@ class MemoryStore(MemoryUserData):
             self._leases.clear()
             self._members.clear()
             self._clear_userdata()
+            self._streams.clear()
 
     async def aclose(self) -> None:
         self.close()

@@ -66,6 +66,8 @@ class ATTR:
     JOINED = "stickyctx.members.joined"
     LEFT = "stickyctx.members.left"
     ERROR_TYPE = "error.type"
+    STREAM_EVENT = "stickyctx.stream.event"  # see telemetry/streams.py
+    STREAM_NODE = "stickyctx.stream.node"  # a resume served by: same (the generating node) | other
 
 
 class METRIC:
@@ -78,6 +80,8 @@ class METRIC:
     DUPLICATES = "stickyctx.turns.duplicates"
     WINDOW_TOKENS = "stickyctx.window.tokens"
     SUMMARIES = "stickyctx.summaries"
+    STREAMS = "stickyctx.streams"
+    STREAM_REPLAYED = "stickyctx.stream.chunks.replayed"
 
 
 _DURATION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -114,7 +118,8 @@ class Telemetry:
         # Writes go through to the store: this process's memory, or over the network.
         self._write_tier = "store" if db_system else "local"
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
-        meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
+        meter = self.meter = metrics.get_meter(SCOPE, __version__,
+                                               meter_provider=meter_provider)
         self.requests = meter.create_counter(
             METRIC.REQUESTS, unit="{request}", description="Requests by affinity result")
         self.failovers = meter.create_counter(

@@ -23,6 +23,7 @@ from ...core.storekeys import SessionKey
 from ...sansio import IOStep, Op
 from ..postgres.io import AsyncPostgresIO, SyncPostgresIO, Transaction
 from ..postgres.store import transact
+from ..redis.failures import translate
 from ..redis.io import Script
 from ..redis.schema import (
     DEDUPE,
@@ -34,7 +35,6 @@ from ..redis.schema import (
     TURN_LEASE,
     keys,
 )
-from ..redis.failures import translate
 from ..redis.store import RedisStore
 from . import table
 from .table import Frozen

@@ -35,6 +35,7 @@ from .schema import (
     _same,
 )
 from .sealing import DataKeys
+from .streams import RedisStreams
 from .users import RedisUserData
 
 __all__ = ["RedisStore"]
@@ -56,7 +57,7 @@ def _run(name: str, keys: list[str], args: Sequence[Any]) -> Op[Any]:
     raise AssertionError("unreachable")
 
 
-class RedisStore(RedisUserData):
+class RedisStore(RedisUserData, RedisStreams):
     """The Redis store over a sync client and asyncio clients (one per event loop)."""
 
     def __init__(self, limits: Limits, *, sync_client: Any,
@@ -73,6 +74,10 @@ class RedisStore(RedisUserData):
 
     def close(self) -> None:
         self.sync_io.close()
+
+    @staticmethod
+    def _script(name: str, keys: list[str], args: Sequence[Any]) -> Op[Any]:
+        return _run(name, keys, args)
 
     async def aclose(self) -> None:
         await self.async_io.aclose()
