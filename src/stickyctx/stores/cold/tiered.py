@@ -8,7 +8,9 @@ extra round trip. The copy stays in PostgreSQL until the mover sees the restored
 restore left and deletes it (off the request path); it can never come back by itself: the
 session is in Redis now, and the copy's deadline is never later than the session's.
 ``destroy`` and ``rotate`` erase both tiers. The I/O adapters send Redis steps to the Redis
-store's adapter and ``Transaction`` steps to PostgreSQL.
+store's adapter and ``Transaction`` steps to PostgreSQL. The primitives of principals and
+conversations (records, memory, state) and of streamed replies are the Redis store's own: that
+data stays in Redis, with lifetimes of its own (``STICKYCTX_USER_TTL``, ``STICKYCTX_STREAM_TTL``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from ..redis.schema import (
     keys,
 )
 from ..redis.store import RedisStore
+from ..redis.streams import RedisStreams
+from ..redis.users import RedisUserData
 from . import table
 from .table import Frozen
 
@@ -72,7 +76,9 @@ class _AsyncIO:
         return await self.redis.perform(step)
 
 
-class TieredStore:
+class TieredStore(RedisUserData, RedisStreams):
+    _script = staticmethod(script)  # the streams' scripts, sent to Redis like any other
+
     def __init__(self, hot: RedisStore, *, sync_pool: Any, make_async_pool: Any,
                  cold_after: float) -> None:
         self.redis = hot
@@ -153,9 +159,10 @@ class TieredStore:
                                                   create=create, fence=fence, release=release)
         return result
 
-    def rotate(self, old: SessionKey, new: SessionKey) -> Op[None]:
+    def rotate(self, old: SessionKey, new: SessionKey, *, follow: str = "",
+               grace: float = 0.0) -> Op[None]:
         yield from self.load(old)  # a cold session is restored, then rotated as any other
-        yield from self.redis.rotate(old, new)
+        yield from self.redis.rotate(old, new, follow=follow, grace=grace)
         yield from transact("rotate", table.delete(old))
 
     def destroy(self, key: SessionKey) -> Op[None]:
