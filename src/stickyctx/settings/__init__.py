@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import secrets
@@ -17,17 +16,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-from ..core.inference import RouterKind, header_problem, router_problem
+from ..core.inference import RouterKind
 from ..core.nodes import NodeSpec, is_valid_node_id
 from ..errors import ConfigError
-from .cookies import cookie_problem
-from .env import AUDIT_SINKS, EMPTY_OK, ENV, ENV_VARIABLES, PREFIX, parse_audit
+from .checks import MIN_KEY_BYTES, validate
+from .env import EMPTY_OK, ENV, ENV_VARIABLES, PREFIX
 from .secret import Secret
-from .tiers import cold_tier_problem, is_postgres_url
+from .tiers import is_postgres_url
 
 __all__ = ["ENV_VARIABLES", "MIN_KEY_BYTES", "Secret", "Settings"]
 
-MIN_KEY_BYTES = 32
 _PREFIX = PREFIX
 
 Pruning = Literal["sliding", "summarize"]
@@ -165,112 +163,7 @@ class Settings:
         self._validate()
 
     def _validate(self) -> None:
-        def bad(var: str, reason: str) -> ConfigError:
-            return ConfigError(_PREFIX + var, reason)
-
-        if not is_valid_node_id(self.node_id):
-            raise bad("NODE_ID", "letters, digits, '.', '_', '-', at most 63 characters")
-        if self.idle_ttl <= 0:
-            raise bad("IDLE_TTL", "must be a positive number of seconds")
-        if self.absolute_ttl < self.idle_ttl:
-            raise bad("ABSOLUTE_TTL", "must be at least STICKYCTX_IDLE_TTL")
-        if self.token_budget <= 0:
-            raise bad("TOKEN_BUDGET", "must be positive")
-        if not 0 <= self.response_reserve < self.token_budget:
-            raise bad("RESPONSE_RESERVE", "must be between 0 and STICKYCTX_TOKEN_BUDGET")
-        if self.pruning not in ("sliding", "summarize"):
-            raise bad("PRUNING", "must be 'sliding' or 'summarize'")
-        if self.eviction not in ("block", "turn"):
-            raise bad("EVICTION", "must be 'block' or 'turn'")
-        if not 0.0 < self.low_water < 1.0:
-            raise bad("LOW_WATER", "must be a fraction between 0 and 1")
-        if self.summary_budget is not None and not (
-            0 < self.summary_budget < self.token_budget - self.response_reserve
-        ):
-            raise bad("SUMMARY_BUDGET", "must be positive and below the token budget")
-        if self.summary_storage not in ("archive", "delete"):
-            raise bad("SUMMARY_STORAGE", "must be 'archive' or 'delete'")
-        if self.max_session_tokens <= 0 or self.max_session_bytes <= 0:
-            raise bad("MAX_SESSION_TOKENS" if self.max_session_tokens <= 0
-                      else "MAX_SESSION_BYTES", "must be positive")
-        if self.max_message_bytes > self.max_session_bytes:
-            raise bad("MAX_MESSAGE_BYTES", "must not exceed STICKYCTX_MAX_SESSION_BYTES")
-        if self.balance_factor <= 0:
-            raise bad("BALANCE_FACTOR", "must be greater than 0")
-        if not self.namespace or any(c in self.namespace for c in "{}: \t\r\n"):
-            raise bad("NAMESPACE", "must be non-empty, without '{', '}', ':' or spaces")
-        problem = cookie_problem(self)
-        if problem is not None:
-            raise bad(*problem)
-        for name in ("balance_factor", "low_water", "turn_timeout", "turn_lease_ttl",
-                     "rotation_grace",
-                     "store_timeout", "heartbeat_interval"):
-            if not math.isfinite(getattr(self, name)):
-                raise bad(name.upper(), "must be a finite number")
-        if self.hash_key is not None and len(self.hash_key.reveal().encode()) < MIN_KEY_BYTES:
-            raise bad("HASH_KEY", f"must be at least {MIN_KEY_BYTES} bytes")
-        if self.idempotency_header and not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+",
-                                                        self.idempotency_header):
-            raise bad("IDEMPOTENCY_HEADER", "must be a valid header name (or empty: off)")
-        if self.memory_max_sessions <= 0:
-            raise bad("MEMORY_MAX_SESSIONS", "must be positive")
-        if self.heartbeat_interval <= 0:
-            raise bad("HEARTBEAT_INTERVAL", "must be a positive number of seconds")
-        if self.advertise is not None and ":" not in self.advertise:
-            raise bad("ADVERTISE", "must be host:port")
-        if self.store_replicas < 0:
-            raise bad("STORE_REPLICAS", "must be 0 or a positive number of replicas")
-        if self.store_replicas and self.store_url.lower().startswith("redis+cluster"):
-            raise bad("STORE_REPLICAS", "is not supported with redis+cluster:// (use Redis "
-                      "Cluster's own replication settings)")
-        if self.store_timeout <= 0:
-            raise bad("STORE_TIMEOUT", "must be a positive number of seconds")
-        if self.hot_sessions < 0:
-            raise bad("HOT_SESSIONS", "must be 0 (no hot tier) or positive")
-        cold_problem = cold_tier_problem(self.cold_url, self.cold_after, self.idle_ttl,
-                                         self.uses_redis)
-        if cold_problem is not None:
-            raise bad(*cold_problem)
-        if (self.uses_redis or self.uses_postgres) and self.hash_key is None and not self.dev:
-            raise bad("HASH_KEY", "is required with a shared store: it names every stored session, "
-                      "and keeping it separate from the signing keys lets you rotate those freely")
-        if self.turn_lock not in ("auto", "manual"):
-            raise bad("TURN_LOCK", "must be 'auto' or 'manual'")
-        if self.turn_timeout < 0:
-            raise bad("TURN_TIMEOUT", "must be 0 (reject at once) or a positive number of seconds")
-        if not 0 <= self.rotation_grace <= 300:
-            raise bad("ROTATION_GRACE", "must be between 0 (off) and 300 seconds")
-        if self.stream_ttl <= 0:
-            raise bad("STREAM_TTL", "must be positive")
-        if self.stream_disconnect_grace < 0:
-            raise bad("STREAM_DISCONNECT_GRACE", "must be 0 or a positive number of seconds")
-        if self.stream_on_disconnect not in ("continue", "cancel"):
-            raise bad("STREAM_ON_DISCONNECT", "must be continue or cancel")
-        if self.turn_lease_ttl <= 0:
-            raise bad("TURN_LEASE_TTL", "must be positive")
-        if self.max_message_bytes <= 0:
-            raise bad("MAX_MESSAGE_BYTES", "must be positive")
-        if self.user_ttl <= 0:
-            raise bad("USER_TTL", "must be a positive number of seconds")
-        if self.memory_tokens < 0:
-            raise bad("MEMORY_TOKENS", "must be 0 (no memory) or a positive number of tokens")
-        # Affinity to the model server ----------------------------------------------------
-        router_reason = router_problem(self.inference_router)
-        if router_reason is not None:
-            raise bad("INFERENCE_ROUTER", router_reason)
-        header_reason = header_problem(self.inference_router, self.inference_header)
-        if header_reason is not None:
-            raise bad("INFERENCE_HEADER", header_reason)
-        if isinstance(self.audit, str):  # given as a plain string in code
-            object.__setattr__(self, "audit", parse_audit(self.audit))
-        unknown = [name for name in self.audit if name not in AUDIT_SINKS]
-        if unknown:
-            raise bad("AUDIT", "names an unknown sink; expected 0/1, on/off or sink names "
-                      f"({', '.join(AUDIT_SINKS)})")
-        # ---------------------------------------------------------------------------------
-        ids = [n.id for n in self.nodes]
-        if ids and self.node_id not in ids:
-            raise bad("NODES", f"does not list this node ({self.node_id!r}, STICKYCTX_NODE_ID)")
+        validate(self)
 
     # Derived values -----------------------------------------------------------------------
 
