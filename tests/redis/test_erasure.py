@@ -27,7 +27,9 @@ def test_destroy_removes_every_key_of_the_session_but_its_tombstone(
     assert store.apply_summary(key, "a summary", 2, watermark=1, expected_watermark=0)
     assert store.acquire_lease(key, holder="a", ttl=60) is not None
     assert store.acquire_lease(key, holder="b", ttl=60, name="summary") is not None
-    assert len(target.scan(f"{namespace}:{{{key.tag}}}:*")) == 6
+    store.stream_open(key, "r1", node="a", turn="t", ttl=60)  # a reply streaming: its text
+    store.stream_push(key, "r1", ["the reply's ", "words"], ttl=60)
+    assert len(target.scan(f"{namespace}:{{{key.tag}}}:*")) == 8
     created = int(target.raw.hget(key.key(META), "cr"))
 
     store.destroy(key)

@@ -35,7 +35,7 @@ from .schema import (
     _same,
 )
 from .sealing import DataKeys
-from .streams import RedisStreams
+from .streams import STREAM_CHUNKS, STREAM_RECORD, RedisStreams
 from .users import RedisUserData
 
 __all__ = ["RedisStore"]
@@ -248,7 +248,8 @@ class RedisStore(RedisUserData, RedisStreams):
 
     def destroy(self, key: SessionKey) -> Op[None]:
         self.hot.invalidate(key.tag)
-        yield from _run("destroy", schema.keys(key, *_ALL, TOMBSTONE), [self.limits.absolute_ms])
+        yield from _run("destroy", schema.keys(key, *_ALL, TOMBSTONE, STREAM_RECORD, STREAM_CHUNKS),
+                        [self.limits.absolute_ms])
 
     def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float, name: str = "turn",
                       live: Collection[str] = ()) -> Op[int | None]:
