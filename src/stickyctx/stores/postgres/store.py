@@ -35,6 +35,8 @@ from .rows import (
 )
 from .steps import run as _run
 from .steps import transact
+from .streams import PostgresStreams
+from .users import PostgresUserData
 
 __all__ = ["PostgresStore", "transact"]
 
@@ -56,7 +58,7 @@ def _check_fence(found: Seen, fence: int | None) -> None:
         raise FencedError(fence, lease.token if lease is not None else None)
 
 
-class PostgresStore:
+class PostgresStore(PostgresUserData, PostgresStreams):
     """The PostgreSQL store over a blocking pool and asyncio pools (one per event loop)."""
 
     def __init__(self, limits: Limits, *, sync_pool: Any, make_async_pool: Callable[[], Any],
@@ -108,7 +110,7 @@ class PostgresStore:
         def decide(rows: Rows) -> Decision[Snapshot]:
             found = seen(rows, key, self.sealer, locks=0)
             if found.revoked:
-                return Decision((), Snapshot("revoked"))
+                return Decision((), Snapshot("revoked", follow=found.follow))
             writes = self._writes()
             history = self._live(found, writes)
             value = Snapshot("missing") if history is None else _snapshot(history)
@@ -123,7 +125,7 @@ class PostgresStore:
         def decide(rows: Rows) -> Decision[Begun]:
             found = seen(rows, key, self.sealer)
             if found.revoked:
-                return Decision((), Begun("revoked"))
+                return Decision((), Begun("revoked", follow=found.follow))
             writes = self._writes()
             history = self._live(found, writes)
             if history is None and not writing:
@@ -145,7 +147,7 @@ class PostgresStore:
         def decide(rows: Rows) -> Decision[AppendResult]:
             found = seen(rows, key, self.sealer)
             if found.revoked:
-                return Decision((), AppendResult("revoked"))
+                return Decision((), AppendResult("revoked", follow=found.follow))
             _check_fence(found, fence)
             writes = self._writes()
             history = self._live(found, writes, touch=False)
@@ -202,19 +204,21 @@ class PostgresStore:
             lambda h: h.recount(encoding, tokens) if h.version == expected_version else None,
             None))
 
-    def rotate(self, old: SessionKey, new: SessionKey) -> Op[None]:
+    def rotate(self, old: SessionKey, new: SessionKey, *, follow: str = "",
+               grace: float = 0.0) -> Op[None]:
         def decide(rows: Rows) -> Decision[None]:
             found = seen(rows, old, self.sealer, locks=2, start=3)
             writes = self._writes()
             history = self._live(found, writes, touch=False)
             writes.drop_lease(new)
+            pointer = (follow, found.now + grace) if follow and grace > 0 else ("", 0.0)
             if history is not None:
                 writes.delete(old)
                 history.version += 1
                 writes.save(new, history, found.dek)
-                writes.bury(old, history.created + self.limits.absolute_ttl)
+                writes.bury(old, history.created + self.limits.absolute_ttl, *pointer)
             else:
-                writes.bury(old, found.now + self.limits.absolute_ttl)
+                writes.bury(old, found.now + self.limits.absolute_ttl, *pointer)
             writes.add("UPDATE stickyctx_leases SET tag = %s WHERE ns = %s AND tag = %s",
                        new.tag, old.namespace, old.tag)
             return Decision(writes.statements, None)
@@ -230,6 +234,8 @@ class PostgresStore:
             created = found.history.created if found.history is not None else found.now
             writes.delete(key)
             writes.drop_lease(key)
+            writes.add("DELETE FROM stickyctx_streams WHERE ns = %s AND tag = %s",
+                       key.namespace, key.tag)  # its chunks go with it
             writes.bury(key, created + self.limits.absolute_ttl)
             return Decision(writes.statements, None)
 
