@@ -5,6 +5,8 @@ in plain Python what changes (the embedded store's ``History`` applies the chang
 stores mean the same), write it. Leases are rows with an expiry and a fencing token from one
 sequence (so a lease a crashed holder left lapses by itself, and tokens only grow, also across
 a server restart); nothing is locked between transactions. psycopg's errors become the store's.
+The primitives of principals and conversations (``users``) and of streamed replies
+(``streams``) are mixed in.
 """
 
 from __future__ import annotations
