@@ -1,6 +1,7 @@
 """The PostgreSQL store's principals, conversations and streamed replies beyond the contract
 suite: lifetimes by the server's clock (real short ones), what erasure leaves in the tables,
-the turn lease a push renews, a rotation's follow pointer lapsing, and the sweep."""
+the turn lease a push renews, a rotation's follow pointer lapsing, the sweep, and the upgrade
+of a database an older version left."""
 
 from __future__ import annotations
 
@@ -190,5 +191,36 @@ def test_db_sweep_deletes_expired_user_data_and_streams_with_their_chunks(
                                         f"SELECT tag FROM stickyctx_{table} "  # noqa: S608
                                         "WHERE ns = %s", settings.namespace)}
             assert tags == {live.tag}, table
+    finally:
+        store.close()
+
+
+def test_an_upgrade_from_schema_2_keeps_tombstones_and_adds_the_new_tables(
+        postgres_server_factory: object, capsys: pytest.CaptureFixture[str]) -> None:
+    from stickyctx.stores.postgres.migrations import LATEST, MIGRATIONS
+
+    server: PostgresServer = postgres_server_factory()  # type: ignore[operator]
+    settings = pg_settings(server.url)
+    old = new_key(settings)
+    with server.connect() as conn:  # a database left at version 2 by an older stickyctx
+        conn.execute("CREATE TABLE stickyctx_schema (version integer PRIMARY KEY, "
+                     "description text NOT NULL, applied timestamptz NOT NULL DEFAULT now())")
+        for number, (description, sql) in enumerate(MIGRATIONS[:2], 1):
+            conn.execute(sql)
+            conn.execute("INSERT INTO stickyctx_schema (version, description) VALUES (%s, %s)",
+                         (number, description))
+        conn.execute("INSERT INTO stickyctx_tombstones (ns, tag, until) VALUES "
+                     "(%s, %s, extract(epoch FROM clock_timestamp()) + 600)",
+                     (old.namespace, old.tag))
+    assert main(["db", "upgrade", "--url", server.url]) == 0
+    assert f"schema version {LATEST}; applied now: 3, 4" in capsys.readouterr().out
+    store = pg_store(settings)
+    s = SyncCalls(store)
+    try:
+        snapshot = s.load(old)
+        assert (snapshot.status, snapshot.follow) == ("revoked", "")
+        s.stream_open(old, "abc", node="n1", turn="", ttl=60)
+        assert s.stream_read(old).stream_id == "abc"
+        assert s.index_page(new_key(settings), offset=0, limit=5) == []
     finally:
         store.close()
