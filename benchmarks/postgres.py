@@ -10,6 +10,9 @@ a conversation of ``--messages`` messages (asyncio faces):
   network with no hot tier), and what a conversation in neither tier costs (the lookup);
 * the PostgreSQL store's ``load`` and one-message ``append`` against ``SQLAlchemySession``'s
   ``get_items`` and ``add_items`` (asyncpg) on the same server;
+* a streamed reply's push of one chunk (with the turn lease it renews) and a signed-in user's
+  turn bookkeeping (``conversation_change`` and ``index_add``) on the PostgreSQL store and on
+  Redis;
 * the mover: one conversation copied, verified and deleted from Redis (blocking, as the command
   runs it);
 * size per conversation in PostgreSQL (the store's rows, the cold tier's rows, the SDK's rows);
@@ -39,6 +42,7 @@ from _servers import private_redis
 from stickyctx import Settings
 from stickyctx.core.ids import new_session_id
 from stickyctx.core.messages import build_message
+from stickyctx.core.principals import ConversationRecord
 from stickyctx.core.storekeys import KeyDeriver, SessionKey
 from stickyctx.core.tokenizer import load_tokenizer
 from stickyctx.sansio import run_async, run_sync
@@ -48,6 +52,7 @@ from stickyctx.stores.cold.tiered import TieredStore
 from stickyctx.stores.postgres.io import Transaction
 from stickyctx.stores.postgres.migrations import upgrade
 from stickyctx.stores.postgres.pools import connect
+from stickyctx.stores.userdata import ConversationChange
 
 ns = time.perf_counter_ns
 HASH_KEY = "h" * 40
@@ -166,6 +171,20 @@ async def measure(args: argparse.Namespace, redis_url: str, pg_url: str) -> dict
         variants[f"SQLAlchemySession.add_items, one item, at {size} items"] = (
             lambda sessions=sdk_sessions: sessions.pop().add_items(
                 [{"role": "user", "content": USER}]))  # type: ignore[list-item]
+    for name, store in (("pg", pg), ("nohot", nohot)):
+        streamed, record, principal = new_key(), new_key(), new_key()
+        await run_async(store.stream_open(streamed, "bench", node="n1", turn="", ttl=3600),
+                        store.async_io)
+        fence = await run_async(store.acquire_lease(streamed, holder="n1:b", ttl=3600),
+                                store.async_io)
+        await run_async(store.conversation_put(
+            record, ConversationRecord("c1", "u", now, now), ttl=3600), store.async_io)
+        label = "PostgreSQL store" if name == "pg" else "Redis"
+        variants[f"{label}: stream push, one chunk (renewing the turn lease)"] = op(
+            name, store, lambda s=store, k=streamed, f=fence: s.stream_push(
+                k, "bench", ["a few words "], ttl=3600, fence=f, lease_ttl=60))
+        variants[f"{label}: a turn's bookkeeping (conversation_change, index_add)"] = op(
+            name, store, lambda s=store, k=record, p=principal: bookkeeping(s, k, p))
     for run in variants.values():  # warm-up (and the first restore's connections)
         await run()
     timings: dict[str, list[int]] = {name: [] for name in variants}
@@ -189,6 +208,13 @@ async def measure(args: argparse.Namespace, redis_url: str, pg_url: str) -> dict
         await store.aclose()
         store.close()
     return {"timings": timings, "steps": steps, "moves": moves, "sizes": sizes}
+
+
+def bookkeeping(store: Any, key: SessionKey, principal: SessionKey) -> Any:
+    """What a signed-in user's turn adds: the record's counters, the index's activity."""
+    yield from store.conversation_change(
+        key, ConversationChange(turns=1, tokens=40, activity=time.time()), ttl=3600)
+    yield from store.index_add(principal, "c1", time.time(), ttl=3600)
 
 
 def size_per_conversation(url: str, key: SessionKey, messages: int) -> dict[str, float]:

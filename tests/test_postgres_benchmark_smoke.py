@@ -35,10 +35,19 @@ def test_postgres_benchmark_reports_every_variant(monkeypatch: pytest.MonkeyPatc
                  "PostgreSQL store: append one message, at 40 messages",
                  "SQLAlchemySession.add_items, one item, at 4 items",
                  "SQLAlchemySession.add_items, one item, at 40 items",
+                 "PostgreSQL store: stream push, one chunk (renewing the turn lease)",
+                 "Redis: stream push, one chunk (renewing the turn lease)",
+                 "PostgreSQL store: a turn's bookkeeping (conversation_change, index_add)",
+                 "Redis: a turn's bookkeeping (conversation_change, index_add)",
                  "PostgreSQL store row", "cold-tier row (plain Redis DUMPs)"):
         assert name in rows, name
     restore = rows["cold-tier restore: PostgreSQL lookup, restore into Redis, load"]
     assert restore[-1] == "3 / 1"  # a miss, the restore, the load in Redis; one lookup in PG
     assert rows["PostgreSQL store: load"][-1] == "0 / 1"
     assert rows["a conversation in neither tier: Redis miss, PostgreSQL lookup"][-1] == "1 / 1"
+    # One transaction per primitive: a push is one step, a turn's bookkeeping two.
+    assert rows["PostgreSQL store: stream push, one chunk (renewing the turn lease)"][-1] == (
+        "0 / 1")
+    assert rows["PostgreSQL store: a turn's bookkeeping (conversation_change, index_add)"][
+        -1] == "0 / 2"
     assert "Move to the cold tier" in out

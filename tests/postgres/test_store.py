@@ -148,10 +148,30 @@ def test_an_app_on_postgres_chats_rotates_and_destroys(
             rotated = await client.request("POST", "/rotate")
             assert rotated.json()["session_id"] != rotated.json()["old"]
             assert len((await client.request("GET", "/history")).json()["messages"]) == 4
-            replay = Client(app, old_token)  # the token from before the rotation
-            assert (await replay.request("GET", "/history")).json()["messages"] == []
+            # The token from before the rotation follows to the new id within the grace.
+            replay = Client(app, old_token)
+            followed = (await replay.request("GET", "/history")).json()
+            assert followed["session_id"] == rotated.json()["session_id"]
+            assert len(followed["messages"]) == 4
             await client.request("POST", "/destroy")
             assert (await client.request("GET", "/history")).json()["messages"] == []
+
+    asyncio.run(scenario())
+
+
+def test_without_a_grace_an_old_token_after_a_rotation_finds_nothing(
+        postgres_server_session: PostgresServer) -> None:
+    settings = pg_settings(postgres_server_session.url, rotation_grace=0)
+
+    async def scenario() -> None:
+        async with sticky(settings) as app:
+            client = Client(app)
+            await client.chat("one")
+            old_token = client.token
+            rotated = (await client.request("POST", "/rotate")).json()
+            replay = (await Client(app, old_token).request("GET", "/history")).json()
+            assert replay["session_id"] != rotated["session_id"]
+            assert replay["messages"] == []
 
     asyncio.run(scenario())
 

@@ -141,7 +141,8 @@ def postgres_backend(
 
 _POSTGRES_WHY_NOT = {
     "clock": "PostgreSQL expires sessions and leases by the server's clock; "
-             "tests/postgres/ checks expiry and lease takeover with real short lifetimes",
+             "tests/postgres/ checks expiry and lease takeover with real short lifetimes "
+             "(test_store; test_userdata_streams for user data, streams and the follow grace)",
     "lru": "a PostgreSQL store is bounded by its disk, not a session count",
 }
 

@@ -1,5 +1,5 @@
 """The store contract of principals and conversations (``stickyctx.stores.userdata``), run
-against every backend (memory, Redis, Redis Cluster)."""
+against every backend of ``conftest`` (memory, Redis, Redis Cluster, PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from ..core.principals import ConversationRecord, MemoryItem
 from ..core.storekeys import SessionKey
 from ..sansio import immediate
-from .userdata import ConversationChange
+from .userdata import (
+    ConversationChange,
+    changed_record,
+    index_slice,
+    indexed,
+    memory_with,
+    state_with,
+)
 
 __all__ = ["MemoryUserData"]
 
@@ -101,27 +107,11 @@ class MemoryUserData:
             record: ConversationRecord | None = self._get(self._records, key.tag)
             if record is None:
                 return None
-            if change.expected_node is not None and record.node != change.expected_node:
+            changed = changed_record(record, change)
+            if changed is None:
                 return record
-            members = list(record.members)
-            if change.add_member is not None and change.add_member not in members:
-                members.append(change.add_member)
-            if change.remove_member is not None and change.remove_member in members:
-                members.remove(change.remove_member)
-            title = record.title
-            if change.title is not None:
-                title = change.title
-            elif change.title_if_empty is not None and not title:
-                title = change.title_if_empty
-            record = replace(
-                record, title=title, members=tuple(members),
-                labels=record.labels if change.labels is None else change.labels,
-                node=record.node if change.node is None else change.node)
-            if change.activity is not None or change.turns or change.tokens:
-                record = record.touched(change.activity or record.last_activity,
-                                        change.turns, change.tokens)
-            self._set(self._records, key.tag, record, ttl)
-            return record
+            self._set(self._records, key.tag, changed, ttl)
+            return changed
 
     @immediate
     def conversation_delete(self, key: SessionKey, *, ttl: float) -> None:
@@ -135,8 +125,8 @@ class MemoryUserData:
                   ttl: float) -> None:
         with self._lock:
             index = self._get(self._indexes, principal.tag) or {}
-            index[conversation_id] = max(activity, index.get(conversation_id, 0.0))
-            self._set(self._indexes, principal.tag, index, ttl)
+            self._set(self._indexes, principal.tag, indexed(index, conversation_id, activity),
+                      ttl)
 
     @immediate
     def index_remove(self, principal: SessionKey, conversation_id: str) -> None:
@@ -149,9 +139,7 @@ class MemoryUserData:
     def index_page(self, principal: SessionKey, *, offset: int, limit: int) -> list[str]:
         with self._lock:
             index: dict[str, float] = self._get(self._indexes, principal.tag) or {}
-            # Newest first; ties by id, descending, as Redis's ZREVRANGE orders them.
-            ordered = sorted(index.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
-            return [cid for cid, _ in ordered[offset:offset + limit]]
+            return index_slice(index, offset, limit)
 
     @immediate
     def memory_get(self, principal: SessionKey) -> dict[str, MemoryItem]:
@@ -162,14 +150,10 @@ class MemoryUserData:
     def memory_put(self, principal: SessionKey, name: str, item: MemoryItem | None, *,
                    max_tokens: int, ttl: float) -> bool:
         with self._lock:
-            memory: dict[str, MemoryItem] = dict(self._get(self._memories, principal.tag) or {})
-            if item is None:
-                memory.pop(name, None)
-            else:
-                others = sum(i.tokens for k, i in memory.items() if k != name)
-                if others + item.tokens > max_tokens:
-                    return False
-                memory[name] = item
+            memory = memory_with(self._get(self._memories, principal.tag) or {}, name, item,
+                                 max_tokens)
+            if memory is None:
+                return False
             self._set(self._memories, principal.tag, memory, ttl)
             return True
 
@@ -182,13 +166,10 @@ class MemoryUserData:
     def state_cas(self, key: SessionKey, name: str, value: str | None, *,
                   expected: str | None = None, check: bool = True, ttl: float) -> bool:
         with self._lock:
-            state: dict[str, str] = dict(self._get(self._states, key.tag) or {})
-            if check and state.get(name) != expected:
+            state = state_with(self._get(self._states, key.tag) or {}, name, value, expected,
+                               check)
+            if state is None:
                 return False
-            if value is None:
-                state.pop(name, None)
-            else:
-                state[name] = value
             self._set(self._states, key.tag, state, ttl)
             return True
 

@@ -26,14 +26,23 @@ Contract (checked by the contract suite on every backend):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from ..core.principals import ConversationRecord, MemoryItem
 from ..core.storekeys import SessionKey
 from ..sansio import Op
 
-__all__ = ["ConversationChange", "UserDataStore"]
+__all__ = [
+    "ConversationChange",
+    "UserDataStore",
+    "changed_record",
+    "index_slice",
+    "indexed",
+    "memory_with",
+    "state_with",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,75 @@ class ConversationChange:
     activity: float | None = None
     turns: int = 0
     tokens: int = 0
+
+
+# The meaning of the primitives, as pure functions every backend that keeps these values as
+# whole objects applies (the embedded and PostgreSQL stores; Redis's scripts mean the same).
+
+def changed_record(record: ConversationRecord,
+                   change: ConversationChange) -> ConversationRecord | None:
+    """``record`` after ``change``; ``None`` when ``expected_node`` does not match (the record
+    is left as it is)."""
+    if change.expected_node is not None and record.node != change.expected_node:
+        return None
+    members = [m for m in record.members if m != change.remove_member]
+    if change.add_member is not None and change.add_member not in record.members:
+        members.append(change.add_member)
+    title = record.title
+    if change.title is not None:
+        title = change.title
+    elif change.title_if_empty is not None and not title:
+        title = change.title_if_empty
+    record = replace(
+        record, title=title, members=tuple(members),
+        labels=record.labels if change.labels is None else change.labels,
+        node=record.node if change.node is None else change.node)
+    if change.activity is not None or change.turns or change.tokens:
+        record = record.touched(change.activity or record.last_activity, change.turns,
+                                change.tokens)
+    return record
+
+
+def indexed(index: Mapping[str, float], conversation_id: str,
+            activity: float) -> dict[str, float]:
+    """The index with the conversation added or moved (its activity never goes back)."""
+    return {**index, conversation_id: max(activity, index.get(conversation_id, activity))}
+
+
+def index_slice(index: Mapping[str, float], offset: int, limit: int) -> list[str]:
+    """Up to ``limit`` ids from ``offset``, newest first; ties by id, descending, as Redis's
+    ZREVRANGE orders them."""
+    ordered = sorted(index.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+    start = max(0, offset)
+    return [cid for cid, _ in ordered[start:start + max(0, limit)]]
+
+
+def memory_with(memory: Mapping[str, MemoryItem], name: str, item: MemoryItem | None,
+                max_tokens: int) -> dict[str, MemoryItem] | None:
+    """The memory with ``item`` set (``None``: deleted); ``None`` when it would hold more
+    than ``max_tokens`` tokens."""
+    changed = dict(memory)
+    if item is None:
+        changed.pop(name, None)
+        return changed
+    if sum(i.tokens for k, i in memory.items() if k != name) + item.tokens > max_tokens:
+        return None
+    changed[name] = item
+    return changed
+
+
+def state_with(state: Mapping[str, str], name: str, value: str | None, expected: str | None,
+               check: bool) -> dict[str, str] | None:
+    """The state with field ``name`` set (``None``: deleted) if its value is ``expected``
+    (or ``check`` is false); ``None`` when it is not."""
+    if check and state.get(name) != expected:
+        return None
+    changed = dict(state)
+    if value is None:
+        changed.pop(name, None)
+    else:
+        changed[name] = value
+    return changed
 
 
 class UserDataStore(Protocol):

@@ -66,6 +66,43 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         CREATE INDEX stickyctx_cold_expires ON stickyctx_cold (expires);
     """),
+    ("principals, conversations and streamed replies", """
+        CREATE TABLE stickyctx_userdata (
+            ns text NOT NULL,
+            tag text NOT NULL,
+            kind text NOT NULL,
+            value text NOT NULL,
+            expires double precision NOT NULL,
+            PRIMARY KEY (ns, tag, kind)
+        );
+        CREATE INDEX stickyctx_userdata_expires ON stickyctx_userdata (expires);
+        CREATE TABLE stickyctx_streams (
+            ns text NOT NULL,
+            tag text NOT NULL,
+            stream_id text NOT NULL,
+            status text NOT NULL,
+            node text NOT NULL,
+            turn text NOT NULL,
+            stop boolean NOT NULL,
+            count integer NOT NULL,
+            expires double precision NOT NULL,
+            PRIMARY KEY (ns, tag)
+        );
+        CREATE INDEX stickyctx_streams_expires ON stickyctx_streams (expires);
+        CREATE TABLE stickyctx_stream_chunks (
+            ns text NOT NULL,
+            tag text NOT NULL,
+            n integer NOT NULL,
+            chunk text NOT NULL,
+            PRIMARY KEY (ns, tag, n),
+            FOREIGN KEY (ns, tag) REFERENCES stickyctx_streams (ns, tag) ON DELETE CASCADE
+        );
+    """),
+    ("a rotation's follow pointer on its tombstone", """
+        ALTER TABLE stickyctx_tombstones
+            ADD COLUMN follow text NOT NULL DEFAULT '',
+            ADD COLUMN follow_until double precision NOT NULL DEFAULT 0;
+    """),
 )
 LATEST = len(MIGRATIONS)
 

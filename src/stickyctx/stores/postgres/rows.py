@@ -58,7 +58,8 @@ def data_reads(key: SessionKey, *, fence: bool = False) -> list[Statement]:
     may grant one): ``seen`` reads their rows."""
     ident = (key.namespace, key.tag)
     reads = [
-        Statement("SELECT until FROM stickyctx_tombstones WHERE ns = %s AND tag = %s", ident),
+        Statement("SELECT until, follow, follow_until FROM stickyctx_tombstones "
+                  "WHERE ns = %s AND tag = %s", ident),
         Statement("SELECT created, touched, expires, dek, state FROM stickyctx_sessions "
                   "WHERE ns = %s AND tag = %s", ident),
         Statement("SELECT name, holder, token, expires FROM stickyctx_leases "
@@ -90,6 +91,7 @@ class Seen:
     expired: bool  # a row past its lifetime: deleted by this transaction's writes
     leases: dict[str, Lease]
     fence: int | None
+    follow: str = ""  # revoked by a rotation within its grace: the pointer to the new id
 
     def lease(self, name: str) -> Lease | None:
         """The lease ``name`` if it is held now."""
@@ -106,6 +108,7 @@ def seen(rows: Rows, key: SessionKey, sealer: Sealer, *, locks: int = 1,
     tomb, session, leases = rows[at], rows[at + 1], rows[at + 2]
     fence_rows = rows[at + 3] if len(rows) > at + 3 else None
     revoked = bool(tomb) and float(tomb[0][0]) > now
+    follow = str(tomb[0][1]) if revoked and float(tomb[0][2]) > now else ""
     history = None
     dek = None
     expired = False
@@ -118,7 +121,7 @@ def seen(rows: Rows, key: SessionKey, sealer: Sealer, *, locks: int = 1,
     return Seen(key, now, revoked, history, dek, expired,
                 {name: Lease(holder, int(token), float(until))
                  for name, holder, token, until in leases},
-                int(fence_rows[0][0]) if fence_rows else None)
+                int(fence_rows[0][0]) if fence_rows else None, follow)
 
 
 @dataclass
@@ -162,10 +165,18 @@ class Writes:
             self.add("DELETE FROM stickyctx_sessions WHERE ns = %s AND tag = %s "
                      "AND expires <= %s", key.namespace, key.tag, expired_at)
 
-    def bury(self, key: SessionKey, until: float) -> None:
-        self.add("INSERT INTO stickyctx_tombstones (ns, tag, until) VALUES (%s, %s, %s) "
-                 "ON CONFLICT (ns, tag) DO UPDATE SET until = greatest("
-                 "stickyctx_tombstones.until, excluded.until)", key.namespace, key.tag, until)
+    def bury(self, key: SessionKey, until: float, follow: str = "",
+             follow_until: float = 0.0) -> None:
+        """Tombstone ``key`` until ``until``; with a rotation's ``follow`` pointer, answered
+        until ``follow_until`` (a later tombstone without one keeps an earlier pointer)."""
+        self.add("INSERT INTO stickyctx_tombstones AS t (ns, tag, until, follow, follow_until) "
+                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (ns, tag) DO UPDATE SET "
+                 "until = greatest(t.until, excluded.until), "
+                 "follow = CASE WHEN excluded.follow <> '' THEN excluded.follow "
+                 "ELSE t.follow END, "
+                 "follow_until = CASE WHEN excluded.follow <> '' THEN excluded.follow_until "
+                 "ELSE t.follow_until END",
+                 key.namespace, key.tag, until, follow, follow_until)
 
     def grant(self, key: SessionKey, name: str, lease: Lease) -> None:
         self.add("INSERT INTO stickyctx_leases (ns, tag, name, holder, token, expires) "

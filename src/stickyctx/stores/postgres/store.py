@@ -5,6 +5,8 @@ in plain Python what changes (the embedded store's ``History`` applies the chang
 stores mean the same), write it. Leases are rows with an expiry and a fencing token from one
 sequence (so a lease a crashed holder left lapses by itself, and tokens only grow, also across
 a server restart); nothing is locked between transactions. psycopg's errors become the store's.
+The primitives of principals and conversations (``users``) and of streamed replies
+(``streams``) are mixed in.
 """
 
 from __future__ import annotations
@@ -16,20 +18,12 @@ from ...core.messages import AppendResult, Begun, NewMessage, Snapshot, StoredMe
 from ...core.nodes import Announcement
 from ...core.storekeys import SessionKey
 from ...core.views import Prefix
-from ...errors import FencedError, StickyctxError, StoreError, StoreUnavailableError
+from ...errors import FencedError
 from ...sansio import Op
 from ..memory_history import History
 from . import members
 from .codec import Sealer
-from .io import (
-    AsyncPostgresIO,
-    Decision,
-    NotSent,
-    Rows,
-    Statement,
-    SyncPostgresIO,
-    Transaction,
-)
+from .io import AsyncPostgresIO, Decision, Rows, Statement, SyncPostgresIO, Transaction
 from .rows import (
     NOW,
     Lease,
@@ -41,52 +35,14 @@ from .rows import (
     seen,
     session_reads,
 )
+from .steps import run as _run
+from .steps import transact
+from .streams import PostgresStreams
+from .users import PostgresUserData
 
 __all__ = ["PostgresStore", "transact"]
 
 T = TypeVar("T")
-_ATTEMPTS = 3  # of a transaction that failed before it wrote anything (a broken connection)
-
-
-def _unavailable(exc: BaseException) -> bool:
-    try:
-        import psycopg
-        import psycopg_pool
-    except ImportError:  # pragma: no cover - the store is not usable without them
-        return False
-    return isinstance(exc, (psycopg.OperationalError, psycopg_pool.PoolTimeout))
-
-
-def _run(name: str, reads: Sequence[Statement],
-         decide: Callable[[Rows], Decision[T]]) -> Op[T]:
-    value: T = yield from transact(name, Transaction(reads, decide))
-    return value
-
-
-def transact(name: str, step: Transaction) -> Op[Any]:
-    """One transaction, repeated when it failed before writing anything (a server restart
-    leaves the pool's connections broken: nothing was done, so nothing is done twice);
-    psycopg's errors become the store's. A failure while writing or committing is never
-    repeated: whether it took effect is unknown, and the caller decides."""
-    for attempt in range(1, _ATTEMPTS + 1):
-        try:
-            return (yield step)
-        except StickyctxError:
-            raise  # decided by the logic (fenced, reused idempotency key, ...)
-        except NotSent as not_sent:
-            if attempt < _ATTEMPTS:
-                continue
-            raise StoreUnavailableError(name, type(not_sent.error).__name__) from not_sent
-        except Exception as exc:  # translated into the store's errors
-            if _unavailable(exc):
-                raise StoreUnavailableError(name, type(exc).__name__) from exc
-            if isinstance(exc, (ValueError, TypeError, KeyError, AssertionError)):
-                raise
-            if type(exc).__name__ in ("UndefinedTable", "UndefinedColumn"):
-                raise StoreError("the PostgreSQL schema is missing or older than this "
-                                 "stickyctx: run `stickyctx db upgrade`") from exc
-            raise StoreError(f"PostgreSQL store failed during {name}: {exc}") from exc
-    raise AssertionError("unreachable")
 
 
 def _snapshot(history: History) -> Snapshot:
@@ -104,7 +60,7 @@ def _check_fence(found: Seen, fence: int | None) -> None:
         raise FencedError(fence, lease.token if lease is not None else None)
 
 
-class PostgresStore:
+class PostgresStore(PostgresUserData, PostgresStreams):
     """The PostgreSQL store over a blocking pool and asyncio pools (one per event loop)."""
 
     def __init__(self, limits: Limits, *, sync_pool: Any, make_async_pool: Callable[[], Any],
@@ -156,7 +112,7 @@ class PostgresStore:
         def decide(rows: Rows) -> Decision[Snapshot]:
             found = seen(rows, key, self.sealer, locks=0)
             if found.revoked:
-                return Decision((), Snapshot("revoked"))
+                return Decision((), Snapshot("revoked", follow=found.follow))
             writes = self._writes()
             history = self._live(found, writes)
             value = Snapshot("missing") if history is None else _snapshot(history)
@@ -171,7 +127,7 @@ class PostgresStore:
         def decide(rows: Rows) -> Decision[Begun]:
             found = seen(rows, key, self.sealer)
             if found.revoked:
-                return Decision((), Begun("revoked"))
+                return Decision((), Begun("revoked", follow=found.follow))
             writes = self._writes()
             history = self._live(found, writes)
             if history is None and not writing:
@@ -193,7 +149,7 @@ class PostgresStore:
         def decide(rows: Rows) -> Decision[AppendResult]:
             found = seen(rows, key, self.sealer)
             if found.revoked:
-                return Decision((), AppendResult("revoked"))
+                return Decision((), AppendResult("revoked", follow=found.follow))
             _check_fence(found, fence)
             writes = self._writes()
             history = self._live(found, writes, touch=False)
@@ -250,19 +206,21 @@ class PostgresStore:
             lambda h: h.recount(encoding, tokens) if h.version == expected_version else None,
             None))
 
-    def rotate(self, old: SessionKey, new: SessionKey) -> Op[None]:
+    def rotate(self, old: SessionKey, new: SessionKey, *, follow: str = "",
+               grace: float = 0.0) -> Op[None]:
         def decide(rows: Rows) -> Decision[None]:
             found = seen(rows, old, self.sealer, locks=2, start=3)
             writes = self._writes()
             history = self._live(found, writes, touch=False)
             writes.drop_lease(new)
+            pointer = (follow, found.now + grace) if follow and grace > 0 else ("", 0.0)
             if history is not None:
                 writes.delete(old)
                 history.version += 1
                 writes.save(new, history, found.dek)
-                writes.bury(old, history.created + self.limits.absolute_ttl)
+                writes.bury(old, history.created + self.limits.absolute_ttl, *pointer)
             else:
-                writes.bury(old, found.now + self.limits.absolute_ttl)
+                writes.bury(old, found.now + self.limits.absolute_ttl, *pointer)
             writes.add("UPDATE stickyctx_leases SET tag = %s WHERE ns = %s AND tag = %s",
                        new.tag, old.namespace, old.tag)
             return Decision(writes.statements, None)
@@ -278,6 +236,8 @@ class PostgresStore:
             created = found.history.created if found.history is not None else found.now
             writes.delete(key)
             writes.drop_lease(key)
+            writes.add("DELETE FROM stickyctx_streams WHERE ns = %s AND tag = %s",
+                       key.namespace, key.tag)  # its chunks go with it
             writes.bury(key, created + self.limits.absolute_ttl)
             return Decision(writes.statements, None)
 
