@@ -68,9 +68,15 @@ def test_redis_benchmark_reports_every_variant(
         assert name in commands, name
     # What does not depend on timing: stickyctx appends and loads in one round trip, a single
     # EVALSHA; the pub/sub-validated hit makes none.
+    # Counted by the server: a client may send a write again when its connection broke before
+    # the server read it (redis-py's retry), which the client-side count sees and Redis never ran.
     for name in (bench.S_APPEND, bench.A_APPEND, bench.S_HANDLE, bench.A_HANDLE,
                  bench.S_HIT, bench.A_HIT, bench.S_COLD, bench.A_COLD):
-        assert commands[name][:2] == ["1", "1: EVALSHA"], (name, commands[name])
+        trips, sent, executed = commands[name][:3]
+        assert float(trips) < 2, (name, commands[name])
+        assert sent.split(": ")[1].split(" ×")[0] == "EVALSHA", (name, commands[name])
+        assert "EVALSHA" in executed, (name, commands[name])
+        assert "EVALSHA ×" not in executed, (name, commands[name])  # one script per call
     # A turn under the lock: begin (lease + load) and commit (append + release), two scripts.
     assert commands[bench.A_LOCKED][:2] == ["2", "2: EVALSHA ×2"]
     assert commands[bench.P_HIT][:2] == ["0", "0"]
