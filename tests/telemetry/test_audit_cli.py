@@ -15,9 +15,9 @@ import pytest
 from stickyctx import Settings
 from stickyctx.session.services import Services
 from stickyctx.telemetry.audit import EVENT
+from tests.cli.test_cli_session import _conversation
 from tests.conftest import KEY_A, ROOT
 from tests.redis_servers import RedisServer
-from tests.test_cli_session import _conversation
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from stickyctx import (
 )
 from stickyctx.flask import StickyCtx, current_context
 
-from .conftest import FakeClock, make_settings
-from .edges import Req, make_store, parse_set_cookie, wsgi_request
+from ..conftest import FakeClock, make_settings
+from ..edges import Req, make_store, parse_set_cookie, wsgi_request
 
 Environ = dict[str, Any]
 

@@ -30,8 +30,8 @@ from stickyctx import (
 )
 from stickyctx import fastapi as sticky_fastapi
 
-from .conftest import KEY_A, FakeClock, make_settings
-from .edges import Browser, Req, asgi_request, make_edge, make_store
+from ..conftest import KEY_A, FakeClock, make_settings
+from ..edges import Browser, Req, asgi_request, make_edge, make_store
 
 Scope = dict[str, Any]
 

@@ -17,8 +17,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stickyctx import Conversation, StickyMiddleware, get_context
 
-from .conftest import FakeClock, make_settings
-from .edges import make_store, parse_set_cookie
+from ..conftest import FakeClock, make_settings
+from ..edges import make_store, parse_set_cookie
 
 
 def handle(connection: Request | WebSocket) -> Conversation:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import FakeClock, make_settings
-from .edges import EDGES, TIMEOUT, Browser, Edge, Req, make_edge
+from ..conftest import FakeClock, make_settings
+from ..edges import EDGES, TIMEOUT, Browser, Edge, Req, make_edge
 
 
 def chat(message: str, cookies: list[tuple[str, str]], **extra: Any) -> Req:

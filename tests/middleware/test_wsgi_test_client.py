@@ -17,7 +17,7 @@ import pytest
 from stickyctx import Settings, StickyWSGIMiddleware
 from stickyctx.flask import StickyCtx, current_context
 
-from .conftest import KEY_A
+from ..conftest import KEY_A
 
 
 def make_app(install: str) -> flask.Flask:

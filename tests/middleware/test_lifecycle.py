@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import FakeClock, make_settings
-from .edges import EDGES, Browser, Edge, make_edge
+from ..conftest import FakeClock, make_settings
+from ..edges import EDGES, Browser, Edge, make_edge
 
 
 @pytest.fixture(params=EDGES)

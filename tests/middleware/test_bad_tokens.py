@@ -14,8 +14,8 @@ from itsdangerous import URLSafeTimedSerializer
 
 from stickyctx.core.tokens import MAX_TOKEN_BYTES
 
-from .conftest import KEY_A, KEY_B, FakeClock
-from .edges import EDGES, Browser, Edge, make_edge
+from ..conftest import KEY_A, KEY_B, FakeClock
+from ..edges import EDGES, Browser, Edge, make_edge
 
 SALT = "stickyctx.session.v1"  # the token format; test_forged_tokens_are_shaped_right guards it
 

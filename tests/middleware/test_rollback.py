@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import FakeClock, make_settings
-from .edges import EDGES, Browser, make_edge
+from ..conftest import FakeClock, make_settings
+from ..edges import EDGES, Browser, make_edge
 
 
 def contents(messages: list[dict[str, object]]) -> list[object]:

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from stickyctx.session.services import Services
 
-from .conftest import FakeClock, make_settings
-from .edges import EDGES, Browser, Edge, make_edge
+from ..conftest import FakeClock, make_settings
+from ..edges import EDGES, Browser, Edge, make_edge
 
 SECRET = "victim-secret-7f3a"
 

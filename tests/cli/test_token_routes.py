@@ -11,7 +11,7 @@ from stickyctx.core.ids import new_session_id
 from stickyctx.core.tokens import TokenCodec
 from stickyctx.tools.token_routes import token_owner_regex
 
-from .conftest import KEY_A
+from ..conftest import KEY_A
 
 CODEC = TokenCodec([KEY_A], max_age=10**10)
 node_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)

@@ -25,8 +25,8 @@ from stickyctx.core.tokens import TokenCodec
 from stickyctx.tools.balancers import LBOptions, envoy
 from stickyctx.tools.simulation import SimulationResult
 
-from .conftest import KEY_A, require_binary
-from .e2e.loadbalancers import nginx_runnable
+from ..conftest import KEY_A, require_binary
+from ..e2e.loadbalancers import nginx_runnable
 
 THREE = "n1=127.0.0.1:18001,n2=127.0.0.1:18002,n3=127.0.0.1:18003"
 # Ids with every character a node id may hold besides letters and digits.

@@ -6,8 +6,8 @@ import pytest
 
 from stickyctx.core.tokens import TokenCodec
 
-from .conftest import KEY_A, KEY_B, FakeClock, make_settings
-from .edges import EDGES, Browser, Edge, make_edge
+from ..conftest import KEY_A, KEY_B, FakeClock, make_settings
+from ..edges import EDGES, Browser, Edge, make_edge
 
 OLD = KEY_B
 NEW = KEY_A

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from .conftest import KEY_A, AppServer, wait_until
+from ..conftest import KEY_A, AppServer, wait_until
 
 TARGET = "tests.apps.fastapi_chat:app"
 ENV = {

@@ -6,8 +6,8 @@ import pytest
 
 from stickyctx.core.nodes import NodeSpec
 
-from .conftest import FakeClock, make_settings
-from .edges import EDGES, Browser, Edge, make_edge, make_store
+from ..conftest import FakeClock, make_settings
+from ..edges import EDGES, Browser, Edge, make_edge, make_store
 
 
 @pytest.fixture(params=EDGES)

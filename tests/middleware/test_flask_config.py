@@ -11,7 +11,7 @@ import pytest
 from stickyctx import ConfigError, Settings, StickyWSGIMiddleware
 from stickyctx.flask import StickyCtx, current_context, settings_from_config
 
-from .conftest import KEY_A, KEY_B
+from ..conftest import KEY_A, KEY_B
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from stickyctx.core.placement import place
 from stickyctx.core.tokens import TokenCodec
 from stickyctx.tools.simulation import simulate, steps
 
-from .conftest import KEY_A, KEY_B, free_port, port_open, wait_until
+from ..conftest import KEY_A, KEY_B, free_port, port_open, wait_until
 
 SESSION_ID = "S" * 24
 
@@ -239,7 +239,7 @@ def test_usage_errors_are_argparse_errors(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_examples_are_found_in_the_source_checkout() -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     assert find_example("fastapi") == root / "examples" / "fastapi" / "app.py"
     assert find_example("flask") == root / "examples" / "flask" / "app.py"
 

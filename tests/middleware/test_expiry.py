@@ -6,8 +6,8 @@ import pytest
 
 from stickyctx.core.tokens import TokenCodec
 
-from .conftest import KEY_A, FakeClock, make_settings
-from .edges import EDGES, Browser, Edge, make_edge
+from ..conftest import KEY_A, FakeClock, make_settings
+from ..edges import EDGES, Browser, Edge, make_edge
 
 IDLE = 60
 ABSOLUTE = 200

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import FakeClock, make_settings
-from .edges import EDGES, Browser, Reply, make_edge
+from ..conftest import FakeClock, make_settings
+from ..edges import EDGES, Browser, Reply, make_edge
 
 SESSION_HEADER = "X-Stickyctx-Session"
 

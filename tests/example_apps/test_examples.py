@@ -24,7 +24,7 @@ from stickyctx.chat_example import CHAT_PAGE, Backend, BackendError, areply, off
 from stickyctx.cli.demo import load_example
 from stickyctx.core.tokenizer import load_tokenizer
 
-from .conftest import KEY_A, AppServer
+from ..conftest import KEY_A, AppServer
 
 COOKIE = "stickyctx"
 COOKIES = (COOKIE, "stickyctx_node")

@@ -8,8 +8,8 @@ import pytest
 
 from stickyctx import ConfigError, Settings
 
-from .conftest import KEY_A, FakeClock, make_settings
-from .edges import EDGES, Browser, make_edge
+from ..conftest import KEY_A, FakeClock, make_settings
+from ..edges import EDGES, Browser, make_edge
 
 
 @pytest.fixture(params=EDGES)

@@ -1,0 +1,1 @@
+"""The command line: config, doctor, owner, inspect, purge, simulate, lb-config."""

@@ -1,0 +1,1 @@
+"""The example apps and their chat page, on real servers and in a real browser."""

@@ -1,0 +1,1 @@
+"""Streamed replies: numbered chunks, resume, stop, disconnects, abandoned replies."""
