@@ -186,21 +186,9 @@ def sync_client(target: RedisTarget, timeout: float) -> Any:
             connection_pool_class=redis.BlockingConnectionPool, **options), options,
             (TypeError, ValueError))
     if target.kind == "sentinel":
-        db = options.pop("db", 0)
-        sentinel = Sentinel(list(target.hosts), sentinel_kwargs=_sentinel_kwargs(target, timeout))
-        options.setdefault("timeout", POOL_WAIT)
-        client = _checked(lambda: sentinel.master_for(
-            target.service or "", redis_class=_SentinelMaster,
-            connection_pool_class=_BlockingSentinelPool, db=db, retry=_no_retry(),
-            ssl=target.ssl, **options), options)
-        _check_pool(client.connection_pool, options)
-        client.sentinel = sentinel
-        return client
-    options.setdefault("timeout", POOL_WAIT)
-    pool = _checked(lambda: redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
-        retry=_no_retry(), **options), options)
-    _check_pool(pool, options)
-    return redis.Redis.from_pool(pool)
+        return _through_sentinel(target, timeout, options, Sentinel, _SentinelMaster,
+                                 _BlockingSentinelPool, _no_retry())
+    return _pooled(redis.BlockingConnectionPool, redis.Redis, _no_retry(), options)
 
 
 def async_client(target: RedisTarget, timeout: float) -> Any:
@@ -219,18 +207,30 @@ def async_client(target: RedisTarget, timeout: float) -> Any:
             startup_nodes=nodes, retry=_no_retry_async(), reinitialize_steps=0, ssl=target.ssl,
             **options), options)
     if target.kind == "sentinel":
-        db = options.pop("db", 0)
-        sentinel = Sentinel(list(target.hosts), sentinel_kwargs=_sentinel_kwargs(target, timeout))
-        options.setdefault("timeout", POOL_WAIT)
-        client = _checked(lambda: sentinel.master_for(
-            target.service or "", redis_class=_AsyncSentinelMaster,
-            connection_pool_class=_AsyncBlockingSentinelPool, db=db, retry=_no_retry_async(),
-            ssl=target.ssl, **options), options)
-        _check_pool(client.connection_pool, options)
-        client.sentinel = sentinel
-        return client
+        return _through_sentinel(target, timeout, options, Sentinel, _AsyncSentinelMaster,
+                                 _AsyncBlockingSentinelPool, _no_retry_async())
+    return _pooled(aioredis.BlockingConnectionPool, aioredis.Redis, _no_retry_async(), options)
+
+
+# What the two clients build alike, from the classes of redis-py's blocking or asyncio API.
+
+def _through_sentinel(target: RedisTarget, timeout: float, options: dict[str, Any],
+                      sentinel_class: Any, master_class: Any, pool_class: Any,
+                      retry: Any) -> Any:
+    db = options.pop("db", 0)
+    sentinel = sentinel_class(list(target.hosts),
+                              sentinel_kwargs=_sentinel_kwargs(target, timeout))
     options.setdefault("timeout", POOL_WAIT)
-    pool = _checked(lambda: aioredis.BlockingConnectionPool(retry=_no_retry_async(), **options),
-                    options)
+    client = _checked(lambda: sentinel.master_for(
+        target.service or "", redis_class=master_class, connection_pool_class=pool_class,
+        db=db, retry=retry, ssl=target.ssl, **options), options)
+    _check_pool(client.connection_pool, options)
+    client.sentinel = sentinel
+    return client
+
+
+def _pooled(pool_class: Any, client_class: Any, retry: Any, options: dict[str, Any]) -> Any:
+    options.setdefault("timeout", POOL_WAIT)
+    pool = _checked(lambda: pool_class(retry=retry, **options), options)
     _check_pool(pool, options)
-    return aioredis.Redis.from_pool(pool)
+    return client_class.from_pool(pool)
