@@ -16,7 +16,6 @@ with tracing and metrics left to the API alone (no SDK), in three audit setups s
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import sys
@@ -36,11 +35,8 @@ from opentelemetry.sdk._logs.export import (
 
 from stickyctx import StickyMiddleware
 from telemetry import (
-    FULL,
-    QUICK,
     SETTINGS,
     TURNS_PER_SESSION,
-    Plan,
     Variant,
     _paired,
     _quantile,
@@ -48,6 +44,7 @@ from telemetry import (
     bare_app,
     chat_app,
     measure,
+    plan_from,
 )
 
 
@@ -100,16 +97,7 @@ def report(variants: list[Variant]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="a short, noisier run")
-    parser.add_argument("--rounds", type=int, help="rounds (each runs every variant once)")
-    parser.add_argument("--batch", type=int, help="requests per variant per round")
-    parser.add_argument("--warmup", type=int, help="untimed requests per variant first")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the per-round shuffle")
-    args = parser.parse_args(argv)
-    base = QUICK if args.quick else FULL
-    plan = Plan(rounds=args.rounds or base.rounds, batch=args.batch or base.batch,
-                warmup=base.warmup if args.warmup is None else args.warmup, seed=args.seed)
+    plan = plan_from(argv, __doc__.splitlines()[0] if __doc__ else None)
     logs = DiscardLogs()
     with warnings.catch_warnings():
         # Without network, stickyctx uses the identical offline copy of cl100k_base and warns.

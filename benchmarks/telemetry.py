@@ -237,6 +237,21 @@ FULL = Plan(rounds=60, batch=200, warmup=1000)
 QUICK = Plan(rounds=12, batch=60, warmup=100)
 
 
+def plan_from(argv: Sequence[str] | None, description: str | None) -> Plan:
+    """The plan the command line asks for (``--quick``, ``--rounds``, ...): this benchmark's
+    and those that share its harness (``audit.py``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="a short, noisier run")
+    parser.add_argument("--rounds", type=int, help="rounds (each runs every variant once)")
+    parser.add_argument("--batch", type=int, help="requests per variant per round")
+    parser.add_argument("--warmup", type=int, help="untimed requests per variant first")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the per-round shuffle")
+    args = parser.parse_args(argv)
+    base = QUICK if args.quick else FULL
+    return Plan(rounds=args.rounds or base.rounds, batch=args.batch or base.batch,
+                warmup=base.warmup if args.warmup is None else args.warmup, seed=args.seed)
+
+
 async def measure(variants: list[Variant], plan: Plan) -> None:
     for variant in variants:
         await variant.mint()
@@ -304,16 +319,7 @@ def machine() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="a short, noisier run")
-    parser.add_argument("--rounds", type=int, help="rounds (each runs every variant once)")
-    parser.add_argument("--batch", type=int, help="requests per variant per round")
-    parser.add_argument("--warmup", type=int, help="untimed requests per variant first")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the per-round shuffle")
-    args = parser.parse_args(argv)
-    base = QUICK if args.quick else FULL
-    plan = Plan(rounds=args.rounds or base.rounds, batch=args.batch or base.batch,
-                warmup=base.warmup if args.warmup is None else args.warmup, seed=args.seed)
+    plan = plan_from(argv, __doc__.splitlines()[0] if __doc__ else None)
     chosen = setups()
     with warnings.catch_warnings():
         # Without network, stickyctx uses the identical offline copy of cl100k_base and warns.

@@ -155,19 +155,18 @@ class Session:
     def _append(self, messages: Sequence[NewMessage], fence: int | None,
                 release: bool = False) -> Op[AppendResult]:
         """One atomic write (restarting under a new id if the session was revoked or expired)."""
+        def write(create: bool, fence: int | None, release: bool = False) -> Op[AppendResult]:
+            return self.call(self.store.append(self.key, messages,
+                                               created=float(self.state.created),
+                                               create=create, fence=fence, release=release))
+
         create = self._known_live or not self._idle_since_creation()
-        result: AppendResult = yield from self.call(self.store.append(
-            self.key, messages, created=float(self.state.created), create=create, fence=fence,
-            release=release))
+        result: AppendResult = yield from write(create, fence, release)
         if result.status == "revoked" and (yield from identity.follow(self, result.follow)):
-            result = yield from self.call(self.store.append(
-                self.key, messages, created=float(self.state.created), create=True,
-                fence=self.turn.fence))
+            result = yield from write(True, self.turn.fence)  # the rotated session's new id
         if result.status != "live":
             yield from self._restart()
-            result = yield from self.call(self.store.append(
-                self.key, messages, created=float(self.state.created), create=True,
-                fence=self.turn.fence))
+            result = yield from write(True, self.turn.fence)
         self._known_live = True
         return result
 

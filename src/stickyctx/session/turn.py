@@ -240,7 +240,7 @@ class Turn:
             session._known_live = True
             session._snapshot = yield from session._recount(begun.snapshot)
         elif begun.status == "revoked" and (yield from identity.follow(session, begun.follow)):
-            yield from self.start(writing)  # a rotation within its grace: begin on the new id
+            yield from self.start(writing, reading)  # a rotation within its grace: the new id
         elif begun.status == "revoked" or session._idle_since_creation():
             yield from session._restart()
         else:  # nothing stored yet (or any more): the first write creates it

@@ -29,9 +29,10 @@ from ...core.storekeys import SessionKey
 from ...sansio import Op, run_sync
 from ..postgres.store import transact
 from ..redis.schema import META, keys
+from ..redis.store import run_script
 from . import table
 from .table import Frozen
-from .tiered import RESTORED, SESSION_KEYS, TieredStore, script
+from .tiered import RESTORED, SESSION_KEYS, TieredStore
 
 __all__ = ["MoveReport", "Mover"]
 
@@ -92,7 +93,7 @@ class Mover:
     def move(self, key: SessionKey) -> Op[bool]:
         """Move one session: copy, verify, delete. Whether it left Redis."""
         names = keys(key, *SESSION_KEYS)
-        exported = yield from script("export", names, [])
+        exported = yield from run_script("export", names, [])
         if not exported or not 0 < int(exported[1]) <= self.threshold_ms:
             return False  # gone, or used since it was found idle
         dumps = tuple((bytes(exported[2 + 2 * i] or b""), int(exported[3 + 2 * i]))
@@ -106,7 +107,7 @@ class Mover:
         if found != (version, written):
             return False  # not what was written: keep the session in Redis
         self.on_step("verified", key)
-        deleted = yield from script("freeze", [*names, key.key(RESTORED)], [version])
+        deleted = yield from run_script("freeze", [*names, key.key(RESTORED)], [version])
         if int(deleted) != 1:  # it changed (or a turn began) meanwhile: the copy is stale
             yield from transact("move", table.delete(key, version))
             return False

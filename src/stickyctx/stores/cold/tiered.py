@@ -25,8 +25,6 @@ from ...core.storekeys import SessionKey
 from ...sansio import IOStep, Op
 from ..postgres.io import AsyncPostgresIO, SyncPostgresIO, Transaction
 from ..postgres.store import transact
-from ..redis.failures import translate
-from ..redis.io import Script
 from ..redis.schema import (
     DEDUPE,
     FENCE,
@@ -37,23 +35,16 @@ from ..redis.schema import (
     TURN_LEASE,
     keys,
 )
-from ..redis.store import RedisStore
+from ..redis.store import RedisStore, run_script
 from ..redis.streams import RedisStreams
 from ..redis.users import RedisUserData
 from . import table
 from .table import Frozen
 
-__all__ = ["RESTORED", "SESSION_KEYS", "TieredStore", "script"]
+__all__ = ["RESTORED", "SESSION_KEYS", "TieredStore"]
 
 SESSION_KEYS = (META, MESSAGES, DEDUPE, TURN_LEASE, SUMMARY_LEASE, FENCE)  # what a move carries
 RESTORED = "cz"  # the marker a restore leaves for the mover (the cold copy to delete)
-
-
-def script(name: str, names: list[str], args: Sequence[Any]) -> Op[Any]:
-    try:
-        return (yield Script(name, names, list(args)))
-    except Exception as exc:  # translated into the store's errors
-        raise translate(name, exc) from exc
 
 
 class _SyncIO:
@@ -77,7 +68,7 @@ class _AsyncIO:
 
 
 class TieredStore(RedisUserData, RedisStreams):
-    _script = staticmethod(script)  # the streams' scripts, sent to Redis like any other
+    _script = staticmethod(run_script)  # the streams' scripts, sent to Redis like any other
 
     def __init__(self, hot: RedisStore, *, sync_pool: Any, make_async_pool: Any,
                  cold_after: float) -> None:
@@ -104,7 +95,7 @@ class TieredStore(RedisUserData, RedisStreams):
     def restore(self, key: SessionKey, frozen: Frozen) -> Op[int]:
         """Put the copy back into Redis unless the session is there (or revoked) already."""
         args = [part for dump, ttl in frozen.dumps for part in (dump, ttl)]
-        done = yield from script("thaw", keys(key, *SESSION_KEYS, TOMBSTONE, RESTORED), args)
+        done = yield from run_script("thaw", keys(key, *SESSION_KEYS, TOMBSTONE, RESTORED), args)
         self.redis.hot.invalidate(key.tag)
         return int(done)
 

@@ -38,14 +38,14 @@ from .sealing import DataKeys
 from .streams import STREAM_CHUNKS, STREAM_RECORD, RedisStreams
 from .users import RedisUserData
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "run_script"]
 
 _ALL = (META, MESSAGES, DEDUPE, TURN_LEASE, SUMMARY_LEASE, FENCE)  # every key but the tombstone
 _ROTATE_ATTEMPTS = 5
 _RESEAL_ATTEMPTS = 8
 
 
-def _run(name: str, keys: list[str], args: Sequence[Any]) -> Op[Any]:
+def run_script(name: str, keys: list[str], args: Sequence[Any]) -> Op[Any]:
     """One script call: a read is repeated once on a broken connection (never a write), and
     redis-py's errors become the store's."""
     for attempt in (1, 2):
@@ -75,9 +75,7 @@ class RedisStore(RedisUserData, RedisStreams):
     def close(self) -> None:
         self.sync_io.close()
 
-    @staticmethod
-    def _script(name: str, keys: list[str], args: Sequence[Any]) -> Op[Any]:
-        return _run(name, keys, args)
+    _script = staticmethod(run_script)  # the mixins' scripts (users, streams)
 
     async def aclose(self) -> None:
         await self.async_io.aclose()
@@ -97,7 +95,8 @@ class RedisStore(RedisUserData, RedisStreams):
         if cached is None:
             return
         fresh = self.keys.rewrapped(cached)
-        done = yield from _run("rewrap", schema.keys(key, META), [cached.wrapped, fresh.wrapped])
+        done = yield from run_script("rewrap", schema.keys(key, META),
+                                     [cached.wrapped, fresh.wrapped])
         if int(done) == 1:
             self.keys.remember(key.tag, fresh)
 
@@ -107,7 +106,7 @@ class RedisStore(RedisUserData, RedisStreams):
         seen = self.hot.known(key.tag)
         names = schema.keys(key, META, MESSAGES, DEDUPE, TOMBSTONE)
         try:
-            reply = yield from _run("load", names, schema.load_args(
+            reply = yield from run_script("load", names, schema.load_args(
                 self.limits, seen[1] if seen else None))
         except StoreUnavailableError:
             cached = self.hot.cached(key.tag) if self.stale_reads else None
@@ -124,7 +123,7 @@ class RedisStore(RedisUserData, RedisStreams):
         seen = self.hot.known(key.tag)
         names = schema.keys(key, META, MESSAGES, DEDUPE, TOMBSTONE, TURN_LEASE, FENCE)
         probe = list(probe)
-        reply = yield from _run("begin", names, [
+        reply = yield from run_script("begin", names, [
             *schema.load_args(self.limits, seen[1] if seen else None),
             holder, max(1, int(ttl * 1000)), ",".join(sorted(live)), 1 if writing else 0,
             *probe])
@@ -154,7 +153,7 @@ class RedisStore(RedisUserData, RedisStreams):
         if snapshot is None:  # a tail that no longer lines up: load in full
             self.hot.invalidate(key.tag)
             names = schema.keys(key, META, MESSAGES, DEDUPE, TOMBSTONE)
-            reply = yield from _run("load", names, schema.load_args(self.limits, None))
+            reply = yield from run_script("load", names, schema.load_args(self.limits, None))
             loaded = schema.parse_load(reply, self.keys.opener(key.tag))
             if loaded.kind in ("revoked", "missing"):
                 return Snapshot(loaded.kind)  # type: ignore[arg-type]
@@ -175,7 +174,7 @@ class RedisStore(RedisUserData, RedisStreams):
                 fence=fence, data_key=data_key.wrapped if data_key else "",
                 seal=data_key.seal if data_key else _same, release=release,
                 first_seq=first if data_key else None)
-            reply = yield from _run("append", names, args)
+            reply = yield from run_script("append", names, args)
             try:
                 result = schema.parse_append(reply, fence)
             except DataKeyMismatch as mismatch:  # seal again with the session's own key
@@ -215,15 +214,15 @@ class RedisStore(RedisUserData, RedisStreams):
 
     def clear(self, key: SessionKey, *, fence: int | None = None) -> Op[int]:
         self.hot.invalidate(key.tag)
-        reply = yield from _run("clear", schema.keys(key, META, MESSAGES, TURN_LEASE),
-                                ["" if fence is None else fence])
+        reply = yield from run_script("clear", schema.keys(key, META, MESSAGES, TURN_LEASE),
+                                      ["" if fence is None else fence])
         return schema.parse_clear(reply, fence)
 
     def pop(self, key: SessionKey, *, fence: int | None = None) -> Op[StoredMessage | None]:
         data_key = yield from self._data_key_of(key)
         self.hot.invalidate(key.tag)
-        reply = yield from _run("pop", schema.keys(key, META, MESSAGES, TURN_LEASE),
-                                ["" if fence is None else fence])
+        reply = yield from run_script("pop", schema.keys(key, META, MESSAGES, TURN_LEASE),
+                                      ["" if fence is None else fence])
         return schema.parse_pop(reply, fence, data_key.open if data_key else _same)
 
     def rotate(self, old: SessionKey, new: SessionKey, *, follow: str = "",
@@ -233,41 +232,41 @@ class RedisStore(RedisUserData, RedisStreams):
         self.hot.invalidate(old.tag)
         old_keys = schema.keys(old, *_ALL, TOMBSTONE)
         for _ in range(_ROTATE_ATTEMPTS):
-            exported = yield from _run("export", schema.keys(old, *_ALL), [])
+            exported = yield from run_script("export", schema.keys(old, *_ALL), [])
             if not exported:
-                yield from _run("bury", old_keys, ["", self.limits.absolute_ms, follow,
-                                                   int(grace * 1000)])
+                yield from run_script("bury", old_keys, ["", self.limits.absolute_ms, follow,
+                                                         int(grace * 1000)])
                 return
             version, dumps = exported[0], list(exported[2:])
-            yield from _run("import", schema.keys(new, *_ALL), dumps)
-            buried = yield from _run("bury", old_keys, [version, self.limits.absolute_ms,
-                                                        follow, int(grace * 1000)])
+            yield from run_script("import", schema.keys(new, *_ALL), dumps)
+            buried = yield from run_script("bury", old_keys, [
+                version, self.limits.absolute_ms, follow, int(grace * 1000)])
             if int(buried) == 1:
                 return
         raise SessionBusyError(0.0)  # the session kept changing under us: the app may retry
 
     def destroy(self, key: SessionKey) -> Op[None]:
         self.hot.invalidate(key.tag)
-        yield from _run("destroy", schema.keys(key, *_ALL, TOMBSTONE, STREAM_RECORD, STREAM_CHUNKS),
-                        [self.limits.absolute_ms])
+        names = schema.keys(key, *_ALL, TOMBSTONE, STREAM_RECORD, STREAM_CHUNKS)
+        yield from run_script("destroy", names, [self.limits.absolute_ms])
 
     def acquire_lease(self, key: SessionKey, *, holder: str, ttl: float, name: str = "turn",
                       live: Collection[str] = ()) -> Op[int | None]:
-        reply = yield from _run("lease", schema.keys(key, LEASES[name], FENCE),
-                                [holder, max(1, int(ttl * 1000)), self.limits.absolute_ms,
-                                 ",".join(sorted(live))])
+        reply = yield from run_script("lease", schema.keys(key, LEASES[name], FENCE),
+                                      [holder, max(1, int(ttl * 1000)), self.limits.absolute_ms,
+                                       ",".join(sorted(live))])
         return int(reply) if reply else None
 
     def release_lease(self, key: SessionKey, token: int, name: str = "turn",
                       holder: str | None = None) -> Op[None]:
-        yield from _run("release", schema.keys(key, LEASES[name]), [token, holder or ""])
+        yield from run_script("release", schema.keys(key, LEASES[name]), [token, holder or ""])
 
     def apply_summary(self, key: SessionKey, text: str, tokens: int, *, watermark: int,
                       expected_watermark: int, delete_folded: bool = False,
                       ) -> Op[Summary | None]:
         data_key = yield from self._data_key_of(key)
         sealed = data_key.seal(text, "s", watermark) if data_key else text
-        reply = yield from _run("summary", schema.keys(key, META, MESSAGES), [
+        reply = yield from run_script("summary", schema.keys(key, META, MESSAGES), [
             sealed, tokens, watermark, expected_watermark, 1 if delete_folded else 0])
         self.hot.invalidate(key.tag)
         if not reply:
@@ -283,13 +282,13 @@ class RedisStore(RedisUserData, RedisStreams):
         args = schema.recount_args(cached.messages, encoding, tokens, expected_version,
                                    data_key.seal if data_key else _same)
         self.hot.invalidate(key.tag)
-        reply = yield from _run("recount", schema.keys(key, META, MESSAGES), args)
+        reply = yield from run_script("recount", schema.keys(key, META, MESSAGES), args)
         return int(reply) if reply else None
 
     def heartbeat(self, namespace: str, node: Announcement, *, ttl: float,
                   leaving: bool = False) -> Op[tuple[Announcement, ...]]:
         tag = SessionKey(namespace, "members")
-        reply = yield from _run("heartbeat", [tag.key("z"), tag.key("h")], [
+        reply = yield from run_script("heartbeat", [tag.key("z"), tag.key("h")], [
             node.node_id, max(1, int(ttl * 1000)), node.address or "", node.load,
             1 if leaving else 0])
         return schema.parse_members(reply)
