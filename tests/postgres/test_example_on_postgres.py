@@ -16,6 +16,7 @@ from stickyctx.core.storekeys import KeyDeriver
 from tests.conftest import KEY_A, AppServer
 from tests.postgres_servers import PostgresServer
 from tests.redis_servers import free_port
+from tests.support.apps import User
 from tests.support.sse import SSE, read_events
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -40,22 +41,6 @@ def nodes(postgres_server_session: PostgresServer, app_server: Callable[..., App
         "STICKYCTX_NODES": listed, "STICKYCTX_STORE_URL": postgres_server_session.url,
         "STICKYCTX_COOKIE_SECURE": "0", "DEMO_TOKEN_DELAY_MS": "40",
     }, port=port) for i, port in enumerate(ports)]
-
-
-class User:
-    """One cookie jar (cookies are per host, not port); requests alternate between nodes."""
-
-    def __init__(self, stack: ExitStack, nodes: list[AppServer], name: str) -> None:
-        self.client = stack.enter_context(httpx.Client(timeout=30.0))
-        self.urls = [n.url for n in nodes]
-        self.n = 0
-        if name:
-            assert self.call("POST", "/login", {"user": name}).status_code == 200
-
-    def call(self, method: str, path: str, body: object = None) -> httpx.Response:
-        url = self.urls[self.n % len(self.urls)] + path
-        self.n += 1
-        return self.client.request(method, url, json=body)
 
 
 def test_conversations_memory_isolation_and_erasure_on_postgres(

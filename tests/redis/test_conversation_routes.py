@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 
-import httpx
 import pytest
 
 from stickyctx.core.principals import UserKeys
 from stickyctx.core.storekeys import KeyDeriver
 from tests.conftest import KEY_A, AppServer
 from tests.redis_servers import RedisServer, free_port
+from tests.support.apps import User
 
 from .conftest import stored_values
 
@@ -45,23 +45,6 @@ def nodes(request: pytest.FixtureRequest, redis_server: RedisServer,
             "STICKYCTX_STORE_URL": redis_server.url, "STICKYCTX_COOKIE_SECURE": "0",
         }, port=port, interface=interface))
     return started
-
-
-class User:
-    """A browser-like client (one cookie jar: cookies are per host, not port) whose requests
-    alternate between the nodes."""
-
-    def __init__(self, stack: ExitStack, nodes: list[AppServer], name: str) -> None:
-        self.client = stack.enter_context(httpx.Client(timeout=30.0))
-        self.urls = [n.url for n in nodes]
-        self.n = 0
-        if name:
-            assert self.call("POST", "/login", {"user": name}).status_code == 200
-
-    def call(self, method: str, path: str, body: object = None) -> httpx.Response:
-        url = self.urls[self.n % len(self.urls)] + path
-        self.n += 1
-        return self.client.request(method, url, json=body)
 
 
 @pytest.mark.e2e

@@ -12,13 +12,16 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from .ports import free_port
 from .waiting import poll
 
-__all__ = ["AppServer", "port_open", "wait_until"]
+__all__ = ["AppServer", "User", "port_open", "wait_until"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,3 +112,20 @@ class AppServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+class User:
+    """A browser-like client of the example apps' routes (one cookie jar: cookies are per host,
+    not port) whose requests alternate between ``nodes``; signed in as ``name`` when given."""
+
+    def __init__(self, stack: ExitStack, nodes: list[AppServer], name: str) -> None:
+        self.client = stack.enter_context(httpx.Client(timeout=30.0))
+        self.urls = [n.url for n in nodes]
+        self.n = 0
+        if name:
+            assert self.call("POST", "/login", {"user": name}).status_code == 200
+
+    def call(self, method: str, path: str, body: object = None) -> httpx.Response:
+        url = self.urls[self.n % len(self.urls)] + path
+        self.n += 1
+        return self.client.request(method, url, json=body)
