@@ -6,6 +6,10 @@ first id (never an id), so that names derived for the conversation survive ``rot
 Signed with itsdangerous (own salt, timestamped); the newest key signs, every key verifies, and a
 token verified by an older key is reported so that it can be re-issued under the newest one.
 Verification is pure and never raises: anything unusable is ``None`` (a fresh session follows).
+
+Payloads are never compressed (itsdangerous' default compresses when that is a byte shorter):
+the owner then always sits at a fixed offset, where a load balancer finds it
+(:mod:`stickyctx.tools.token_routes`). Compressed tokens of earlier versions still verify.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadData, Serializer, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
 
 from .ids import is_valid_session_id
 from .nodes import is_valid_node_id
@@ -30,6 +35,13 @@ _CACHE_LIMIT = 4096
 _LINEAGE = re.compile(r"[A-Za-z0-9_-]{16,64}")  # a KeyDeriver digest (22 characters today)
 _FIELDS = frozenset({"v", "s", "o", "c", "l"})  # a payload with anything else is not ours
 _SKEW = 60  # seconds of clock skew between nodes tolerated on the times a token carries
+
+
+class _PlainSerializer(URLSafeTimedSerializer):
+    """itsdangerous' URL-safe timed serializer whose payloads are never zlib-compressed."""
+
+    def dump_payload(self, obj: Any) -> bytes:
+        return base64_encode(Serializer.dump_payload(self, obj))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +72,7 @@ class TokenCodec:
         # (itsdangerous' own key lists want the signing key last; keeping one key per serializer
         # avoids that convention entirely.)
         self._serializers = [
-            URLSafeTimedSerializer(k, salt=_SALT, signer=_Signer,
+            _PlainSerializer(k, salt=_SALT, signer=_Signer,
                                    signer_kwargs={"digest_method": _sha256()})
             for k in keys
         ]

@@ -11,8 +11,8 @@ that name that owner (the closing quote is included: ``web-1`` never matches ``w
 The load balancer needs no key and verifies nothing: as with the routing cookie, a forged or
 stale owner only sends the request to another node, which classifies it ``miss``. The pattern
 is derived from a token signed by this package's own codec, so it follows the token format.
-A token whose payload itsdangerous chose to compress (it starts with ``.``; never seen with
-real ids, whose random characters do not compress) matches no owner and is spread.
+The codec never compresses payloads (:mod:`stickyctx.core.tokens`); a compressed token of an
+earlier version (it starts with ``.``) matches no owner and is spread.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _payload(token: str) -> bytes | None:
 def token_owner_regex(node_id: str) -> str | None:
     """``^.{N}<base64>``: matches the session tokens whose owner is ``node_id`` (a POSIX
     extended, PCRE and RE2 expression of plain characters), or ``None`` if it cannot be built
-    (an owner whose sample token compresses)."""
+    (a token format this module does not know)."""
     raw = _payload(_SAMPLE.sign(new_session_id(), node_id, 1))
     if raw is None:
         return None
