@@ -18,8 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from stickyctx.chat_example import _NAME as NAME_EXPRESSION
 from stickyctx.chat_example import CHAT_PAGE, Backend, BackendError, areply, offline_reply, reply
 from stickyctx.cli.demo import load_example
 from stickyctx.core.tokenizer import load_tokenizer
@@ -409,6 +412,34 @@ def test_offline_reply_is_deterministic_and_remembers() -> None:
     pytest.param([{"role": "user", "content": "my name is Ada"},
                   {"role": "user", "content": "no, my name is Grace"}],
                  "Nice to meet you, Grace!", id="renamed"),
+    pytest.param([{"role": "user", "content": "my name i\u017f Ada"}], "Nice to meet you, Ada!",
+                 id="long-s"),  # re's case rule: U+017F is an "s"
+    pytest.param([{"role": "user", "content": "My Name \u0131s \u00c9mile"}],
+                 "Nice to meet you, \u00c9mile!", id="dotless-i"),
 ])
 def test_offline_reply_cases(window: list[dict[str, Any]], expected: str) -> None:
     assert expected in offline_reply(window)
+
+
+_PIECES = st.sampled_from(["my name is ", "MY NAME IS ", "call me ", "Call Me ", "recall me ",
+                           "Ada", "grace", "3x", " ", "\n", ".", "my ", "name ", "i", "İ", "ſ",
+                           "K", "é"])
+
+
+@settings(max_examples=500)
+@given(st.lists(st.lists(_PIECES, max_size=12).map("".join), min_size=1, max_size=6))
+def test_the_name_remembered_is_the_one_given_last(said: list[str]) -> None:
+    """The reply's name is the ``_NAME`` match that starts last in the user's messages, however
+    the search for it is made fast."""
+    expected = None
+    for text in said:
+        for at in range(len(text)):
+            found = NAME_EXPRESSION.match(text, at)
+            if found:
+                expected = found.group(1)
+    window = [{"role": "user", "content": text} for text in said]
+    answer = offline_reply(window)
+    if expected is None:
+        assert 'Tell me "my name is ..."' in answer
+    else:
+        assert f"{expected}!" in answer or f"I remember your name: {expected}." in answer
