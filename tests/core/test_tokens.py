@@ -7,7 +7,9 @@ import time
 from typing import Any
 
 import pytest
-from itsdangerous import URLSafeTimedSerializer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 from stickyctx.core.ids import new_session_id
 from stickyctx.core.tokens import MAX_TOKEN_BYTES, SessionToken, TokenCodec
@@ -70,6 +72,35 @@ def test_payloads_are_never_compressed_and_compressed_ones_still_verify(codec: T
     claims = codec.verify(legacy, now)
     assert claims is not None
     assert claims.owner == "n" + "0" * 60
+
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+
+
+@settings(max_examples=400, deadline=None)
+@given(where=st.integers(0, 10**6), char=st.sampled_from(_ALPHABET), cut=st.booleans(),
+       lineage=st.booleans())
+def test_a_changed_token_verifies_exactly_when_itsdangerous_accepts_it(
+        where: int, char: str, cut: bool, lineage: bool) -> None:
+    """The codec checks signatures with itsdangerous' primitives, not its ``loads``: the two
+    must agree on every one-character change (or cut) of a real token."""
+    codec = TokenCodec([KEY_B, KEY_A], max_age=DAY)  # the token is signed by the older key
+    now = int(time.time())
+    token = TokenCodec([KEY_A], max_age=DAY).sign(new_session_id(), "n1", now,
+                                                  new_session_id() if lineage else None)
+    at = where % len(token)
+    changed = token[:at] if cut else token[:at] + char + token[at + 1:]
+    reference = URLSafeTimedSerializer(KEY_A, salt=SALT,
+                                       signer_kwargs={"digest_method": hashlib.sha256})
+    try:
+        reference.loads(changed)
+        accepted = True
+    except BadData:
+        accepted = False
+    claims = codec.verify(changed, now)
+    assert (claims is not None) == accepted, changed
+    if claims is not None:
+        assert claims.key_index == 1
 
 
 def test_the_newest_key_signs_and_older_keys_still_verify() -> None:
