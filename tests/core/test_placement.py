@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter
 
 import pytest
 
 from stickyctx.core.nodes import NodeSpec
-from stickyctx.core.placement import capacity, place, rank
+from stickyctx.core.placement import capacity, place, rank, score
 
 NODES = tuple(NodeSpec(f"n{i}") for i in range(1, 21))
 KEYS = [f"session-{i}" for i in range(20_000)]  # fixed keys: the outcome is deterministic
@@ -111,3 +112,27 @@ def test_capacity() -> None:
 def test_placing_on_no_node_is_an_error() -> None:
     with pytest.raises(ValueError, match="no live node"):
         place("k", ())
+
+
+def test_placements_never_change_between_releases() -> None:
+    """Owners are pinned in tokens and load balancers hash ids the same way: the answers of
+    ``place`` (plain and bounded, weighted nodes) for fixed keys are frozen. The digest was
+    computed with the code before ``place`` inlined its scoring loop."""
+    nodes = [NodeSpec(f"n{i}", weight=1.0 + (i % 3) / 2) for i in range(1, 41)]
+    loads: Counter[str] = Counter()
+    digest = hashlib.sha256()
+    for i in range(5000):
+        key = f"golden-{i}"
+        plain = place(key, nodes)
+        chosen = place(key, nodes, loads, 0.1)
+        loads[chosen] += 1
+        digest.update(f"{plain},{chosen};".encode())
+    assert digest.hexdigest() == (
+        "da75d6ab752dba3d2e7e5abcee1814a5192793dbe268d4c4905bc2b84dd74109")
+
+
+def test_the_scoring_loop_is_the_public_score() -> None:
+    nodes = [NodeSpec(f"n{i}", weight=0.5 + i % 4) for i in range(50)]
+    for key in KEYS[:200]:
+        best = max(nodes, key=lambda n: (score(n, key), n.id))
+        assert place(key, nodes) == best.id
