@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ import pytest
 
 from stickyctx.cli import main
 from stickyctx.core.ids import new_session_id
-from stickyctx.core.nodes import parse_nodes
+from stickyctx.core.nodes import NodeSpec, parse_nodes
 from stickyctx.core.tokens import TokenCodec
+from stickyctx.tools import simulation
 from stickyctx.tools.balancers import LBOptions, envoy
 from stickyctx.tools.simulation import SimulationResult
 
@@ -335,3 +337,77 @@ def test_simulate_names_a_bad_balance_factor(
     status, _, err = run(capsys, "simulate", "--nodes", "4", "--sessions", "10")
     assert status == 2
     assert "STICKYCTX_BALANCE_FACTOR" in err
+
+
+def test_simulate_with_a_sample_re_hashes_only_the_sample(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--sample bounds the join's estimates; every session is still placed and decided again."""
+    calls: list[bool] = []
+    real = simulation.place
+
+    def counting(key: str, nodes: Sequence[NodeSpec], loads: Mapping[str, int] | None = None,
+                 epsilon: float = 0.25) -> str:
+        calls.append(loads is None)
+        return real(key, nodes, loads, epsilon)
+
+    monkeypatch.setattr(simulation, "place", counting)
+    status, out, _ = run(capsys, "simulate", "--nodes", "20", "--sessions", "4000",
+                         "--sample", "300", "--json")
+    assert status == 0
+    result = json.loads(out)
+    assert calls.count(True) == 300  # the plain re-hash on the join: the sample only
+    # Bounded placements: every session, the departed node's on failover, then the next 300
+    # (instead of a tenth of the sessions, 400).
+    assert calls.count(False) == 4000 + result["leave_owned"] + 300
+    assert (result["join_rehash_checked"], result["join_new_sessions"]) == (300, 300)
+    assert abs(result["join_rehash_moved"] / 300 - 1 / 21) < 0.04
+    assert result["leave_moved"] == result["leave_owned"] > 0
+    assert result["join_moved"] == 0
+    assert result["place_p90_us"] >= result["place_us"] > 0
+    assert result["seconds"] > 0
+
+
+def test_simulate_says_when_the_join_was_estimated_on_a_sample(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, out, _ = run(capsys, "simulate", "--nodes", "10", "--sessions", "2000",
+                         "--sample", "150")
+    assert status == 0
+    line = next(x for x in out.splitlines() if x.startswith("re-hashing every request"))
+    assert re.search(r"\(1/\(N\+1\) = 9\.09%\); 150 sessions re-hashed, ±\d+\.\d\d%$", line)
+    assert re.search(r"new node's share of the next sessions +\d+\.\d\d% \(of 150\)", out)
+    assert len(out.splitlines()) == 11  # the same rows as without --sample
+
+
+def test_a_sample_as_large_as_the_population_changes_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def figures(*extra: str) -> dict[str, object]:
+        status, out, _ = run(capsys, "simulate", "--nodes", "6", "--sessions", "3000",
+                             "--json", *extra)
+        assert status == 0
+        data: dict[str, object] = json.loads(out)
+        return {k: v for k, v in data.items() if not k.endswith(("_us", "seconds"))}
+
+    assert figures("--sample", "3000") == figures() == figures("--sample", "99999")
+
+
+def test_simulate_rejects_an_empty_sample(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "simulate", "--nodes", "4", "--sessions", "10", "--sample", "0")
+    assert status == 2
+    assert "--sample >= 1" in out
+
+
+@pytest.mark.slow
+def test_placement_holds_at_a_thousand_nodes(capsys: pytest.CaptureFixture[str]) -> None:
+    """The node counts of docs/capacity.md: ten sessions a node, the join estimated on a sample."""
+    status, out, _ = run(capsys, "simulate", "--nodes", "1000", "--sessions", "10000",
+                         "--sample", "2000", "--json")
+    assert status == 0
+    result = json.loads(out)
+    assert round(result["max_over_avg"] * 10) <= result["bound"] == 13
+    assert result["leave_moved"] == result["leave_owned"] > 0
+    assert result["leave_survivor_max_over_avg"] <= 1.3
+    assert result["join_moved"] == 0
+    assert abs(result["join_rehash_moved"] / 2000 - 1 / 1001) < 0.004
