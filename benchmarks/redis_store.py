@@ -1262,6 +1262,8 @@ FIGURE_HIT = "read of a 100-message history on its owner (async hot-tier hit) vs
 FIGURE_IN_TURN = ("read of a 100-message history on its owner inside a begun turn (messages(), "
                   "riding on begin) vs get_items")
 FIGURE_MESSAGES = "messages() of 1,000 messages through the handle vs get_items"
+FIGURE_MESSAGES_IN_TURN = ("messages() of 1,000 messages through the handle inside a begun turn "
+                           "(riding on begin) vs get_items")
 FIGURE_COLD = "cold load (async, hot_sessions=0) ÷ get_items at {size:,} messages"
 
 
@@ -1292,6 +1294,8 @@ def _figures_table(r: Result, sizes: Sequence[int]) -> list[str]:
     faster(FIGURE_HIT.replace("100", f"{middle:,}"), "2.27×", AG_GET, A_HIT, [middle], 10)
     faster(FIGURE_IN_TURN.replace("100", f"{middle:,}"), "—", AG_GET, A_IN_TURN, [middle], 10)
     faster(FIGURE_MESSAGES.replace("1,000", f"{top:,}"), "1.3×", AG_GET, A_MESSAGES, [top], 10)
+    faster(FIGURE_MESSAGES_IN_TURN.replace("1,000", f"{top:,}"), "—", AG_GET, A_IN_TURN, [top],
+           10)
     low = sizes[0]
     slower(FIGURE_COLD.format(size=low), "1.69×" if low == 10 else "—",
            r.median(A_COLD, low) / r.median(AG_GET, low))

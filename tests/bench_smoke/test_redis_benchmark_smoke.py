@@ -62,6 +62,7 @@ def test_redis_benchmark_reports_every_variant(
     figures = [bench.FIGURE_TURN, bench.FIGURE_APPEND,
                bench.FIGURE_HIT.replace("100", "10"), bench.FIGURE_IN_TURN.replace("100", "10"),
                bench.FIGURE_MESSAGES.replace("1,000", "10"),
+               bench.FIGURE_MESSAGES_IN_TURN.replace("1,000", "10"),
                bench.FIGURE_COLD.format(size=10), bench.FIGURE_COLD.format(size=1500)]
     for name in figures:
         before, now, aim, met = rows[name]
