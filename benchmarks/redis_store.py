@@ -19,7 +19,7 @@ this process to cores and measures, in one run, interleaved in shuffled rounds:
   cost, its write cost, and how often a read right after another node's write is stale;
 * round trips and commands per operation (client-side writes; ``INFO commandstats`` deltas).
 
-    python benchmarks/redis_store.py            # full run (about two minutes)
+    python benchmarks/redis_store.py            # full run (about two and a half minutes)
     python benchmarks/redis_store.py --quick    # under 30 s, noisier
     python benchmarks/redis_store.py --big 0    # without the long history
 """
