@@ -8,15 +8,20 @@ this process to cores and measures, in one run, interleaved in shuffled rounds:
   and token counting included; with and without the turn lock) and the Agents SDK's
   ``RedisSession.add_items`` (one item);
 * loads at the same sizes: a hot-tier hit (the store already caches the session at its current
-  version), a cold load (``hot_sessions=0``), sync and async, and ``RedisSession.get_items``;
+  version), a cold load (``hot_sessions=0``), sync and async, ``Conversation.messages()`` on a
+  fresh handle (the hit plus the copy handed to the app), and ``RedisSession.get_items``;
+* a cold load of one long history (100,000 messages by default, ``--big``) against
+  ``get_items`` of the same, alternated call by call;
+* issue 11's figures, as ratios, in one table per placement;
 * redis-py client settings: PING and a hot-tier hit with the asyncio client's ``socket_timeout``
   set (stickyctx's default ``STICKYCTX_STORE_TIMEOUT``) and unset;
 * a prototype, in this file only, of hot-tier validation by pub/sub invalidation: its hit
   cost, its write cost, and how often a read right after another node's write is stale;
 * round trips and commands per operation (client-side writes; ``INFO commandstats`` deltas).
 
-    python benchmarks/redis_store.py            # full run (about two minutes)
+    python benchmarks/redis_store.py            # full run (about two and a half minutes)
     python benchmarks/redis_store.py --quick    # under 30 s, noisier
+    python benchmarks/redis_store.py --big 0    # without the long history
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ ASSISTANT = ("Here is a relaxed plan. Day one: start in Alfama early, before the
              "go at opening time), the Gulbenkian in the afternoon, and dinner in Campo de "
              "Ourique. For quiet evenings with short walks, stay in Principe Real or Estrela.")
 SIZES = (10, 100, 1000)
+BIG = 100_000  # the long history of the cold-load figure (--big)
 
 
 def _room(size: int) -> int:
@@ -531,8 +537,10 @@ S_COLD = "stickyctx RedisStore.load, cold (sync, hot_sessions=0)"
 A_COLD = "stickyctx AsyncRedisStore.load, cold (hot_sessions=0)"
 X_COLD = "prototype: cold load, items outside Lua (MULTI: EVALSHA + LRANGE)"
 AG_GET = "Agents RedisSession.get_items"
+A_MESSAGES = "stickyctx Conversation.messages() (hot-tier hit, turn lock manual)"
+A_IN_TURN = "stickyctx Conversation.messages() in a begun turn (turn lock auto: rides on begin)"
 APPENDS = (S_APPEND, A_APPEND, S_HANDLE, A_HANDLE, A_LOCKED, AG_ADD, P_APPEND)
-LOADS = (S_HIT, A_HIT, P_HIT, S_COLD, A_COLD, X_COLD, AG_GET)
+LOADS = (S_HIT, A_HIT, P_HIT, A_MESSAGES, A_IN_TURN, S_COLD, A_COLD, X_COLD, AG_GET)
 PING_SYNC = "redis-py sync PING (socket_timeout 1 s)"
 PING_TIMEOUT = "redis-py asyncio PING, socket_timeout 1 s (stickyctx's store timeout)"
 PING_DEFAULT = "redis-py asyncio PING, socket_timeout 5 s (redis-py's default)"
@@ -603,9 +611,11 @@ class Bench:
 
 
 def _settings(url: str) -> Settings:
+    # Ceilings high enough for the long history (--big) to be stored whole.
     return Settings(secret_keys=(SECRET,), node_id="bench", cookie_secure=False, store_url=url,
                     hash_key=Secret(HASH_KEY), namespace=NAMESPACE, store_timeout=STORE_TIMEOUT,
-                    turn_lock="manual")
+                    turn_lock="manual", max_session_tokens=100_000_000,
+                    max_session_bytes=1 << 30)
 
 
 def _store_append(b: Bench, name: str, store: AnyStore, size: int) -> Variant:
@@ -689,6 +699,47 @@ def _store_load(b: Bench, name: str, store: AnyStore, size: int,
                    asynchronous=isinstance(store, AsyncRedisStore))
 
 
+def _handle_messages(b: Bench, store: AsyncRedisStore, size: int) -> Variant:
+    """``messages()`` on a fresh handle (a request's), turn lock manual: the hot-tier hit and
+    the list of message dicts handed to the app."""
+    session = StickySession(store, b.corpus, size, grows=False)
+    current: list[Conversation] = []
+
+    async def before() -> None:
+        await session.ready(b.deriver)
+        current[:] = [Conversation(Session(b.engine, store.store, b.state(session),
+                                           auto_lock=False))]
+
+    def op() -> Any:
+        return current[0].messages()
+
+    return Variant(A_MESSAGES, "load", size, op, before)
+
+
+def _in_turn_messages(b: Bench, store: AsyncRedisStore, size: int) -> Variant:
+    """``messages()`` in a request whose turn has begun (turn lock ``auto``, the default): the
+    begin (lease and load in one script) and the previous request's release run untimed; the
+    read itself is served from what the begin validated, with no round trip of its own."""
+    session = StickySession(store, b.corpus, size, grows=False)
+    current: list[Any] = []
+    io = store.store.async_io
+
+    async def before() -> None:
+        if current:  # the previous request's end: its lease released
+            await run_async(current[0].end(), io)
+        await session.ready(b.deriver)
+        logic = Session(b.engine, store.store, b.state(session), auto_lock=True)
+        await run_async(logic.turn.enter(write=False), io)  # the turn's begin
+        if logic.turn.fence is None or logic._snapshot is None:
+            raise RuntimeError("the turn did not begin with the lease and the history")
+        current[:] = [logic, Conversation(logic)]
+
+    def op() -> Any:
+        return current[1].messages()
+
+    return Variant(A_IN_TURN, "load", size, op, before)
+
+
 def _outside_lua(b: Bench, loader: OutsideLuaLoader, size: int) -> Variant:
     session = StickySession(loader.store, b.corpus, size, grows=False)
 
@@ -749,6 +800,8 @@ async def build_variants(b: Bench) -> list[Variant]:
             _agents_add(b, agents, size),
             _store_load(b, S_HIT, sync_hot, size),
             _store_load(b, A_HIT, async_hot, size),
+            _handle_messages(b, async_hot, size),
+            _in_turn_messages(b, async_hot, size),
             _store_load(b, S_COLD, sync_cold, size),
             _store_load(b, A_COLD, async_cold, size),
             _outside_lua(b, outside, size),
@@ -791,7 +844,7 @@ async def check(b: Bench, variants: Sequence[Variant]) -> None:
             ok = result.tier == "local" and len(result.messages) == v.size
         elif v.name in (S_COLD, A_COLD, X_COLD):
             ok = result.tier != "local" and len(result.messages) == v.size
-        elif v.name == AG_GET:
+        elif v.name in (AG_GET, A_MESSAGES, A_IN_TURN):
             ok = len(result) == v.size
         elif v.name in (S_APPEND, A_APPEND, P_APPEND):
             ok = result.status == "live" and len(result.seqs) == 1
@@ -809,12 +862,13 @@ class Plan:
     batch_ms: float  # each variant's batch lasts about this long
     warmup_ms: float
     stale_trials: int
+    long_calls: int  # timed calls of each side on the long history
     seed: int = 1
     nice: int = 0  # lower (negative) nice value for server, client and node A; 0 = unchanged
 
 
-FULL = Plan(rounds=30, batch_ms=20.0, warmup_ms=60.0, stale_trials=200)
-QUICK = Plan(rounds=4, batch_ms=8.0, warmup_ms=15.0, stale_trials=60)
+FULL = Plan(rounds=30, batch_ms=20.0, warmup_ms=60.0, stale_trials=200, long_calls=15)
+QUICK = Plan(rounds=4, batch_ms=8.0, warmup_ms=15.0, stale_trials=60, long_calls=3)
 
 
 async def measure(variants: list[Variant], plan: Plan) -> None:
@@ -839,6 +893,65 @@ async def measure(variants: list[Variant], plan: Plan) -> None:
                 v.rounds.append(times)
     finally:
         gc.unfreeze()
+
+
+@dataclass
+class Long:
+    """The cold load of one long history against ``get_items`` of the same, call by call."""
+
+    size: int
+    cold: list[int] = field(default_factory=list)
+    get: list[int] = field(default_factory=list)
+
+    def ratio(self) -> float:
+        """Cold load ÷ ``get_items``, of medians."""
+        return quantile(self.cold, 0.5) / quantile(self.get, 0.5)
+
+
+_FILL = 1000  # messages per append while filling the long history (untimed)
+
+
+async def measure_long(b: Bench, size: int, calls: int) -> Long:
+    """Fill one stickyctx session and one ``RedisSession`` with ``size`` messages (untimed),
+    then time ``calls`` cold loads and ``get_items`` calls, alternated in a shuffled order."""
+    from agents.extensions.memory.redis_session import RedisSession
+
+    store = b.async_store(hot=0)
+    agents = aioredis.Redis.from_url(b.url)
+    b.closers.append(agents.aclose)
+    pair, items = b.corpus.history[:2], b.corpus.items[:2]
+    key = b.deriver.derive(new_session_id())
+    created = int(time.time())
+    session = RedisSession(new_session_id(), redis_client=agents)
+    for start in range(0, size, _FILL):
+        count = min(_FILL, size - start)
+        await store.append(key, [pair[i % 2] for i in range(count)], created=created)
+        await session.add_items([items[i % 2] for i in range(count)])
+    result = Long(size)
+    rng = random.Random(size)
+    try:
+        loaded = await store.load(key)
+        got = await session.get_items()  # each once untimed: a warm-up and a check
+        if len(loaded.messages) != size or len(got) != size or loaded.tier == "local":
+            raise RuntimeError(f"long history: {len(loaded.messages)} messages loaded "
+                               f"({loaded.tier}), {len(got)} items, {size} expected")
+        del loaded, got
+        for _ in range(calls):
+            order = [True, False]
+            rng.shuffle(order)
+            for cold in order:
+                gc.collect()
+                start_ns = ns()
+                if cold:
+                    await store.load(key)
+                    result.cold.append(ns() - start_ns)
+                else:
+                    await session.get_items()
+                    result.get.append(ns() - start_ns)
+    finally:
+        await store.destroy(key)
+        await session.clear_session()
+    return result
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -1119,6 +1232,7 @@ class Result:
     variants: list[Variant]
     commands: dict[tuple[str, int | None], Commands]  # by (name, size)
     staleness: list[Staleness]
+    long: Long | None
     seconds: float
 
     def find(self, name: str, size: int | None) -> Variant:
@@ -1126,6 +1240,10 @@ class Result:
 
     def median(self, name: str, size: int | None) -> float:
         return quantile(self.find(name, size).samples, 0.5)
+
+    def value(self, slow: str, fast: str, size: int | None) -> float:
+        """Ratio of medians: how many times ``fast`` is faster than ``slow``."""
+        return self.median(slow, size) / self.median(fast, size)
 
     def ratio(self, slow: str, fast: str, size: int | None) -> str:
         """Ratio of medians, and its interquartile range over rounds (paired by round)."""
@@ -1135,6 +1253,63 @@ class Result:
         value = quantile(a.samples, 0.5) / quantile(b.samples, 0.5)
         return (f"{value:.1f}× ({quantile(per_round, 0.25):.1f}–"
                 f"{quantile(per_round, 0.75):.1f})")
+
+
+# Issue 11's figures: (figure, the issue's "now" when it was filed, aim, how it is computed).
+FIGURE_TURN = "append one turn through the handle, default turn lock (begin + commit), ÷ add_items"
+FIGURE_APPEND = "store-level append (AsyncRedisStore.append) ÷ add_items (no TTL)"
+FIGURE_HIT = "read of a 100-message history on its owner (async hot-tier hit) vs get_items"
+FIGURE_IN_TURN = ("read of a 100-message history on its owner inside a begun turn (messages(), "
+                  "riding on begin) vs get_items")
+FIGURE_MESSAGES = "messages() of 1,000 messages through the handle vs get_items"
+FIGURE_MESSAGES_IN_TURN = ("messages() of 1,000 messages through the handle inside a begun turn "
+                           "(riding on begin) vs get_items")
+FIGURE_COLD = "cold load (async, hot_sessions=0) ÷ get_items at {size:,} messages"
+
+
+def _figures_table(r: Result, sizes: Sequence[int]) -> list[str]:
+    """Issue 11's figures. "faster" rows: the Agents SDK's time ÷ stickyctx's (over every
+    size, the row meets its aim only at every size); cold loads: stickyctx's ÷ the SDK's."""
+    lines = ["| figure | before (issue 11) | now | aim | met? |", "|---|---:|---:|---:|---|"]
+
+    def faster(label: str, before: str, slow: str, fast: str, at: Sequence[int],
+               aim: float) -> None:
+        values = [r.value(slow, fast, s) for s in at]
+        if len(at) == 1:
+            now = f"{values[0]:.2f}× faster"
+        else:
+            now = (f"{min(values):.2f}–{max(values):.2f}× faster at "
+                   f"{'/'.join(f'{s:,}' for s in at)} msgs")
+        met = "yes" if min(values) >= aim else "no"
+        lines.append(f"| {label} | {before} | {now} | ≥ {aim:g}× | {met} |")
+
+    def slower(label: str, before: str, value: float) -> None:
+        met = "yes" if value <= 1.0 else "no"
+        lines.append(f"| {label} | {before} | {value:.2f}× | ≤ 1.0× | {met} |")
+
+    middle = 100 if 100 in sizes else sizes[len(sizes) // 2]
+    top = 1000 if 1000 in sizes else sizes[-1]
+    faster(FIGURE_TURN, "0.70×", AG_ADD, A_LOCKED, sizes, 3)
+    faster(FIGURE_APPEND, "2.19×", AG_ADD, A_APPEND, sizes, 5)
+    faster(FIGURE_HIT.replace("100", f"{middle:,}"), "2.27×", AG_GET, A_HIT, [middle], 10)
+    faster(FIGURE_IN_TURN.replace("100", f"{middle:,}"), "—", AG_GET, A_IN_TURN, [middle], 10)
+    faster(FIGURE_MESSAGES.replace("1,000", f"{top:,}"), "1.3×", AG_GET, A_MESSAGES, [top], 10)
+    faster(FIGURE_MESSAGES_IN_TURN.replace("1,000", f"{top:,}"), "—", AG_GET, A_IN_TURN, [top],
+           10)
+    low = sizes[0]
+    slower(FIGURE_COLD.format(size=low), "1.69×" if low == 10 else "—",
+           r.median(A_COLD, low) / r.median(AG_GET, low))
+    if r.long is not None:
+        slower(FIGURE_COLD.format(size=r.long.size), "1.09×" if r.long.size == BIG else "—",
+               r.long.ratio())
+    return lines
+
+
+def _long_line(long: Long) -> str:
+    return (f"Long history ({long.size:,} messages, {len(long.cold)} calls each, alternated): "
+            f"async cold load median {_us(quantile(long.cold, 0.5))} µs (p90 "
+            f"{_us(quantile(long.cold, 0.9))}), get_items median {_us(quantile(long.get, 0.5))} "
+            f"µs (p90 {_us(quantile(long.get, 0.9))}).")
 
 
 def _sized_table(r: Result, names: Sequence[str], sizes: Sequence[int]) -> list[str]:
@@ -1194,7 +1369,11 @@ def report(r: Result, sizes: Sequence[int]) -> str:
              f"({len(USER.encode())} bytes) into a session of "
              f"{', '.join(f'{s:,}' for s in sizes)} messages, refilled (untimed) after "
              f"{', '.join(f'{_room(s)}' for s in sizes)} appends.", "",
-             "Appends:", ""]
+             "Issue 11's figures (ratios of medians):", ""]
+    lines += _figures_table(r, sizes)
+    if r.long is not None:
+        lines += ["", _long_line(r.long)]
+    lines += ["", "Appends:", ""]
     lines += _sized_table(r, APPENDS, sizes)
     lines += ["", "Loads (the full history):", ""]
     lines += _sized_table(r, LOADS, sizes)
@@ -1203,9 +1382,12 @@ def report(r: Result, sizes: Sequence[int]) -> str:
               "|---|" + "---:|" * len(sizes)]
     comparisons = [
         ("add_items ÷ AsyncRedisStore.append", AG_ADD, A_APPEND),
+        ("add_items ÷ RedisStore.append (sync)", AG_ADD, S_APPEND),
         ("add_items ÷ Conversation.append", AG_ADD, A_HANDLE),
         ("add_items ÷ Conversation.append with turn lock", AG_ADD, A_LOCKED),
         ("get_items ÷ async hot-tier hit", AG_GET, A_HIT),
+        ("get_items ÷ Conversation.messages()", AG_GET, A_MESSAGES),
+        ("get_items ÷ Conversation.messages() in a begun turn", AG_GET, A_IN_TURN),
         ("get_items ÷ pub/sub-validated hit", AG_GET, P_HIT),
         ("get_items ÷ async cold load", AG_GET, A_COLD),
         ("get_items ÷ prototype cold load (items outside Lua)", AG_GET, X_COLD),
@@ -1298,7 +1480,7 @@ def _phase(name: str) -> None:
 
 
 async def run_placement(server: PrivateRedis, placement: Placement, sizes: tuple[int, ...],
-                        plan: Plan, count_calls: int) -> Result:
+                        plan: Plan, count_calls: int, big: int) -> Result:
     if placement.server is not None:
         server.pin(placement.server)
     pin_self(placement.client)
@@ -1317,13 +1499,15 @@ async def run_placement(server: PrivateRedis, placement: Placement, sizes: tuple
         _phase("commands")
         staleness = stale_experiment(b, placement.client, plan.stale_trials, plan.nice)
         _phase("staleness")
+        long = await measure_long(b, big, plan.long_calls) if big else None
+        _phase("long history")
     finally:
         if b.node is not None:
             await b.node.stop()
         for close in reversed(b.closers):
             await _call(close())
     server.admin.flushall()
-    return Result(placement, variants, commands, staleness, time.monotonic() - began)
+    return Result(placement, variants, commands, staleness, long, time.monotonic() - began)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1335,6 +1519,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--placement", choices=("both", "same", "different", "unpinned"),
                         default="both", help="server and client on the same / different cores")
     parser.add_argument("--stale-trials", type=int, help="reads per staleness scenario")
+    parser.add_argument("--big", type=int, default=BIG,
+                        help=f"messages of the long history whose cold load is timed against "
+                             f"get_items (default {BIG:,}; 0: skip)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the per-round shuffle")
     parser.add_argument("--nice", type=int, default=0,
                         help="run server, client and node A at this nice value (e.g. -10; needs "
@@ -1371,7 +1558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.filterwarnings("ignore", "stickyctx. tiktoken encoding", RuntimeWarning)
             for placement in chosen:
                 results.append(asyncio.run(run_placement(
-                    server, placement, sizes, plan, count_calls=5 if args.quick else 20)))
+                    server, placement, sizes, plan, count_calls=5 if args.quick else 20,
+                    big=args.big)))
         version = server.version
     finally:
         server.stop()

@@ -42,7 +42,7 @@ def test_redis_benchmark_reports_every_variant(
 ) -> None:
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     argv = ["--quick", "--sizes", "10", "--rounds", "1", "--stale-trials", "6",
-            "--placement", "same"]
+            "--placement", "same", "--big", "1500"]
     assert bench.main(argv) == 0
     if affinity is not None:
         assert os.sched_getaffinity(0) == affinity  # the benchmark unpinned this process
@@ -58,8 +58,21 @@ def test_redis_benchmark_reports_every_variant(
         assert re.fullmatch(rf"{TIME} / {TIME}", rows[name][0]), (name, rows[name])
     for name in bench.CLIENTS:
         assert all(re.fullmatch(TIME, cell) for cell in rows[name]), (name, rows[name])
-    ratios = [name for name in rows if "÷" in name]
-    assert len(ratios) == 9
+    # Issue 11's figures, one row each, with the issue's figure, this run's and the aim.
+    figures = [bench.FIGURE_TURN, bench.FIGURE_APPEND,
+               bench.FIGURE_HIT.replace("100", "10"), bench.FIGURE_IN_TURN.replace("100", "10"),
+               bench.FIGURE_MESSAGES.replace("1,000", "10"),
+               bench.FIGURE_MESSAGES_IN_TURN.replace("1,000", "10"),
+               bench.FIGURE_COLD.format(size=10), bench.FIGURE_COLD.format(size=1500)]
+    for name in figures:
+        before, now, aim, met = rows[name]
+        assert re.fullmatch(r"[\d.]+×|—", before), (name, before)
+        assert re.fullmatch(r"[\d.]+×( faster)?", now), (name, now)
+        assert re.fullmatch(r"[≥≤] [\d.]+×", aim), (name, aim)
+        assert met in ("yes", "no"), (name, met)
+    assert "Long history (1,500 messages, 3 calls each" in timings
+    ratios = [name for name in rows if "÷" in name and name not in figures]
+    assert len(ratios) == 12
     for name in ratios:
         assert re.fullmatch(r"[\d.]+× \([\d.]+–[\d.]+\)", rows[name][0]), (name, rows[name])
 
@@ -71,7 +84,7 @@ def test_redis_benchmark_reports_every_variant(
     # Counted by the server: a client may send a write again when its connection broke before
     # the server read it (redis-py's retry), which the client-side count sees and Redis never ran.
     for name in (bench.S_APPEND, bench.A_APPEND, bench.S_HANDLE, bench.A_HANDLE,
-                 bench.S_HIT, bench.A_HIT, bench.S_COLD, bench.A_COLD):
+                 bench.S_HIT, bench.A_HIT, bench.A_MESSAGES, bench.S_COLD, bench.A_COLD):
         trips, sent, executed = commands[name][:3]
         assert float(trips) < 2, (name, commands[name])
         assert sent.split(": ")[1].split(" ×")[0] == "EVALSHA", (name, commands[name])
@@ -80,6 +93,8 @@ def test_redis_benchmark_reports_every_variant(
     # A turn under the lock: begin (lease + load) and commit (append + release), two scripts.
     assert commands[bench.A_LOCKED][:2] == ["2", "2: EVALSHA ×2"]
     assert commands[bench.P_HIT][:2] == ["0", "0"]
+    # A read inside a begun turn rides on the begin: no round trip of its own.
+    assert commands[bench.A_IN_TURN][:2] == ["0", "0"]
     assert "PUBLISH" in commands[bench.P_APPEND][2]
     assert float(commands[bench.AG_ADD][0]) >= 1
 

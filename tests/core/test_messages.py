@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
 import pytest
 
-from stickyctx.core.messages import ROLES, build_message
+from stickyctx.core.messages import ROLES, StoredMessage, as_dicts, build_message
 from stickyctx.core.tokenizer import Tokenizer, load_tokenizer
 from stickyctx.errors import InvalidMessageError, MessageTooLargeError
 
@@ -125,3 +126,32 @@ def test_an_assistant_message_may_stand_on_what_replaces_its_content(
     empty = {name: type(value)() for name, value in fields.items()}  # [] or {} or ""
     with pytest.raises(InvalidMessageError):
         build_message("assistant", None, empty, tokenizer, LIMIT)
+
+
+def test_as_dicts_hands_out_what_as_dict_does_each_a_fresh_copy() -> None:
+    """A whole history's dicts (``messages()``) equal each message's ``as_dict()``, whatever
+    the message holds, and changing them (content parts, fields) changes no stored message."""
+    history = [
+        StoredMessage(1, 1, "user", "plain text", 3, "cl100k_base", 3, 30),
+        StoredMessage(2, 1, "assistant", None, 5, "cl100k_base", 8, 90,
+                      {"tool_calls": [{"id": "c1", "function": {"name": "f"}}]}),
+        StoredMessage(3, 1, "tool", "42", 2, "cl100k_base", 10, 40, {"tool_call_id": "c1"}),
+        StoredMessage(4, 2, "user", [{"type": "text", "text": "look"}], 4, "cl100k_base", 14,
+                      50),
+        StoredMessage(5, 2, "assistant", "seen", 1, "cl100k_base", 15, 30,
+                      {"name": "bot", "meta": {"lang": "en"}}),
+    ]
+    pristine = copy.deepcopy(history)
+    out = as_dicts(history)
+    assert out == [m.as_dict() for m in history]
+    assert [type(d) for d in out] == [dict] * len(history)
+    for d in out:  # change everything that can be changed
+        d["content"] = "changed"
+        d["extra"] = 1
+    out2 = as_dicts(history)
+    out2[1]["tool_calls"][0]["id"] = "changed"
+    out2[3]["content"][0]["text"] = "changed"
+    out2[4]["meta"]["lang"] = "changed"
+    assert history == pristine
+    assert as_dicts(history) == [m.as_dict() for m in pristine]
+    assert as_dicts(()) == []

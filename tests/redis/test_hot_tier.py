@@ -15,12 +15,19 @@ from typing import Any
 
 import pytest
 
-from stickyctx.core.messages import Snapshot
+from stickyctx.core.flow import SessionState
+from stickyctx.core.ids import new_session_id
+from stickyctx.core.messages import Snapshot, build_message
 from stickyctx.core.storekeys import SessionKey
+from stickyctx.core.tokenizer import load_tokenizer
+from stickyctx.sansio import run_sync
+from stickyctx.session.handle import SyncConversation
+from stickyctx.session.logic import Session
+from stickyctx.session.services import Services
 from stickyctx.stores.redis import schema
 from tests.support.stores import SyncCalls
 
-from .conftest import NewKey, OpenStore, Target, msg
+from .conftest import NewKey, OpenStore, Target, msg, redis_settings
 
 
 def as_data(snapshot: Snapshot) -> tuple[object, ...]:
@@ -204,3 +211,68 @@ def test_a_cold_load_decodes_only_what_the_window_reads(
     assert len(window) <= decoded <= len(window) + probes
     assert decoded < len(snapshot.messages) // 4
     assert len(snapshot.messages) == 400
+
+
+def test_messages_through_the_handle_are_fresh_copies_of_the_current_history(
+    standalone: Target, open_store: OpenStore, namespace: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``messages()`` on a node's hot tier: what a fresh node loads, as ``as_dict()`` copies that
+    the app may change; each message is decoded once, whatever was read before (a window reads
+    only the newest), and after another node's appends only the new tail."""
+    services = Services(redis_settings(standalone.url, namespace))
+    tokenizer = load_tokenizer("cl100k_base")
+    calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    with nodes(standalone, open_store, monkeypatch) as (a, b):
+        session_id = new_session_id()
+        key = services.keys.derive(session_id)
+        state = SessionState(session_id, services.settings.node_id, int(time.time()), "hit",
+                             "cookie")
+
+        def handle(auto_lock: bool = False) -> tuple[Session, SyncConversation]:
+            logic = Session(services, a.store.store, state, auto_lock=auto_lock)
+            return logic, SyncConversation(logic)
+
+        def current() -> list[dict[str, Any]]:
+            return [m.as_dict() for m in open_store(standalone.url).load(key).messages]
+
+        b.append(key, [
+            msg("user", "what is f?"),
+            build_message("assistant", None, {"tool_calls": calls}, tokenizer, 1 << 20),
+            build_message("tool", "42", {"tool_call_id": "c1"}, tokenizer, 1 << 20),
+            msg("user", [{"type": "text", "text": "and this?"}]),
+            *[msg("assistant" if i % 2 else "user", f"message {i}") for i in range(40)],
+        ], created=time.time())
+        stored = current()  # (read by another node: decodes counted here too, so first)
+        a.decoded = 0
+        assert handle()[1].window(60)  # a window decodes only the newest messages it reads
+        assert 0 < a.decoded < 20
+        first = handle()[1].messages()
+        assert a.decoded == 44  # the rest, now: each message decoded once
+        assert first == stored
+        first[0]["content"] = "changed"
+        first[1]["tool_calls"][0]["id"] = "changed"
+        first[3]["content"][0]["text"] = "changed"
+        first.append({"role": "user", "content": "not stored"})
+        a.decoded = 0
+        again = handle()[1].messages()
+        assert a.decoded == 0  # a hit decodes nothing
+        assert again == stored == current()
+
+        written = b.append(key, [msg("user", "from b"), msg("assistant", "to b")],
+                           created=time.time())
+        a.answers.clear()
+        a.decoded = 0
+        after = handle()[1].messages()
+        assert a.answers == ["tail"]
+        assert a.decoded == 2  # the tail, decoded when read
+        assert after == current()
+        assert after[-2:] == [{"role": "user", "content": "from b"},
+                              {"role": "assistant", "content": "to b"}]
+        assert a.store.load(key).version == written.version
+
+        # Inside a turn, the staged append is handed out with the stored history.
+        logic, turn = handle(auto_lock=True)
+        turn.append("user", "staged")
+        assert turn.messages() == [*current(), {"role": "user", "content": "staged"}]
+        run_sync(logic.end(500), a.store.sync_io)  # rolled back: nothing of it stored
+        assert handle()[1].messages() == current() == after

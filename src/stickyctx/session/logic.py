@@ -17,7 +17,7 @@ from ..core.convert import MISSING, message_parts
 from ..core.flow import SessionState
 from ..core.formats import Format, formatter
 from ..core.inference import lineage
-from ..core.messages import AppendResult, NewMessage, Snapshot
+from ..core.messages import AppendResult, NewMessage, Snapshot, as_dicts
 from ..core.snapshots import EMPTY, absorb, recount_args, recounted
 from ..core.storekeys import SessionKey
 from ..core.tokenizer import REPLY_PRIMER_TOKENS
@@ -208,7 +208,7 @@ class Session:
         """The full stored history: as stored, or in ``format`` (see ``core.formats``)."""
         convert = formatter(format)
         snapshot = yield from self.load()
-        return convert([m.as_dict() for m in snapshot.messages])
+        return convert(as_dicts(snapshot.messages))
 
     def token_count(self, /) -> Op[int]:
         """Tokens of the stored history, counted as the chat API counts them."""

@@ -28,11 +28,15 @@ def header_seq(raw: bytes | str | StoredMessage) -> int:
 
 
 class LazyItems(View[StoredMessage]):
-    __slots__ = ("_decode", "_items")
+    __slots__ = ("_decode", "_decoded", "_items")
 
     def __init__(self, raw: Iterable[bytes | str | StoredMessage], decode: Decoder) -> None:
         self._items: list[bytes | str | StoredMessage] = list(raw)
         self._decode = decode
+        # Every item below this index is decoded: a span within it is a slice, checked once.
+        # Items are only ever decoded (never the reverse) and the list only grows at its end,
+        # so any value a thread stores here stays true, whichever thread stores last.
+        self._decoded = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -46,9 +50,12 @@ class LazyItems(View[StoredMessage]):
 
     def _span(self, start: int, stop: int) -> list[StoredMessage]:
         items = self._items
-        for i in range(start, stop):
+        decoded = self._decoded
+        for i in range(max(start, decoded), stop):
             if not isinstance(items[i], StoredMessage):
                 self._at(i)
+        if start <= decoded < stop:
+            self._decoded = stop
         return items[start:stop]  # type: ignore[return-value]  # (every one decoded above)
 
     def last_seq(self) -> int:
