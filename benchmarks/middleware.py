@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import gc
 import io
+import os
 import random
 import sys
 import time
@@ -495,7 +496,9 @@ def profile(variants: list[Variant], label: str, requests: int) -> int:
 
     asyncio.run(run())
     print(f"{chosen.edge}: {chosen.name}, {requests} requests")
-    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(25)
+    order = os.environ.get("PROFILE_SORT", "tottime")  # e.g. cumulative
+    lines = int(os.environ.get("PROFILE_LINES", "25"))
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats(order).print_stats(lines)
     return 0
 
 

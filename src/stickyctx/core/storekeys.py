@@ -44,14 +44,27 @@ def derive_hash_key(explicit: str | None, signing_keys_newest_first: tuple[str, 
     return hmac.new(anchor, b"stickyctx.hash-key.v1", hashlib.sha256).digest()
 
 
+_REMEMBERED = 4096  # session ids whose digest is kept (the node's recently active ones)
+
+
 class KeyDeriver:
     def __init__(self, secret: bytes, namespace: str) -> None:
         self._secret = secret
         self.namespace = namespace
+        # id -> digest: an HMAC per request costs as much as the rest of a sticky hit. Emptied
+        # when full rather than kept in LRU order (bookkeeping per hit would cost more).
+        self._digests: dict[str, str] = {}
 
     def digest(self, session_id: str) -> str:
+        known = self._digests.get(session_id)
+        if known is not None:
+            return known
         mac = hmac.new(self._secret, session_id.encode(), hashlib.sha256).digest()[:_DIGEST_BYTES]
-        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+        digest = base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+        if len(self._digests) >= _REMEMBERED:
+            self._digests.clear()
+        self._digests[session_id] = digest
+        return digest
 
     def follow_pointer(self, old_id: str, new_id: str) -> str:
         """What a rotation leaves in the old id's tombstone: the new id, readable only with the

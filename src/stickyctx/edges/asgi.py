@@ -188,7 +188,7 @@ class StickyMiddleware(Edge[ASGIApp]):
             nonlocal started, replaced
             if replaced:
                 return
-            if message["type"] == "http.response.start" and not started:
+            if message["type"] == "http.response.start" and not started and session.settles:
                 try:  # the turn commits (or rolls back) before the client sees a status
                     await run_async(session.settle(message["status"]), self.store.async_io)
                 except StickyctxError as exc:

@@ -106,7 +106,7 @@ class StickyWSGIMiddleware(Edge[WSGIApp]):
         def start_with_session(status: str, headers: list[tuple[str, str]],
                                exc_info: Any = None) -> Any:
             nonlocal started
-            if not started:
+            if not started and session.settles:
                 try:  # the turn commits (or rolls back) before the client sees a status
                     run_sync(session.settle(int(status[:3])), self.store.sync_io)
                 except StickyctxError as exc:

@@ -136,6 +136,10 @@ class Session:
         """Take the turn lock; True if taken now, False if this request already held it."""
         return (yield from self.turn.take())
 
+    @property
+    def settles(self) -> bool:  # whether ``settle`` has anything to do (else edges skip it)
+        return bool(self.companions) or self.turn.settles
+
     def settle(self, status: int) -> Op[None]:
         """At the response's start: commit the turn (status below 400) or roll it back."""
         for companion in self.companions:
@@ -147,8 +151,7 @@ class Session:
         return (yield from self.turn.commit())
 
     def unlock(self) -> Op[None]:
-        """Release the turn lock, writing first what the turn staged (a ``turn()`` block's
-        writes are stored when it ends)."""
+        """Release the turn lock, writing first what the turn staged (a ``turn()`` block's)."""
         yield from self.turn.flush()
         yield from self.turn.release()
 

@@ -76,8 +76,7 @@ class Turn:
         return self._holder
 
     def stages(self, messages: Sequence[NewMessage]) -> bool:
-        """Whether these appends can wait for the commit: the turn is this request's, and
-        whether each one is a retry of a stored message is known."""
+        """Whether these appends can wait for the commit (the turn is ours, retries known)."""
         return self.open and not self.committed and not self.unclaimed and (self.fresh or all(
             m.dedupe is None or m.dedupe in self.probed for m in messages))
 
@@ -126,8 +125,7 @@ class Turn:
         return True
 
     def _streaming(self) -> Op[bool]:
-        """Whether a streamed reply holds the session's turn (asked only when a lease is held:
-        one more store step, on contention only)."""
+        """Whether a streamed reply holds the turn (one more store step, on contention only)."""
         session = self.session
         info = yield from session.call(session.store.stream_read(session.key, 1 << 30))
         return info is not None and info.running
@@ -273,10 +271,14 @@ class Turn:
         self.predicted = list(result.seqs)
         return snapshot
 
+    @property
+    def settles(self) -> bool:  # whether ``settle`` has anything to do
+        return not self.committed and (self.open or bool(self.staged))
+
     def settle(self, status: int) -> Op[None]:
         """At the response's start: commit the turn when the response is a success, roll it
         back (store nothing of it) when it is an error (status 400 or above)."""
-        if self.committed or not (self.open or self.staged):
+        if not self.settles:
             return
         if status < 400:
             yield from self.commit()
