@@ -9,6 +9,7 @@ from stickyctx.core.cookies import (
     CookieSpec,
     development_host,
     read_cookie,
+    read_cookies,
     set_cookie_header,
 )
 
@@ -45,6 +46,27 @@ def test_the_route_cookie_is_read_by_its_own_name() -> None:
     headers = ["stickyctx=tok; stickyctx_node=n2"]
     assert read_cookie(headers, "stickyctx_node") == "n2"
     assert read_cookie(headers, "stickyctx") == "tok"
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        pytest.param(["stickyctx=tok; stickyctx_node=n2"], ["tok", "n2"], id="both"),
+        pytest.param(["stickyctx_node=n2", "stickyctx=tok"], ["tok", "n2"], id="two-headers"),
+        pytest.param(["stickyctx_node=n2"], [None, "n2"], id="route-only"),
+        pytest.param(["stickyctx=a; stickyctx_node=n2; stickyctx=b"], [AMBIGUOUS, "n2"],
+                     id="session-twice"),
+        pytest.param(["stickyctx=a; stickyctx_node=n1; stickyctx_node=n1"], ["a", AMBIGUOUS],
+                     id="route-twice"),
+        pytest.param(["stickyctx=1", "stickyctx=2", "stickyctx=3"], [AMBIGUOUS, None],
+                     id="thrice-stays-ambiguous"),
+    ],
+)
+def test_read_cookies_reads_each_name_in_one_pass(headers: list[str],
+                                                  expected: list[object]) -> None:
+    assert read_cookies(headers, ("stickyctx", "stickyctx_node")) == expected
+    for name, value in zip(("stickyctx", "stickyctx_node"), expected, strict=True):
+        assert read_cookie(headers, name) == value
 
 
 def test_ambiguous_is_not_a_string() -> None:

@@ -7,11 +7,11 @@ the value ambiguous, so ``read_cookie`` reports it and the caller starts a fresh
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["AMBIGUOUS", "CookieSpec", "development_host", "read_cookie", "secure_cookie_lost",
-           "set_cookie_header"]
+__all__ = ["AMBIGUOUS", "CookieSpec", "development_host", "read_cookie", "read_cookies",
+           "secure_cookie_lost", "set_cookie_header"]
 
 
 class _Ambiguous:
@@ -29,19 +29,30 @@ def read_cookie(headers: Iterable[str], name: str) -> str | _Ambiguous | None:
 
     ``None`` when absent, ``AMBIGUOUS`` when it appears more than once.
     """
-    found: str | None = None
+    return read_cookies(headers, (name,))[0]
+
+
+def read_cookies(headers: Iterable[str], names: Sequence[str]) -> list[str | _Ambiguous | None]:
+    """``read_cookie`` for each of ``names``, in one pass over the headers."""
+    found: list[str | _Ambiguous | None] = [None] * len(names)
     for header in headers:
-        if name not in header:
+        if not any(name in header for name in names):
             continue
         for part in header.split(";"):
             key, sep, value = part.partition("=")
-            if sep and key.strip() == name:
-                if found is not None:
-                    return AMBIGUOUS
-                value = value.strip()
-                if len(value) >= 2 and value[0] == value[-1] == '"':
-                    value = value[1:-1]
-                found = value
+            if not sep:
+                continue
+            key = key.strip()
+            if key not in names:
+                continue
+            index = names.index(key)
+            if found[index] is not None:
+                found[index] = AMBIGUOUS
+                continue
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            found[index] = value
     return found
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .affinity import Affinity, classify
-from .cookies import AMBIGUOUS, CookieSpec, read_cookie
+from .cookies import AMBIGUOUS, CookieSpec, read_cookies
 from .ids import new_session_id
 from .nodes import NodeSpec
 from .placement import place
@@ -117,10 +117,11 @@ def identify(
     """Read the session from a request. Anything unusable starts a fresh session, never an error."""
     transport: Transport = "header" if session_header is not None else "cookie"
     raw: str | None
+    route: str | object | None = None
     if session_header is not None:
         raw = None if session_header.strip().lower() in NEW_SESSION_REQUESTS else session_header
-    else:
-        found = read_cookie(cookie_headers, config.cookie_name)
+    else:  # both cookies in one pass
+        found, route = read_cookies(cookie_headers, (config.cookie_name, config.route_cookie))
         raw = None if found is AMBIGUOUS or found is None else str(found)
     claims = codec.verify(raw.strip(), now) if raw else None
     if claims is None:
@@ -144,7 +145,6 @@ def identify(
             lineage=claims.lineage,
         )
     if transport == "cookie":
-        route = read_cookie(cookie_headers, config.route_cookie)
         state.route_ok = route == state.owner
     return state
 

@@ -219,6 +219,7 @@ class StickyMiddleware(Edge[ASGIApp]):
                 await send({"type": "http.response.body", "body": answer[1]})
         finally:
             try:
-                await run_async(session.finish(), self.store.async_io)
+                if session.finishes:
+                    await run_async(session.finish(), self.store.async_io)
             except Exception:  # the response is already decided; never fail it here
                 logger.warning("stickyctx: releasing the turn lock failed", exc_info=True)

@@ -125,7 +125,8 @@ class StickyWSGIMiddleware(Edge[WSGIApp]):
 
         def finish() -> None:
             try:
-                run_sync(session.finish(), self.store.sync_io)
+                if session.finishes:
+                    run_sync(session.finish(), self.store.sync_io)
             except Exception:  # the response is already decided; never fail it here
                 logger.warning("stickyctx: releasing the turn lock failed", exc_info=True)
 

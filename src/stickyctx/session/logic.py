@@ -85,8 +85,7 @@ class Session:
         return cached[1]
 
     def anchor(self) -> str:
-        """The conversation's keyed lineage (stable across ``rotate()``; carried in the token
-        once rotated): what keys derived for the conversation, not the session id, rest on."""
+        """The conversation's keyed lineage (stable across ``rotate()``): what its keys rest on."""
         state = self.state
         return state.lineage or lineage(self.services.keys.digest, state.session_id)
 
@@ -97,16 +96,14 @@ class Session:
 
     @property
     def holds_turn(self) -> bool:
-        """Whether this request owns the session's turn: it holds the lease, or the session is
-        brand new (no other request can know its id) and the turn has not committed yet."""
+        """Whether this request owns the turn: it holds the lease, or the session is new."""
         turn = self.turn
         return turn.fence is not None or (turn.open and not turn.committed
                                           and not turn.unclaimed)
 
     def call(self, op: Op[Any], attributes: Mapping[str, Any] | None = None) -> Op[Any]:
-        """A store operation, seen by telemetry when an SDK is configured, and recorded by the
-        audit trail when it is on and the operation is a read, a write, a rotation or an
-        erasure (``telemetry.audit``)."""
+        """A store operation, seen by telemetry when an SDK is configured, and audited when the
+        audit trail is on and it is a read, a write, a rotation or an erasure."""
         seen = observed(self.services.telemetry.observer(), op, self.session_hash, attributes)
         audit = self.services.audit
         if audit is None:
@@ -139,6 +136,13 @@ class Session:
     @property
     def settles(self) -> bool:  # whether ``settle`` has anything to do (else edges skip it)
         return bool(self.companions) or self.turn.settles
+
+    @property
+    def finishes(self) -> bool:  # whether ``finish`` has anything to do (else edges skip it)
+        state, turn = self.state, self.turn
+        return (turn.fence is not None or turn.uncertain or bool(self.services.orphans)
+                or state.is_new or state.placed or state.affinity == "failover"
+                or self._snapshot is not None or self.folds.pending is not None)
 
     def settle(self, status: int) -> Op[None]:
         """At the response's start: commit the turn (status below 400) or roll it back."""
@@ -225,8 +229,7 @@ class Session:
 
     def window(self, /, budget: int | None = None, *, system: str | None = None,
                format: Format = "chat") -> Op[list[dict[str, Any]]]:
-        """The newest whole turns that fit ``budget`` tokens (with ``system`` first), as chat
-        messages (or Responses items, or as stored: see ``core.formats``)."""
+        """The newest whole turns that fit ``budget`` tokens, ``system`` first, in ``format``."""
         if self.facts is not None:
             facts = yield from self.facts()
             if facts:
@@ -237,9 +240,8 @@ class Session:
 
     def append(self, /, role: Any, content: Any = MISSING, *, turn_id: str | None = None,
                **fields: Any) -> Op[int]:
-        """Append one message durably; return its sequence number, or 0 when it was a retry of
-        an append stored before (same turn id), which stays stored once. ``role`` may be a
-        whole message object instead (a dict, pydantic model or LangChain message)."""
+        """Append one message durably; its sequence number, or 0 for a retry of a stored append
+        (same turn id). ``role`` may be a whole message (dict, pydantic or LangChain)."""
         if content is MISSING:
             role, content, own = message_parts(role)
             fields = {**own, **fields}
@@ -249,8 +251,7 @@ class Session:
 
     def extend(self, /, messages: Iterable[Mapping[str, Any] | Any], *,
                turn_id: str | None = None) -> Op[int]:
-        """Append several messages (dicts, pydantic or LangChain messages) in one atomic
-        write; return how many."""
+        """Append several messages (dicts, pydantic, LangChain) in one atomic write; how many."""
         built = yield from self.incoming.built(map(message_parts, messages), self._turn(turn_id))
         result = yield from self.write(built)
         return len(result.seqs)
@@ -259,8 +260,7 @@ class Session:
         return turn_id if turn_id is not None else self.idempotency_key
 
     def write(self, messages: Sequence[NewMessage]) -> Op[AppendResult]:
-        """Append built messages atomically (the primitive ``append`` and ``extend`` share):
-        staged until the turn commits when the turn allows, else written now."""
+        """Append built messages atomically: staged till the turn commits if it may, else now."""
         turn = self.turn
         yield from turn.claim()
         result = turn.stage(messages)
