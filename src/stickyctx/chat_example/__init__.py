@@ -95,7 +95,8 @@ def offline_reply(messages: Sequence[Mapping[str, Any]]) -> str:
     It echoes the last user message, counts the user messages, quotes the one before, and
     remembers the name given last ("my name is Ada"): proof that the context came along.
     """
-    said = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
+    said = [c if type(c) is str else _text(c)  # plain text without a call per message
+            for m in messages if m.get("role") == "user" for c in (m.get("content"),)]
     if not said:
         return "Hello! Say something; tell me your name and I will remember it."
     name = _last_name(said) or _remembered_name(messages)  # else the user's memory (``accounts``)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from itertools import chain
 from typing import TypeVar, overload
 
 __all__ = ["Concat", "Prefix", "Suffix", "View", "appended", "without"]
@@ -92,8 +93,7 @@ class Concat(View[T]):
         return (*self._base[start:split], *self._extra[:stop - split])
 
     def __iter__(self) -> Iterator[T]:
-        yield from self._base
-        yield from self._extra
+        return chain(self._base, self._extra)  # not a generator: no Python frame per item
 
 
 class Suffix(View[T]):
