@@ -163,9 +163,10 @@ def test_demo_spans_arrive_in_phoenix_over_otlp_http(
         assert client.delete("/session").status_code == 200
 
     # The first turn (a new session) is one commit; the second begins (lease and load in one
-    # step) and commits; the read of the history begins and releases; the destroy destroys.
+    # step) and commits; the read of the history (a GET) is one load, without the lease; the
+    # destroy destroys.
     expected = {SPAN.AFFINITY: 4, SPAN.LOAD: 2, SPAN.SAVE: 2, SPAN.WINDOW: 2,
-                f"{SPAN.STORE} release_lease": 1, f"{SPAN.STORE} destroy": 1}
+                f"{SPAN.STORE} destroy": 1}
     found: list[dict[str, Any]] = []
 
     def arrived() -> bool:
@@ -189,14 +190,15 @@ def test_demo_spans_arrive_in_phoenix_over_otlp_http(
         assert _attrs(span)[ATTR.OPERATION] == "append"
         assert _attrs(span)[ATTR.TIER] == "local"
         assert _attrs(span)[ATTR.SESSION_ID] in hashes
-    begins = [_attrs(s) for s in by_name[SPAN.LOAD]]
-    for begin in begins:
-        assert begin[ATTR.OPERATION] == "begin"
-        assert begin[ATTR.LEASE_NAME] == "turn"
-        assert begin[ATTR.LEASE_ACQUIRED] is True
-        assert begin[ATTR.TIER] == "local"
-        assert begin[ATTR.SESSION_ID] in hashes
-    assert [b[ATTR.MESSAGES_AFTER] for b in begins] == [2, 4]  # the first turn, then both
+    loads = [_attrs(s) for s in by_name[SPAN.LOAD]]
+    assert [a[ATTR.OPERATION] for a in loads] == ["begin", "load"]
+    assert loads[0][ATTR.LEASE_NAME] == "turn"
+    assert loads[0][ATTR.LEASE_ACQUIRED] is True
+    assert ATTR.LEASE_NAME not in loads[1]  # the GET's read took no lease
+    for load in loads:
+        assert load[ATTR.TIER] == "local"
+        assert load[ATTR.SESSION_ID] in hashes
+    assert [a[ATTR.MESSAGES_AFTER] for a in loads] == [2, 4]  # the first turn, then both
     window = _attrs(by_name[SPAN.WINDOW][-1])
     assert window[ATTR.MESSAGES_BEFORE] == 3  # two turns' user messages and one reply
     assert window[ATTR.TOKENS_AFTER] > 0

@@ -19,7 +19,7 @@ from ..errors import ConfigError, StickyctxError, http_error
 from ..sansio import run_async
 from ..session.handle import Conversation
 from ..session.logic import Session
-from .request import Edge, identify, response_headers
+from .request import SAFE_METHODS, Edge, identify, response_headers
 
 __all__ = ["StickyMiddleware"]
 
@@ -160,7 +160,8 @@ class StickyMiddleware(Edge[ASGIApp]):
             state.used = True  # its accept is a socket's only chance to send cookies
         session = Session(services, self.store, state,
                           auto_lock=self._auto_lock and kind == "http",
-                          idempotency_key=idempotency)
+                          idempotency_key=idempotency,
+                          locks_reads=scope.get("method") not in SAFE_METHODS)
         headers.append((_OWNER, state.owner.encode()))
         headers.append((_AFFINITY, state.affinity.encode()))
         scope = dict(scope)

@@ -23,9 +23,13 @@ from ..session.services import Services
 from ..settings import Settings
 from ..stores import Store, open_store
 
-__all__ = ["Edge", "PlainHttpWarning", "identify", "response_headers"]
+__all__ = ["SAFE_METHODS", "Edge", "PlainHttpWarning", "identify", "response_headers"]
 
 logger = logging.getLogger("stickyctx")
+
+# Requests whose reads begin no turn (no lease: one round trip, never waiting behind a turn in
+# flight); a write they make after all begins the turn then, reloading the session.
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 App = TypeVar("App")
 

@@ -27,7 +27,7 @@ from ..errors import StickyctxError, http_error
 from ..sansio import run_sync
 from ..session.handle import SyncConversation
 from ..session.logic import Session
-from .request import Edge, identify, response_headers
+from .request import SAFE_METHODS, Edge, identify, response_headers
 
 __all__ = ["StickyWSGIMiddleware"]
 
@@ -93,7 +93,8 @@ class StickyWSGIMiddleware(Edge[WSGIApp]):
         state = identify(services, [cookie] if cookie else [],
                          environ.get("HTTP_X_STICKYCTX_SESSION"))
         session = Session(services, self.store, state, auto_lock=self._auto_lock,
-                          idempotency_key=idempotency or None)
+                          idempotency_key=idempotency or None,
+                          locks_reads=environ.get("REQUEST_METHOD") not in SAFE_METHODS)
         bodies = self._bodies()
         if bodies and not state.is_new:
             self._release_held_here(state.session_id)

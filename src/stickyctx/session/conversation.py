@@ -34,9 +34,9 @@ class ConversationSession(Session):
 
     def __init__(self, space: UserSpace, conversation_id: str, record_key: SessionKey,
                  state: SessionState, *, auto_lock: bool,
-                 idempotency_key: str | None) -> None:
+                 idempotency_key: str | None, locks_reads: bool = True) -> None:
         super().__init__(space.services, space.store, state, auto_lock=auto_lock,
-                         idempotency_key=idempotency_key)
+                         idempotency_key=idempotency_key, locks_reads=locks_reads)
         self.space = space
         self.conversation_id = conversation_id
         self.record_key = record_key

@@ -38,12 +38,12 @@ logger = logging.getLogger("stickyctx")
 
 class Session:
     __slots__ = ("_hash", "_key", "_known_live", "_snapshot", "auto_lock", "companions",
-                 "facts", "folds", "follows", "idempotency_key", "incoming", "services", "state",
-                 "store", "turn")
+                 "facts", "folds", "follows", "idempotency_key", "incoming", "locks_reads",
+                 "services", "state", "store", "turn")
 
     def __init__(self, services: Services, store: Store, state: SessionState, *,
                  auto_lock: bool, idempotency_key: str | None = None,
-                 follows: bool = True) -> None:
+                 follows: bool = True, locks_reads: bool = True) -> None:
         self.services = services
         # A request's session follows a rotation made within its grace (its token was sent
         # before the rotated one arrived); a job naming a session by id does not.
@@ -51,6 +51,7 @@ class Session:
         self.store = store
         self.state = state
         self.auto_lock = auto_lock
+        self.locks_reads = locks_reads  # False: reads begin no turn (a GET or HEAD request)
         self.idempotency_key = idempotency_key
         self.turn = Turn(self)
         self._key: SessionKey | None = None
@@ -59,8 +60,7 @@ class Session:
         self._known_live = False
         self.incoming = Incoming(services)
         self.folds = Folds(self)
-        # Conversations the app opened in this request (``session.users``): their turns
-        # settle and finish with this one's.
+        # Conversations the app opened in this request (``session.users``): settled with it.
         self.companions: list[Session] = []
         # What enters every window before the history (a principal's pinned memory).
         self.facts: Callable[[], Op[str | None]] | None = None

@@ -132,8 +132,8 @@ class Turn:
 
     def begin(self, probe: frozenset[str], writing: bool = False,
               reading: bool = False) -> Op[Begun]:
-        """Take the lease and load the session in one store step (waiting while it is held);
-        a session that does not exist takes none, unless ``writing``."""
+        """Take the lease and load the session in one step (waiting while it is held); a session
+        that does not exist takes none, unless ``writing``."""
         session = self.session
         settings = session.services.settings
         begun = Begun("missing")
@@ -210,6 +210,8 @@ class Turn:
                 self.open = self.fresh = True
                 if session._snapshot is None and not session._known_live:
                     session._snapshot = EMPTY
+            elif not write and not session.locks_reads:
+                return  # a read of a GET: loaded without the lease (a later write begins)
             else:
                 yield from self.start(reading=not write)
         except ReplyStreaming:
@@ -245,8 +247,7 @@ class Turn:
             session._snapshot = EMPTY
 
     def stage(self, messages: Sequence[NewMessage]) -> AppendResult | None:
-        """Stage ``messages`` (shown in the snapshot, written at the commit), or ``None`` when
-        they cannot wait (see ``stages``)."""
+        """Stage ``messages`` (shown now, written at the commit); ``None`` if they cannot wait."""
         session = self.session
         snapshot = session._snapshot
         if snapshot is None or not self.stages(messages):
@@ -276,8 +277,7 @@ class Turn:
         return not self.committed and (self.open or bool(self.staged))
 
     def settle(self, status: int) -> Op[None]:
-        """At the response's start: commit the turn when the response is a success, roll it
-        back (store nothing of it) when it is an error (status 400 or above)."""
+        """At the response's start: commit on a success, roll back on an error (status >= 400)."""
         if not self.settles:
             return
         if status < 400:

@@ -261,7 +261,8 @@ class UserSpace(MemoryAndState):
         session = ConversationSession(
             self, conversation_id, key, state,
             auto_lock=request.auto_lock if request is not None else True,
-            idempotency_key=request.idempotency_key if request is not None else None)
+            idempotency_key=request.idempotency_key if request is not None else None,
+            locks_reads=request.locks_reads if request is not None else True)
         session.facts = self.facts
         if request is not None:
             request.companions.append(session)
