@@ -117,11 +117,11 @@ def identify(
     """Read the session from a request. Anything unusable starts a fresh session, never an error."""
     transport: Transport = "header" if session_header is not None else "cookie"
     raw: str | None
-    route: str | object | None = None
+    # Both cookies in one pass (the routing cookie only matters on the cookie transport).
+    found, route = read_cookies(cookie_headers, (config.cookie_name, config.route_cookie))
     if session_header is not None:
         raw = None if session_header.strip().lower() in NEW_SESSION_REQUESTS else session_header
-    else:  # both cookies in one pass
-        found, route = read_cookies(cookie_headers, (config.cookie_name, config.route_cookie))
+    else:
         raw = None if found is AMBIGUOUS or found is None else str(found)
     claims = codec.verify(raw.strip(), now) if raw else None
     if claims is None:

@@ -8,8 +8,10 @@ so a session's keys share one Cluster slot and multi-key scripts work there.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .ids import is_valid_session_id
@@ -44,27 +46,23 @@ def derive_hash_key(explicit: str | None, signing_keys_newest_first: tuple[str, 
     return hmac.new(anchor, b"stickyctx.hash-key.v1", hashlib.sha256).digest()
 
 
-_REMEMBERED = 4096  # session ids whose digest is kept (the node's recently active ones)
+_REMEMBERED = 4096  # keyed hashes kept per node (its recently active sessions' names)
 
 
 class KeyDeriver:
+    # The keyed hash that names a session (URL-safe, 22 characters). Remembered for the most
+    # recent ids (``functools.lru_cache``): an HMAC per request costs as much as the rest of a
+    # sticky hit.
+    digest: Callable[[str], str]
+
     def __init__(self, secret: bytes, namespace: str) -> None:
         self._secret = secret
         self.namespace = namespace
-        # id -> digest: an HMAC per request costs as much as the rest of a sticky hit. Emptied
-        # when full rather than kept in LRU order (bookkeeping per hit would cost more).
-        self._digests: dict[str, str] = {}
+        self.digest = functools.lru_cache(maxsize=_REMEMBERED)(self._keyed_hash)
 
-    def digest(self, session_id: str) -> str:
-        known = self._digests.get(session_id)
-        if known is not None:
-            return known
+    def _keyed_hash(self, session_id: str) -> str:
         mac = hmac.new(self._secret, session_id.encode(), hashlib.sha256).digest()[:_DIGEST_BYTES]
-        digest = base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
-        if len(self._digests) >= _REMEMBERED:
-            self._digests.clear()
-        self._digests[session_id] = digest
-        return digest
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
     def follow_pointer(self, old_id: str, new_id: str) -> str:
         """What a rotation leaves in the old id's tombstone: the new id, readable only with the

@@ -140,9 +140,9 @@ class Session:
 
     @property
     def finishes(self) -> bool:  # whether ``finish`` has anything to do (else edges skip it)
-        state, turn = self.state, self.turn
-        return (turn.fence is not None or turn.uncertain or bool(self.services.orphans)
-                or state.is_new or state.placed or state.affinity == "failover"
+        state = self.state
+        return (self.turn.finishes or state.is_new or state.placed
+                or state.affinity == "failover"
                 or self._snapshot is not None or self.folds.pending is not None)
 
     def settle(self, status: int) -> Op[None]:

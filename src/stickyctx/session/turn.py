@@ -13,11 +13,9 @@ nothing: it rolls back. A brand-new session needs no lease (no other request can
 As states: *idle* (nothing loaded, no lease) -> *begun* -> *staged* -> *committed* (or rolled
 back) -> *finished* (after the response: anything still held released, a pending fold run).
 
-Writes present the fencing token, so a writer whose lease was taken over is refused. A lease
-attempt whose answer was lost may have been granted: it is released by holder at the end.
-After the commit, the request's later writes (a streamed reply appended at the end of its body)
-take the lease again and go through one by one, as do writes in ``manual`` mode or in
-``turn()`` blocks.
+Writes present the fencing token (a writer whose lease was taken over is refused); a lease
+attempt whose answer was lost is released by holder at the end. Writes after the commit (a
+streamed reply), in ``manual`` mode or in ``turn()`` blocks take the lease and go one by one.
 """
 
 from __future__ import annotations
@@ -82,9 +80,8 @@ class Turn:
 
     def _waiting(self, attempt: Callable[[float], Op[int | None]],
                  reading: bool = False) -> Op[int]:
-        """``attempt(waited)`` until it gets a token, with backoff, up to the turn timeout.
-        ``reading``: a read that finds the lease held by a streamed reply does not wait for
-        it (``ReplyStreaming``)."""
+        """``attempt(waited)`` until it gets a token, with backoff, up to the turn timeout; a
+        ``reading`` one does not wait for a streamed reply's lease (``ReplyStreaming``)."""
         settings = self.session.services.settings
         started = time.monotonic()
         delay, waited = _FIRST_WAIT, 0.0
@@ -159,9 +156,8 @@ class Turn:
         return begun
 
     def release(self) -> Op[None]:
-        """Release what this request holds (staged appends not committed are dropped). When the
-        store cannot be reached the node remembers the lease and releases it once the store
-        answers again (``orphans``): the session is never left busy after the fault."""
+        """Release what this request holds (uncommitted staged appends dropped); a lease the store
+        could not take back is remembered and released once it answers (``orphans``)."""
         self.staged, self.predicted = [], []
         self.open = False
         if self.uncertain and self.fence is None:
@@ -275,6 +271,10 @@ class Turn:
     @property
     def settles(self) -> bool:  # whether ``settle`` has anything to do
         return not self.committed and (self.open or bool(self.staged))
+
+    @property
+    def finishes(self) -> bool:  # whether ``release`` or ``drain`` has anything to do
+        return self.fence is not None or self.uncertain or bool(self.session.services.orphans)
 
     def settle(self, status: int) -> Op[None]:
         """At the response's start: commit on a success, roll back on an error (status >= 400)."""
