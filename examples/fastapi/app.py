@@ -28,8 +28,6 @@ store = open_store(settings)  # opened here so that /healthz can probe the middl
 app = FastAPI(title="stickyctx example chat")
 app.add_middleware(StickyMiddleware, settings=settings, store=store)
 install_error_handlers(app)  # busy session 409, store down 503, message too large 413, ...
-# Signed-in users: /login, /conversations, /conversations/{id}/chat, /me/memory, DELETE /me.
-add_conversation_routes(app, settings, SYSTEM)
 
 
 class ChatIn(BaseModel):
@@ -95,3 +93,8 @@ async def chat_resume(conv: Conversation,
 @app.post("/chat/stop")
 async def chat_stop(conv: Conversation) -> dict[str, bool]:
     return {"stopped": await conv.stop()}
+
+
+# Signed-in users: /login, /conversations, /conversations/{id}/chat, /me/memory, DELETE /me.
+# Added last: Starlette tries routes in order, and /chat is the route every turn takes.
+add_conversation_routes(app, settings, SYSTEM)

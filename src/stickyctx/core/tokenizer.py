@@ -35,6 +35,7 @@ TOKENS_PER_NAME = 1
 REPLY_PRIMER_TOKENS = 3
 IMAGE_PART_TOKENS = 85
 DEFAULT_ENCODING = "cl100k_base"
+_ROLES_REMEMBERED = 64
 
 _lock = threading.Lock()
 
@@ -49,6 +50,8 @@ class Tokenizer:
         self.encoding_name: str = encoding.name
         #: The canonical name of the ranks, the same for an encoding and its offline copy.
         self.name: str = requested
+        # Every message's role is counted, from a handful of values: each counted once.
+        self._roles: dict[str, int] = {}
 
     def count_text(self, text: str) -> int:
         return len(self._encode(text)) if text else 0
@@ -78,10 +81,23 @@ class Tokenizer:
         """Tokens of one chat message, framing included (the cookbook's per-message count)."""
         total = TOKENS_PER_MESSAGE
         for key, value in message.items():
-            total += self.count_content(value) if key == "content" else self.count_value(value)
+            if key == "content":
+                total += self.count_content(value)
+            elif key == "role" and type(value) is str:
+                total += self._role(value)
+            else:
+                total += self.count_value(value)
             if key == "name":
                 total += TOKENS_PER_NAME
         return total
+
+    def _role(self, role: str) -> int:
+        count = self._roles.get(role)
+        if count is None:
+            count = self.count_text(role)
+            if len(self._roles) < _ROLES_REMEMBERED:  # roles are few; anything else is odd
+                self._roles[role] = count
+        return count
 
     def count_messages(self, messages: Sequence[Mapping[str, Any]]) -> int:
         """A full recount of a list of messages, reply primer included (0 for no messages)."""

@@ -63,14 +63,17 @@ class Fold:
 
 
 def frame(params: WindowParams, budget: int | None, system: str | None,
-          count_message: Callable[[dict[str, Any]], int]) -> Frame:
+          count_text: Callable[[str], int]) -> Frame:
+    """The budget's frame. The system prompt counts as a system message: its text (through
+    ``count_text``, memoized by the caller: the same prompt comes every turn) plus the framing
+    of a system message, ``params.summary_frame``."""
     limit = params.token_budget if budget is None else budget
     available = limit - params.response_reserve - REPLY_PRIMER_TOKENS
     head: tuple[dict[str, Any], ...] = ()
     head_tokens = 0
     if system is not None:
         head = ({"role": "system", "content": system},)
-        head_tokens = count_message(head[0])
+        head_tokens = params.summary_frame + count_text(system)
         available -= head_tokens
     if params.summarize:
         available -= params.summary_budget

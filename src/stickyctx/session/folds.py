@@ -54,7 +54,7 @@ class Folds:
         started = time.time_ns()
         services = session.services
         params = services.window
-        frame = windowing.frame(params, budget, system, services.tokenizer.count_message)
+        frame = windowing.frame(params, budget, system, services.count_text)
         if params.summarize:
             self.space = frame.available
         planned = windowing.plan(snapshot, frame, params)

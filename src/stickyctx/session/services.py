@@ -80,7 +80,7 @@ class Services:
             eviction=settings.eviction,
             low_water=settings.low_water,
         )
-        # A summary changes once per fold: its count is memoized.
+        # A summary changes once per fold, a system prompt seldom: their counts are memoized.
         self.count_text = functools.lru_cache(maxsize=256)(self.tokenizer.count_text)
         self.builtin_summarizer = ExtractiveSummarizer(self.tokenizer)
         self.summarizer: Summarizer = (load_summarizer(settings.summarizer) if settings.summarizer
