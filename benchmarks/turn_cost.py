@@ -21,7 +21,7 @@ The step column is what each step added to the one before; the ratio divides the
 cost by the variant's (the throughput ratio the end-to-end benchmark would see if the server's
 own work were the same).
 
-    .venv/bin/python benchmarks/turn_cost.py                   # about 6 minutes with valgrind
+    .venv/bin/python benchmarks/turn_cost.py                   # about 8 minutes with valgrind
     .venv/bin/python benchmarks/turn_cost.py --measure cpu     # a few seconds, noisy
 """
 
