@@ -12,7 +12,7 @@ in-process ASGI call (no sockets, no server). What is measured, per request:
 
 - ``--measure instructions`` (the default when ``valgrind`` is installed): instructions counted
   by callgrind, from two runs of different lengths (``--turns A,B``) so that start-up cancels.
-  Repeatable to a fraction of a percent whatever else the machine does: the measure to compare
+  Repeatable to about 1 % whatever else the machine does: the measure to compare
   two versions of the code with (``--tree`` runs another checkout's sources).
 - ``--measure cpu``: process CPU time of one run of the longer length, after a warm-up request.
   Noisy on a shared machine; needs no valgrind.
