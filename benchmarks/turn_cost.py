@@ -38,6 +38,7 @@ import sys
 import time
 from collections.abc import MutableMapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import describe  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
+from benchmarks._servers import private_redis  # noqa: E402
+from fastapi import FastAPI, Request, Response  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
 from stickyctx import Settings, StickyMiddleware  # noqa: E402
@@ -54,7 +56,12 @@ from stickyctx.fastapi import Conversation, install_error_handlers  # noqa: E402
 
 SYSTEM = "You are a concise, friendly assistant."
 STEPS = ("noop", "append user", "append reply", "window", "offline reply", "whole turn")
-VARIANTS = ("bare app", *STEPS, "example app")
+# On a private redis-server: the bare app's turn with two redis-py asyncio PINGs awaited in it,
+# what any turn of two round trips through redis-py costs at the least. (The example app on
+# Redis is not a row: under callgrind the app runs some 50 times slower, its turn leases and
+# socket timeouts expire, and the run measures waiting; benchmarks/e2e.py measures it.)
+ON_REDIS = ("bare app + 2 PINGs, Redis",)
+VARIANTS = ("bare app", *STEPS, "example app", *ON_REDIS)
 ENV = {"STICKYCTX_SECRET_KEYS": "bench-" + "s" * 40, "STICKYCTX_HASH_KEY": "bench-" + "h" * 40,
        "STICKYCTX_STORE_URL": "memory://", "OPENAI_BASE_URL": "", "OPENAI_API_KEY": ""}
 
@@ -90,15 +97,36 @@ def steps_app(step: str) -> Any:
     return app
 
 
-def load_app(variant: str) -> Any:
-    if variant == "bare app":
-        from benchmarks.apps.bare import app as bare
+def pings_app(url: str) -> Any:
+    """The bare app's ``POST /chat`` with two awaited PINGs (a client per event loop)."""
+    import redis.asyncio
+    from benchmarks.apps.bare import chat as bare_chat
 
-        return bare
+    clients: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
+    app = FastAPI()
+
+    @app.post("/chat")
+    async def chat(body: ChatIn, request: Request, response: Response) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        client = clients.get(loop) or clients.setdefault(loop, redis.asyncio.Redis.from_url(url))
+        await client.ping()
+        await client.ping()
+        return await bare_chat(body, request, response)  # type: ignore[arg-type]
+
+    return app
+
+
+def load_app(variant: str) -> Any:
+    if variant == ON_REDIS[0]:
+        return pings_app(os.environ["BENCH_REDIS_URL"])
     if variant == "example app":
         from examples.fastapi.app import app as example
 
         return example
+    if variant == "bare app":
+        from benchmarks.apps.bare import app as bare
+
+        return bare
     return steps_app(variant)
 
 
@@ -153,12 +181,13 @@ def child(variant: str, clients: int, turns: int) -> None:
     print(f"cpu_us_per_request {(time.process_time() - start) / (clients * turns) * 1e6:.1f}")
 
 
-def _run(variant: str, clients: int, turns: int, tree: Path, valgrind: bool) -> float:
+def _run(variant: str, clients: int, turns: int, tree: Path, valgrind: bool,
+         redis_url: str = "") -> float:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", variant,
                "--clients", str(clients), "--turns", str(turns)]
     if valgrind:
         command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command]
-    env = {**os.environ, **ENV, "PYTHONPATH": str(tree / "src")}
+    env = {**os.environ, **ENV, "PYTHONPATH": str(tree / "src"), "BENCH_REDIS_URL": redis_url}
     done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True,
                           check=False)
     pattern = r"Collected : (\d+)" if valgrind else r"cpu_us_per_request ([\d.]+)"
@@ -172,10 +201,11 @@ def _run(variant: str, clients: int, turns: int, tree: Path, valgrind: bool) -> 
 def measure(variant: str, args: argparse.Namespace) -> float:
     """Instructions (or CPU µs) per request of ``variant``."""
     short, long = args.turns
+    url = args.redis_url if variant in ON_REDIS else ""
     if args.measure == "cpu":
-        return _run(variant, args.clients, long, args.tree, valgrind=False)
-    few = _run(variant, args.clients, short, args.tree, valgrind=True)
-    many = _run(variant, args.clients, long, args.tree, valgrind=True)
+        return _run(variant, args.clients, long, args.tree, False, url)
+    few = _run(variant, args.clients, short, args.tree, True, url)
+    many = _run(variant, args.clients, long, args.tree, True, url)
     return (many - few) / (args.clients * (long - short))
 
 
@@ -188,7 +218,8 @@ def report(results: dict[str, float], args: argparse.Namespace) -> str:
         f"Measure: {unit} per request, "
         + (f"from callgrind runs of {short} and {long} turns per client (the difference)"
            if args.measure == "instructions" else f"one run of {long} turns per client")
-        + f"; {args.clients} clients; the embedded store.", "",
+        + f"; {args.clients} clients; the embedded store (the row marked Redis: a private"
+        " redis-server on loopback, of which only the app process's own work is counted).", "",
         f"| variant | {unit} per request | step adds | bare app ÷ variant |",
         "|---|---:|---:|---:|",
     ]
@@ -225,8 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     needed = [v for v in VARIANTS if v in chosen or v == "bare app"]
     # Instruction counts do not depend on what runs beside them: one run per core at once.
     workers = (os.cpu_count() or 1) if args.measure == "instructions" else 1
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        values = dict(zip(needed, pool.map(lambda v: measure(v, args), needed), strict=True))
+    with ExitStack() as stack:
+        args.redis_url = ""
+        if any(v in ON_REDIS for v in needed):
+            admin = stack.enter_context(private_redis())
+            args.redis_url = f"redis://127.0.0.1:{admin.connection_pool.connection_kwargs['port']}/0"
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            values = dict(zip(needed, pool.map(lambda v: measure(v, args), needed), strict=True))
     print(report(values, args))
     return 0
 
