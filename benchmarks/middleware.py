@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import flask
-from _machine import describe  # a sibling module: benchmarks run as scripts
+from _asgi import http_scope  # sibling modules: benchmarks run as scripts
+from _machine import describe
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -65,12 +66,7 @@ def _scope(path: str, cookie: str | None) -> Scope:
     headers = [(b"host", b"bench.local"), (b"user-agent", b"bench"), (b"accept", b"*/*")]
     if cookie:
         headers.append((b"cookie", cookie.encode("latin-1")))
-    return {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
-        "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": headers,
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
-    }
+    return http_scope("GET", path, headers)
 
 
 async def _asgi_call(app: ASGIApp, path: str, cookie: str | None) -> tuple[int, Headers, bytes]:

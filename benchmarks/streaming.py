@@ -29,7 +29,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from _machine import describe  # sibling modules: benchmarks run as scripts
+from _asgi import http_scope  # sibling modules: benchmarks run as scripts
+from _machine import describe
 from _servers import private_redis
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -63,12 +64,9 @@ class Call:
         self._done = asyncio.Event()
         self._sent = False
         self._body = body
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                 "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
-                 "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
-                 "server": ("bench", 80), "state": {},
-                 "headers": [(k.lower().encode(), v.encode())
-                             for k, v in (headers or {}).items()]}
+        scope = http_scope(method, path, [(k.lower().encode(), v.encode())
+                                          for k, v in (headers or {}).items()])
+        scope["state"] = {}
         self.started = time.perf_counter()
         self.task = asyncio.ensure_future(self._run(app, scope))
 

@@ -31,7 +31,8 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from _machine import describe  # a sibling module: benchmarks run as scripts
+from _asgi import http_scope  # sibling modules: benchmarks run as scripts
+from _machine import describe
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -87,12 +88,7 @@ async def _discard(message: dict[str, Any]) -> None:
 def _scope(path: str, token: str) -> Scope:
     headers = [(b"host", b"bench.local"), (b"user-agent", b"bench"), (b"accept", b"*/*"),
                (SESSION_HEADER, token.encode("latin-1"))]
-    return {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1", "method": "POST", "scheme": "http", "path": path,
-        "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": headers,
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
-    }
+    return http_scope("POST", path, headers)
 
 
 # Exporters that discard ------------------------------------------------------------------------

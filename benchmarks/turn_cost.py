@@ -45,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._asgi import http_scope  # noqa: E402
 from benchmarks._machine import describe  # noqa: E402
 from benchmarks._servers import private_redis  # noqa: E402
 from fastapi import FastAPI, Request, Response  # noqa: E402
@@ -136,10 +137,7 @@ async def _post(app: Any, cookies: dict[str, str], message: str) -> None:
                (b"content-length", str(len(body)).encode())]
     if cookies:
         headers.append((b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode()))
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "POST", "scheme": "http", "path": "/chat", "raw_path": b"/chat",
-             "query_string": b"", "root_path": "", "headers": headers,
-             "client": ("127.0.0.1", 50000), "server": ("bench", 80)}
+    scope = http_scope("POST", "/chat", headers)
     messages = [{"type": "http.request", "body": body, "more_body": False}]
     status: list[int] = []
 

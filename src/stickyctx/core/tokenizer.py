@@ -51,7 +51,7 @@ class Tokenizer:
         #: The canonical name of the ranks, the same for an encoding and its offline copy.
         self.name: str = requested
         # Every message's role is counted, from a handful of values: each counted once.
-        self._roles: dict[str, int] = {}
+        self._count_role = functools.lru_cache(maxsize=_ROLES_REMEMBERED)(self.count_text)
 
     def count_text(self, text: str) -> int:
         return len(self._encode(text)) if text else 0
@@ -84,20 +84,12 @@ class Tokenizer:
             if key == "content":
                 total += self.count_content(value)
             elif key == "role" and type(value) is str:
-                total += self._role(value)
+                total += self._count_role(value)
             else:
                 total += self.count_value(value)
             if key == "name":
                 total += TOKENS_PER_NAME
         return total
-
-    def _role(self, role: str) -> int:
-        count = self._roles.get(role)
-        if count is None:
-            count = self.count_text(role)
-            if len(self._roles) < _ROLES_REMEMBERED:  # roles are few; anything else is odd
-                self._roles[role] = count
-        return count
 
     def count_messages(self, messages: Sequence[Mapping[str, Any]]) -> int:
         """A full recount of a list of messages, reply primer included (0 for no messages)."""
